@@ -1,0 +1,1 @@
+"""cryptocast: daily pipeline forecasting the SOL price 10 days ahead."""

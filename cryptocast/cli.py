@@ -1,0 +1,73 @@
+"""What every entry point shares: common flags, settings, logging, and errors as one line.
+
+Scripts stay thin: they declare their own flags and hand a function of `Settings` to `execute`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import Callable
+
+from cryptocast.errors import CryptocastError
+from cryptocast.logs import redact, setup_logging
+from cryptocast.settings import BACKENDS, Settings, load_settings
+
+log = logging.getLogger("cryptocast")
+
+
+def common_flags() -> argparse.ArgumentParser:
+    """The flags every command accepts (they override env and `.env`), as an argparse parent."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--as-of", metavar="YYYY-MM-DD", help="run as if today were this UTC day (CRYPTOCAST_AS_OF)")
+    p.add_argument("--home", metavar="DIR", help="local store and registry directory (CRYPTOCAST_HOME)")
+    p.add_argument("--backend", choices=BACKENDS, help="storage backend (CRYPTOCAST_BACKEND)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks on errors")
+    return p
+
+
+def parser(description: str | None) -> argparse.ArgumentParser:
+    """An entry point's argument parser, with the common flags."""
+    return argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common_flags()]
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Build settings with the common flags as the highest-precedence layer."""
+    return load_settings(
+        {"CRYPTOCAST_AS_OF": args.as_of, "CRYPTOCAST_HOME": args.home, "CRYPTOCAST_BACKEND": args.backend}
+    )
+
+
+def execute(args: argparse.Namespace, step: Callable[[Settings], None], name: str, quiet: bool = False) -> int:
+    """Run one step; return the exit code. Expected failures print exactly one line.
+
+    `quiet` keeps start/finish lines out of inspection commands whose stdout is the product.
+    """
+    secrets: tuple[str, ...] = ()
+    started = time.monotonic()
+    try:
+        settings = settings_from_args(args)
+        secrets = settings.secrets
+        setup_logging(secrets, verbose=args.verbose)
+        if not quiet:
+            log.info("%s: backend=%s as_of=%s home=%s", name, settings.backend, settings.as_of, settings.home)
+        step(settings)
+    except BrokenPipeError:  # stdout closed early (`... | head`): not a failure of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except CryptocastError as exc:
+        print(redact(f"error: {name}: {exc}", secrets), file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line by default, the traceback with --verbose
+        if args.verbose:
+            log.exception("unexpected failure")
+        print(redact(f"error: {name}: unexpected {type(exc).__name__}: {exc}", secrets), file=sys.stderr)
+        return 2
+    if not quiet:
+        log.info("%s: done in %.1fs", name, time.monotonic() - started)
+    return 0
