@@ -1,0 +1,145 @@
+"""Feature groups: their schemas, and the rules every row must pass before it is stored.
+
+A group is named and versioned, keyed by a primary key, and carries an event time, so that a
+hosted feature store (Hopsworks) can implement it with its own nouns. Bumping `version` is how a
+schema change ships without rewriting history in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from cryptocast.errors import DataValidationError
+
+DAY = "day"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # one of: date, float, int, str
+    description: str
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    name: str
+    version: int
+    description: str
+    primary_key: tuple[str, ...]
+    event_time: str
+    columns: tuple[Column, ...]
+    rules: Callable[[pd.DataFrame], list[tuple[pd.Series, str]]] | None = None
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _price_rules(df: pd.DataFrame) -> list[tuple[pd.Series, str]]:
+    """Checks that catch a corrupt candle; each is a mask of bad rows and what is wrong."""
+    prices = df[["open", "high", "low", "close"]]
+    return [
+        ((prices <= 0).any(axis=1), "price is zero or negative"),
+        (df["high"] < df["low"], "high < low"),
+        (df["volume"] < 0, "volume is negative"),
+    ]
+
+
+def _fear_greed_rules(df: pd.DataFrame) -> list[tuple[pd.Series, str]]:
+    return [
+        ((df["value"] < 0) | (df["value"] > 100), "value outside 0..100"),
+        (~df["classification"].isin(FEAR_GREED_CLASSES), "unknown classification"),
+    ]
+
+
+FEAR_GREED_CLASSES = ("Extreme Fear", "Fear", "Neutral", "Greed", "Extreme Greed")
+
+_CANDLE = (
+    Column(DAY, "date", "UTC day the daily candle opens (00:00 UTC)"),
+    Column("open", "float", "first traded price of the day, in the quote currency"),
+    Column("high", "float", "highest traded price of the day"),
+    Column("low", "float", "lowest traded price of the day"),
+    Column("close", "float", "last traded price of the day"),
+    Column("volume", "float", "traded volume in the base asset (SOL or BTC)"),
+    Column("source", "str", "where the row came from: kraken (CryptoCompare) or binance"),
+)
+
+SOLANA = GroupSpec("solana", 1, "Daily SOL candles, complete UTC days only", (DAY,), DAY, _CANDLE, _price_rules)
+BITCOIN = GroupSpec("bitcoin", 1, "Daily BTC candles, complete UTC days only", (DAY,), DAY, _CANDLE, _price_rules)
+FEAR_GREED = GroupSpec(
+    "fear_greed",
+    1,
+    "alternative.me Crypto Fear & Greed Index, one value per UTC day; upstream holes are kept as holes",
+    (DAY,),
+    DAY,
+    (
+        Column(DAY, "date", "UTC day the index value is published for"),
+        Column("value", "int", "index value, 0 (extreme fear) to 100 (extreme greed)"),
+        Column("classification", "str", "alternative.me's label for the value"),
+    ),
+    _fear_greed_rules,
+)
+
+INGESTED_GROUPS = (SOLANA, BITCOIN, FEAR_GREED)
+
+
+def _day_label(df: pd.DataFrame, mask: pd.Series) -> str:
+    if DAY not in df.columns:
+        return "row " + str(int(np.flatnonzero(mask.to_numpy())[0]))
+    return pd.Timestamp(df.loc[mask, DAY].iloc[0]).strftime("%Y-%m-%d")
+
+
+def _coerce(df: pd.DataFrame, column: Column, origin: str) -> pd.Series:
+    values = df[column.name]
+    missing = values.isna()
+    if missing.any():
+        raise DataValidationError(f"{origin} {_day_label(df, missing)}: missing value for '{column.name}'")
+    if column.dtype == "date":
+        return pd.to_datetime(values).dt.normalize().astype("datetime64[ns]")
+    if column.dtype == "str":
+        return values.astype(str)
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() | ~np.isfinite(numbers.astype(float))
+    if bad.any():
+        raise DataValidationError(f"{origin} {_day_label(df, bad)}: '{column.name}' is not a finite number")
+    if column.dtype == "int":
+        fractional = numbers != numbers.round()
+        if fractional.any():
+            raise DataValidationError(f"{origin} {_day_label(df, fractional)}: '{column.name}' is not an integer")
+        return numbers.astype("int64")
+    return numbers.astype("float64")
+
+
+def validate(spec: GroupSpec, df: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """Return `df` with exactly the schema's columns and dtypes, sorted by key; or raise.
+
+    `origin` names where the rows came from, so the one-line error says source, day and problem.
+    """
+    absent = [c for c in spec.column_names if c not in df.columns]
+    if absent:
+        raise DataValidationError(f"{origin}: missing field(s) {', '.join(absent)}")
+    out = pd.DataFrame({c.name: _coerce(df, c, origin) for c in spec.columns}).reset_index(drop=True)
+    duplicated = out.duplicated(list(spec.primary_key), keep=False)
+    if duplicated.any():
+        raise DataValidationError(f"{origin} {_day_label(out, duplicated)}: duplicate {'/'.join(spec.primary_key)}")
+    for mask, problem in spec.rules(out) if spec.rules else []:
+        if mask.any():
+            raise DataValidationError(f"{origin} {_day_label(out, mask)}: {problem}")
+    return out.sort_values(list(spec.primary_key)).reset_index(drop=True)
+
+
+def empty_frame(spec: GroupSpec) -> pd.DataFrame:
+    """A zero-row frame with the group's columns and dtypes, so callers never special-case 'empty'."""
+    dtypes = {"date": "datetime64[ns]", "float": "float64", "int": "int64", "str": "object"}
+    return pd.DataFrame({c.name: pd.Series(dtype=dtypes[c.dtype]) for c in spec.columns})
+
+
+def missing_days(days: pd.Series, first: pd.Timestamp, last: pd.Timestamp) -> list[pd.Timestamp]:
+    """Days in [first, last] that are absent: the holes a daily series must not silently have."""
+    expected = pd.date_range(first, last, freq="D")
+    return list(expected.difference(pd.DatetimeIndex(days)))
