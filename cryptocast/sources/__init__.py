@@ -1,0 +1,1 @@
+"""Upstream data: the price APIs, the Fear & Greed API, and CSV exports of either."""
