@@ -1,0 +1,65 @@
+"""What is in the store: the `status` report (a JSON contract later work extends) and CSV export."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cryptocast.errors import StoreError
+from cryptocast.features import DAY, INGESTED_GROUPS, GroupSpec, missing_days
+from cryptocast.settings import Settings
+from cryptocast.stores import FeatureStore
+
+ALL_GROUPS = {spec.name: spec for spec in INGESTED_GROUPS}
+
+
+def group_status(store: FeatureStore, spec: GroupSpec, settings: Settings) -> dict:
+    """Version, size, span and holes of one group; `behind_days` says how stale it is."""
+    group = store.get_feature_group(spec)
+    rows = group.read() if group else None
+    if rows is None or rows.empty:
+        return {"version": spec.version, "rows": 0, "first_day": None, "last_day": None, "missing_days": [],
+                "behind_days": None}
+    days = rows[spec.event_time]
+    first, last = days.min(), days.max()
+    holes = missing_days(days, first, last) if spec.event_time == DAY else []
+    return {
+        "version": spec.version,
+        "rows": int(len(rows)),
+        "first_day": first.strftime("%Y-%m-%d"),
+        "last_day": last.strftime("%Y-%m-%d"),
+        "missing_days": [d.strftime("%Y-%m-%d") for d in holes],
+        "behind_days": max(0, (pd.Timestamp(settings.last_complete_day) - last).days),
+    }
+
+
+def status(store: FeatureStore, settings: Settings) -> dict:
+    return {
+        "backend": store.backend,
+        "groups": {name: group_status(store, spec, settings) for name, spec in ALL_GROUPS.items()},
+    }
+
+
+def format_status(report: dict) -> str:
+    lines = [f"backend: {report['backend']}"]
+    for name, g in report["groups"].items():
+        if not g["rows"]:
+            lines.append(f"{name} v{g['version']}: empty")
+            continue
+        holes = g["missing_days"]
+        shown = ", ".join(holes[:5]) + (" ..." if len(holes) > 5 else "")
+        lines.append(f"{name} v{g['version']}: {g['rows']} rows, {g['first_day']}..{g['last_day']}, "
+                     f"{len(holes)} missing{': ' + shown if holes else ''}, {g['behind_days']} day(s) behind")
+    return "\n".join(lines)
+
+
+def export_frame(store: FeatureStore, spec: GroupSpec) -> pd.DataFrame:
+    """The group as a plain table: date columns as YYYY-MM-DD, key columns first."""
+    group = store.get_feature_group(spec)
+    if group is None:
+        raise StoreError(f"feature group {spec.name} v{spec.version} does not exist in the {store.backend} store")
+    df = group.read()
+    for c in spec.columns:
+        if c.dtype == "date":
+            df[c.name] = df[c.name].dt.strftime("%Y-%m-%d")
+    keys = list(spec.primary_key)
+    return df[keys + [c for c in df.columns if c not in keys]]
