@@ -1,0 +1,87 @@
+"""Shared fixtures: a fake market behind a real local HTTP server, an isolated home, and helpers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from werkzeug import Request, Response
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fakeapi import FakeMarket, synthetic_history  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+START = "2024-01-01"
+NOW = dt.date(2024, 3, 1)
+FNG_HOLES = ("2024-01-20", "2024-01-21")
+ENV_NAMES = ("CRYPTO_API_KEY", "HOPSWORKS_API_KEY", "HOPSWORKS_PROJECT", "HOPSWORKS_HOST", "CRYPTOCAST_BACKEND",
+             "CRYPTOCAST_HOME", "CRYPTOCAST_AS_OF", "CRYPTOCOMPARE_URL", "BINANCE_URL", "FEAR_GREED_URL")
+
+
+@pytest.fixture
+def market() -> FakeMarket:
+    """Sixty days of synthetic history served with 2024-03-01 as the day in progress."""
+    return FakeMarket(synthetic_history(START, 60, fng_holes=FNG_HOLES), NOW)
+
+
+@pytest.fixture
+def api(httpserver, market, tmp_path, monkeypatch) -> FakeMarket:
+    """Point every base URL at a real local server answering as the fake market; isolate the run."""
+    def handler(request: Request) -> Response:
+        status, body = market.handle(request.path, dict(request.args), {k.lower(): v for k, v in
+                                                                          request.headers.items()})
+        return Response(body, status=status, content_type="application/json")
+
+    httpserver.expect_request(re.compile(".*")).respond_with_handler(handler)
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    base = httpserver.url_for("").rstrip("/")
+    monkeypatch.setenv("CRYPTOCOMPARE_URL", base)
+    monkeypatch.setenv("BINANCE_URL", base)
+    monkeypatch.setenv("FEAR_GREED_URL", base)
+    monkeypatch.setenv("CRYPTOCAST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CRYPTOCAST_AS_OF", NOW.isoformat())
+    monkeypatch.setenv("CRYPTOCAST_HISTORY_START", "2023-06-01")
+    monkeypatch.setenv("CRYPTOCAST_HTTP_BACKOFF", "0")
+    monkeypatch.setenv("CRYPTOCAST_HTTP_RETRIES", "2")
+    monkeypatch.setenv("CRYPTOCAST_HTTP_TIMEOUT", "5")
+    monkeypatch.chdir(tmp_path)
+    return market
+
+
+@pytest.fixture
+def home(api, tmp_path) -> Path:
+    return tmp_path / "home"
+
+
+def snapshot(directory: Path) -> dict[str, str]:
+    """Every file under `directory` by relative path and content hash: 'byte-for-byte as before'."""
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*")) if p.is_file()
+    }
+
+
+def run_main(main, *argv: str) -> int:
+    """Run an entry point's main() in-process, as `python script.py argv...` would."""
+    return main(list(argv))
+
+
+def error_lines(capsys) -> list[str]:
+    """The lines a failed run printed for the user (log lines excluded)."""
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not beside the repository")
+    return SHARED_DATA
+
