@@ -46,6 +46,8 @@ def _price_rules(df: pd.DataFrame) -> list[tuple[pd.Series, str]]:
     return [
         ((prices <= 0).any(axis=1), "price is zero or negative"),
         (df["high"] < df["low"], "high < low"),
+        ((prices["open"] > df["high"]) | (prices["close"] > df["high"]), "open or close above high"),
+        ((prices["open"] < df["low"]) | (prices["close"] < df["low"]), "open or close below low"),
         (df["volume"] < 0, "volume is negative"),
     ]
 
