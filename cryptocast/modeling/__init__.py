@@ -1,0 +1,1 @@
+"""Model training, export and TensorFlow-free inference."""
