@@ -1,0 +1,238 @@
+"""Unit tests for cryptocast.settings.load_settings: precedence, parsing, backend choice, secrets.
+
+Every test passes an explicit `environ` dict and a `.env` path under tmp_path, so nothing here
+depends on the real environment or on a `.env` in the working directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from cryptocast.errors import SettingsError
+from cryptocast.settings import load_settings
+
+TODAY = dt.date(2024, 3, 1)
+
+
+def write_env(tmp_path: Path, **values: str) -> Path:
+    path = tmp_path / ".env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return path
+
+
+def load(tmp_path: Path, flags=None, environ=None, dotenv=None, today=TODAY):
+    dotenv_path = write_env(tmp_path, **dotenv) if dotenv is not None else tmp_path / "absent.env"
+    return load_settings(flags or {}, environ or {}, dotenv_path, today)
+
+
+# --- precedence: flags > environ > .env > defaults ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "dotenv", "expected"),
+    [
+        ({}, {}, {}, ".cryptocast"),
+        ({}, {}, {"CRYPTOCAST_HOME": "/from/dotenv"}, "/from/dotenv"),
+        ({}, {"CRYPTOCAST_HOME": "/from/env"}, {"CRYPTOCAST_HOME": "/from/dotenv"}, "/from/env"),
+        ({"CRYPTOCAST_HOME": "/from/flag"}, {"CRYPTOCAST_HOME": "/from/env"}, {"CRYPTOCAST_HOME": "/from/dotenv"},
+         "/from/flag"),
+        ({"CRYPTOCAST_HOME": "/from/flag"}, {}, {}, "/from/flag"),
+        # a flag that was not given arrives as None and must not mask the lower layers
+        ({"CRYPTOCAST_HOME": None}, {"CRYPTOCAST_HOME": "/from/env"}, {}, "/from/env"),
+    ],
+)
+def test_home_precedence(tmp_path, flags, environ, dotenv, expected):
+    assert load(tmp_path, flags, environ, dotenv).home == Path(expected)
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "dotenv", "expected"),
+    [
+        ({}, {}, {}, TODAY),
+        ({}, {}, {"CRYPTOCAST_AS_OF": "2023-05-05"}, dt.date(2023, 5, 5)),
+        ({}, {"CRYPTOCAST_AS_OF": "2023-06-06"}, {"CRYPTOCAST_AS_OF": "2023-05-05"}, dt.date(2023, 6, 6)),
+        ({"CRYPTOCAST_AS_OF": "2023-07-07"}, {"CRYPTOCAST_AS_OF": "2023-06-06"}, {"CRYPTOCAST_AS_OF": "2023-05-05"},
+         dt.date(2023, 7, 7)),
+        ({"CRYPTOCAST_AS_OF": None}, {"CRYPTOCAST_AS_OF": "2023-06-06"}, {}, dt.date(2023, 6, 6)),
+    ],
+)
+def test_as_of_precedence(tmp_path, flags, environ, dotenv, expected):
+    assert load(tmp_path, flags, environ, dotenv).as_of == expected
+
+
+def test_dotenv_fills_values_the_environment_does_not_set(tmp_path):
+    s = load(tmp_path, environ={"CRYPTOCAST_HOME": "/env"},
+             dotenv={"CRYPTOCAST_HOME": "/dotenv", "CRYPTOCAST_HTTP_RETRIES": "7"})
+    assert (s.home, s.http_retries) == (Path("/env"), 7)
+
+
+def test_defaults(tmp_path):
+    s = load(tmp_path)
+    assert s.backend == "local"
+    assert s.home == Path(".cryptocast")
+    assert s.as_of == TODAY and s.today == TODAY
+    assert s.history_start == dt.date(2018, 1, 1)
+    assert s.cryptocompare_url == "https://data-api.cryptocompare.com"
+    assert s.binance_url == "https://data-api.binance.vision"
+    assert s.fear_greed_url == "https://api.alternative.me"
+    assert (s.http_timeout, s.http_retries, s.http_backoff) == (30.0, 3, 1.0)
+    assert isinstance(s.http_retries, int) and isinstance(s.http_timeout, float)
+    assert s.crypto_api_key == "" and s.hopsworks_api_key == ""
+
+
+# --- backend ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("environ", "dotenv", "expected"),
+    [
+        ({}, {}, "local"),
+        ({"HOPSWORKS_API_KEY": "hw"}, {}, "hopsworks"),
+        ({}, {"HOPSWORKS_API_KEY": "hw"}, "hopsworks"),
+        ({"HOPSWORKS_API_KEY": ""}, {}, "local"),
+        ({"CRYPTOCAST_BACKEND": "auto", "HOPSWORKS_API_KEY": "hw"}, {}, "hopsworks"),
+        ({"CRYPTOCAST_BACKEND": "local", "HOPSWORKS_API_KEY": "hw"}, {}, "local"),
+        ({"CRYPTOCAST_BACKEND": "hopsworks"}, {}, "hopsworks"),
+    ],
+)
+def test_backend_resolution(tmp_path, environ, dotenv, expected):
+    assert load(tmp_path, environ=environ, dotenv=dotenv).backend == expected
+
+
+def test_backend_flag_beats_environment(tmp_path):
+    s = load(tmp_path, flags={"CRYPTOCAST_BACKEND": "local"},
+             environ={"CRYPTOCAST_BACKEND": "hopsworks", "HOPSWORKS_API_KEY": "hw"})
+    assert s.backend == "local"
+
+
+@pytest.mark.parametrize("bad", ["s3", "Local", ""])
+def test_invalid_backend(tmp_path, bad):
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, environ={"CRYPTOCAST_BACKEND": bad})
+    assert f"CRYPTOCAST_BACKEND={bad!r}" in str(info.value)
+
+
+# --- dates and numbers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CRYPTOCAST_AS_OF", "2024-02-30"),
+        ("CRYPTOCAST_AS_OF", "yesterday"),
+        ("CRYPTOCAST_AS_OF", "01/03/2024"),
+        ("CRYPTOCAST_HISTORY_START", "2018-13-01"),
+        ("CRYPTOCAST_HISTORY_START", "soon"),
+    ],
+)
+def test_invalid_dates(tmp_path, name, value):
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, environ={name: value})
+    assert name in str(info.value) and repr(value) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("CRYPTOCAST_HTTP_TIMEOUT", "-1", "must not be negative"),
+        ("CRYPTOCAST_HTTP_RETRIES", "-2", "must not be negative"),
+        ("CRYPTOCAST_HTTP_BACKOFF", "-0.5", "must not be negative"),
+        ("CRYPTOCAST_HTTP_TIMEOUT", "thirty", "is not a float"),
+        ("CRYPTOCAST_HTTP_RETRIES", "1.5", "is not a int"),
+        ("CRYPTOCAST_HTTP_RETRIES", "", "is not a int"),
+    ],
+)
+def test_invalid_numbers(tmp_path, name, value, problem):
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, environ={name: value})
+    message = str(info.value)
+    assert name in message and repr(value) in message and problem in message
+
+
+@pytest.mark.parametrize("name", ["CRYPTOCAST_HTTP_TIMEOUT", "CRYPTOCAST_HTTP_BACKOFF"])
+def test_nan_is_not_a_usable_number(tmp_path, name):
+    """NaN is neither negative nor a usable timeout/backoff; it must be rejected at load time."""
+    with pytest.raises(SettingsError):
+        load(tmp_path, environ={name: "nan"})
+
+
+def test_zero_is_allowed(tmp_path):
+    s = load(tmp_path, environ={"CRYPTOCAST_HTTP_RETRIES": "0", "CRYPTOCAST_HTTP_BACKOFF": "0"})
+    assert (s.http_retries, s.http_backoff) == (0, 0.0)
+
+
+def test_numbers_are_parsed(tmp_path):
+    s = load(tmp_path, environ={"CRYPTOCAST_HTTP_TIMEOUT": "2.5", "CRYPTOCAST_HTTP_RETRIES": "5",
+                                "CRYPTOCAST_HTTP_BACKOFF": "0.25"})
+    assert (s.http_timeout, s.http_retries, s.http_backoff) == (2.5, 5, 0.25)
+
+
+# --- as_of and last_complete_day -------------------------------------------------------------------
+
+
+def test_as_of_defaults_to_the_given_today(tmp_path):
+    s = load(tmp_path, today=dt.date(2022, 12, 31))
+    assert s.as_of == dt.date(2022, 12, 31)
+    assert s.last_complete_day == dt.date(2022, 12, 30)
+
+
+@pytest.mark.parametrize(
+    ("as_of", "expected"),
+    [
+        ("2024-03-01", dt.date(2024, 2, 29)),  # as_of == today, leap year
+        ("2024-01-01", dt.date(2023, 12, 31)),  # across a year boundary
+        ("2024-02-10", dt.date(2024, 2, 9)),
+    ],
+)
+def test_last_complete_day_is_the_day_before_as_of(tmp_path, as_of, expected):
+    assert load(tmp_path, environ={"CRYPTOCAST_AS_OF": as_of}).last_complete_day == expected
+
+
+@pytest.mark.parametrize("as_of", ["2024-03-02", "2030-01-01"])
+def test_last_complete_day_never_reaches_today_for_a_future_as_of(tmp_path, as_of):
+    s = load(tmp_path, environ={"CRYPTOCAST_AS_OF": as_of})
+    assert s.last_complete_day == dt.date(2024, 2, 29)
+    assert s.last_complete_day < TODAY
+
+
+# --- secrets ---------------------------------------------------------------------------------------
+
+CC_KEY = "cc-secret-4f9a1b"
+HW_KEY = "hw-secret-77e0c2"
+
+
+def test_secrets_never_print(tmp_path):
+    s = load(tmp_path, environ={"CRYPTO_API_KEY": CC_KEY}, dotenv={"HOPSWORKS_API_KEY": HW_KEY})
+    assert (s.crypto_api_key, s.hopsworks_api_key) == (CC_KEY, HW_KEY)  # loaded...
+    shown = s.describe()
+    for text in (repr(s), str(s), str(shown), *shown.keys(), *shown.values()):
+        assert CC_KEY not in text and HW_KEY not in text  # ...but never shown
+    assert shown["crypto_api_key"] == "set"
+    assert shown["hopsworks_api_key"] == "set"
+    assert shown["backend"] == "hopsworks"
+    assert shown["as_of"] == "2024-03-01"
+    assert set(s.secrets) == {CC_KEY, HW_KEY} and len(s.secrets) == 2
+
+
+def test_secrets_lists_only_the_set_ones(tmp_path):
+    only_cc = load(tmp_path, environ={"CRYPTO_API_KEY": CC_KEY})
+    assert only_cc.secrets == (CC_KEY,)
+    assert only_cc.describe()["crypto_api_key"] == "set"
+    assert only_cc.describe()["hopsworks_api_key"] == "unset"
+    none = load(tmp_path, environ={"CRYPTO_API_KEY": ""})
+    assert none.secrets == ()
+    assert none.describe()["crypto_api_key"] == "unset"
+
+
+# --- URLs --------------------------------------------------------------------------------------------
+
+
+def test_trailing_slashes_are_stripped(tmp_path):
+    s = load(tmp_path, environ={"CRYPTOCOMPARE_URL": "http://127.0.0.1:8080/", "BINANCE_URL": "https://b.example//"},
+             dotenv={"FEAR_GREED_URL": "http://fng.example/api/"})
+    assert s.cryptocompare_url == "http://127.0.0.1:8080"
+    assert s.binance_url == "https://b.example"
+    assert s.fear_greed_url == "http://fng.example/api"
