@@ -91,9 +91,10 @@ INGESTED_GROUPS = (SOLANA, BITCOIN, FEAR_GREED)
 
 
 def _day_label(df: pd.DataFrame, mask: pd.Series) -> str:
-    if DAY not in df.columns:
-        return "row " + str(int(np.flatnonzero(mask.to_numpy())[0]))
-    return pd.Timestamp(df.loc[mask, DAY].iloc[0]).strftime("%Y-%m-%d")
+    """The first offending row's day, or its position when the day itself is what is missing."""
+    position = int(np.flatnonzero(mask.to_numpy())[0])
+    day = pd.to_datetime(df[DAY].iloc[position], errors="coerce") if DAY in df.columns else pd.NaT
+    return f"row {position}" if pd.isna(day) else day.strftime("%Y-%m-%d")
 
 
 def _coerce(df: pd.DataFrame, column: Column, origin: str) -> pd.Series:
@@ -102,7 +103,10 @@ def _coerce(df: pd.DataFrame, column: Column, origin: str) -> pd.Series:
     if missing.any():
         raise DataValidationError(f"{origin} {_day_label(df, missing)}: missing value for '{column.name}'")
     if column.dtype == "date":
-        return pd.to_datetime(values).dt.normalize().astype("datetime64[ns]")
+        days = pd.to_datetime(values, errors="coerce", format="mixed")
+        if days.isna().any():
+            raise DataValidationError(f"{origin} {_day_label(df, days.isna())}: '{column.name}' is not a date")
+        return days.dt.normalize().astype("datetime64[ns]")
     if column.dtype == "str":
         return values.astype(str)
     numbers = pd.to_numeric(values, errors="coerce")

@@ -6,6 +6,7 @@ Precedence: command-line flags > process environment > `.env` in the working dir
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -81,8 +82,8 @@ def _parse_number(name: str, value: str, kind: type) -> float | int:
         number = kind(value)
     except ValueError:
         raise SettingsError(f"{name}={value!r} is not a {kind.__name__}") from None
-    if number < 0:
-        raise SettingsError(f"{name}={value!r} must not be negative")
+    if not math.isfinite(number) or number < 0:
+        raise SettingsError(f"{name}={value!r} must not be negative (and must be finite)")
     return number
 
 

@@ -94,9 +94,11 @@ class LocalFeatureGroup:
     def _manifest(self) -> dict:
         try:
             manifest = json.loads(self.manifest_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise StoreError(f"feature group {self.spec.name} v{self.spec.version}: unreadable manifest "
-                             f"{self.manifest_path}: {exc}") from None
+                             f"{self.manifest_path}: {type(exc).__name__}: {str(exc)[:120]}") from None
         if {k: manifest.get(k) for k in _schema_record(self.spec)} != _schema_record(self.spec):
             raise StoreError(f"feature group {self.spec.name} v{self.spec.version} at {self.directory} has a "
                              "different schema than this code; bump the group version instead of editing it")
