@@ -1,0 +1,264 @@
+"""The model registry: every training run becomes a numbered version; one version per model serves.
+
+Local layout under `CRYPTOCAST_HOME` (plain files and JSON, no pickle, so a workflow can commit it):
+
+    model_registry/<name>/v<N>/artifacts/...     the model files exactly as training wrote them
+    model_registry/<name>/v<N>/version.json      created, description, metrics, metadata
+    model_registry/<name>/production.json        {"version": N}
+
+A version is assembled in a hidden temporary directory beside its siblings and published with one
+`os.rename`, so readers see a complete `v<N>` or none; hidden leftovers of a crashed run are ignored
+and swept by the next registration. Writers hold `.registry.lock` so two runs cannot take the same N.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from filelock import FileLock, Timeout
+
+from cryptocast.errors import StoreError
+from cryptocast.stores.local import LOCK_TIMEOUT_S, atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_METRIC = "rel_mae_mean"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_VERSION_DIR = re.compile(r"v([0-9]+)")
+_RECORD_TYPES = {"created": str, "description": str, "metrics": dict, "metadata": dict}
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    created: str
+    description: str
+    metrics: dict[str, Any]
+    metadata: dict[str, Any]
+    path: Path
+
+
+class ModelRegistry(Protocol):
+    def register(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
+                 metadata: dict[str, Any]) -> ModelVersion:
+        """Store a new version (number = newest + 1) without changing which version serves."""
+        ...
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every version of the model, oldest first; empty if the model was never registered."""
+        ...
+
+    def get(self, name: str, version: int) -> ModelVersion: ...
+
+    def production(self, name: str) -> ModelVersion | None:
+        """The version the daily forecast must use, or None before the first promotion."""
+        ...
+
+    def set_production(self, name: str, version: int) -> None: ...
+
+    def register_and_promote(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
+                             metadata: dict[str, Any], metric: str = DEFAULT_METRIC) -> tuple[ModelVersion, bool]:
+        """Register, then promote only if `metric` is no worse than production's (see `promotion_decision`)."""
+        ...
+
+    def summary(self, name: str | None = None) -> dict:
+        """`{name: {"production": N | None, "versions": [...]}}` for the status command."""
+        ...
+
+
+def promotion_decision(candidate: ModelVersion, current: ModelVersion | None, metric: str) -> tuple[bool, str]:
+    """Lower is better and ties promote, so retraining on newer data wins unless it is measurably worse."""
+    new = candidate.metrics[metric]
+    if current is None:
+        return True, f"{metric} {new:.6g}; no production version yet"
+    old = current.metrics.get(metric)
+    if not _is_finite_number(old):
+        return True, f"{metric} {new:.6g}; production v{current.version} has no usable {metric} ({old!r})"
+    verdict = "<=" if new <= old else ">"
+    return new <= old, f"{metric} {new:.6g} {verdict} {old:.6g} of production v{current.version}"
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _to_json(obj: Any, what: str) -> bytes:
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError:
+        raise StoreError(f"{what} contains NaN or infinity, which JSON cannot represent; nothing registered") from None
+    except TypeError as exc:
+        raise StoreError(f"{what} is not JSON-serialisable ({exc}); nothing registered") from None
+    return (text + "\n").encode()
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"model registry: unreadable {path}: {exc}") from None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush the copy before the rename publishes it, so a power cut cannot publish empty files."""
+    for path in [*root.rglob("*"), root]:
+        _fsync(path)
+
+
+class LocalModelRegistry:
+    """Model versions on local disk; the default backend, needing no account."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.root = home / "model_registry"
+        self._lock = FileLock(home / ".registry.lock")
+
+    def _model_dir(self, name: str) -> Path:
+        if not _NAME.fullmatch(name):
+            raise StoreError(f"model name {name!r} must be letters, digits, '_', '.' or '-' (not leading)")
+        return self.root / name
+
+    def _numbers(self, name: str) -> list[int]:
+        directory = self._model_dir(name)
+        if not directory.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in directory.iterdir() if (m := _VERSION_DIR.fullmatch(p.name)))
+
+    def get(self, name: str, version: int) -> ModelVersion:
+        directory = self._model_dir(name) / f"v{version}"
+        path = directory / "version.json"
+        if not directory.is_dir():
+            raise StoreError(f"model {name} has no version {version} in {self.root}")
+        record = _read_json(path)
+        if not isinstance(record, dict) or any(not isinstance(record.get(k), t) for k, t in _RECORD_TYPES.items()):
+            raise StoreError(f"model registry: {path} lacks one of {', '.join(_RECORD_TYPES)} or has a wrong type")
+        if not (directory / "artifacts").is_dir():
+            raise StoreError(f"model registry: {directory / 'artifacts'} is missing")
+        return ModelVersion(name=name, version=version, created=record["created"],
+                            description=record["description"], metrics=record["metrics"],
+                            metadata=record["metadata"], path=directory / "artifacts")
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        return [self.get(name, n) for n in self._numbers(name)]
+
+    def production(self, name: str) -> ModelVersion | None:
+        path = self._model_dir(name) / "production.json"
+        if not path.exists():
+            return None
+        version = _read_json(path)
+        version = version.get("version") if isinstance(version, dict) else None
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise StoreError(f"model registry: {path} does not hold {{\"version\": <int>}}")
+        return self.get(name, version)
+
+    def set_production(self, name: str, version: int) -> None:
+        with self._locked():
+            self.get(name, version)
+            record = _to_json({"version": version}, f"model {name}: production version")
+            atomic_write_bytes(self._model_dir(name) / "production.json", record)
+        log.info("model %s: production is now v%d", name, version)
+
+    def register(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
+                 metadata: dict[str, Any]) -> ModelVersion:
+        if not artifacts.is_dir():
+            raise StoreError(f"model artifacts {artifacts} is not a directory; nothing registered")
+        created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        record = _to_json({"created": created, "description": description, "metrics": metrics,
+                           "metadata": metadata}, f"model {name}: metrics or metadata")
+        directory = self._model_dir(name)
+        with self._locked():
+            directory.mkdir(parents=True, exist_ok=True)
+            self._sweep(directory)
+            number = max(self._numbers(name), default=0) + 1
+            self._publish(directory, number, artifacts, record)
+        log.info("model %s: registered v%d from %s", name, number, artifacts)
+        return self.get(name, number)
+
+    def _publish(self, directory: Path, number: int, artifacts: Path, record: bytes) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix=f".v{number}-", dir=directory))
+        try:
+            shutil.copytree(artifacts, tmp / "artifacts")
+            atomic_write_bytes(tmp / "version.json", record)
+            _fsync_tree(tmp)
+            os.rename(tmp, directory / f"v{number}")
+            _fsync(directory)
+        except OSError as exc:
+            raise StoreError(f"model {directory.name}: could not register v{number}: {exc}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # already gone once the rename succeeded
+
+    @staticmethod
+    def _sweep(directory: Path) -> None:
+        """Remove hidden half-built versions; safe because every writer holds the lock."""
+        for path in directory.iterdir():
+            if path.name.startswith(".") and path.is_dir():
+                shutil.rmtree(path)
+
+    def register_and_promote(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
+                             metadata: dict[str, Any], metric: str = DEFAULT_METRIC) -> tuple[ModelVersion, bool]:
+        if not _is_finite_number(metrics.get(metric)):
+            raise StoreError(f"model {name}: metric {metric!r} must be a finite number, got "
+                             f"{metrics.get(metric)!r}; nothing registered")
+        with self._locked():  # one lock across both steps, so concurrent runs compare against a settled production
+            current = self.production(name)
+            candidate = self.register(name, artifacts, metrics, description, metadata)
+            promoted, reason = promotion_decision(candidate, current, metric)
+            if promoted:
+                self.set_production(name, candidate.version)
+        log.info("model %s v%d %s: %s", name, candidate.version, "promoted" if promoted else "not promoted", reason)
+        return candidate, promoted
+
+    def summary(self, name: str | None = None) -> dict:
+        names = [name] if name is not None else self._names()
+        return {n: self._model_summary(n) for n in names}
+
+    def _names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name))
+
+    def _model_summary(self, name: str) -> dict:
+        production = self.production(name)
+        return {
+            "production": production.version if production else None,
+            "versions": [{"version": v.version, "created": v.created, "description": v.description,
+                          "metrics": v.metrics} for v in self.versions(name)],
+        }
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Reentrant (one FileLock object), so `register_and_promote` can hold it around its own calls."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            log.info("another run holds %s; waiting up to %ds", self._lock.lock_file, LOCK_TIMEOUT_S)
+            try:
+                self._lock.acquire(timeout=LOCK_TIMEOUT_S)
+            except Timeout:
+                raise StoreError(f"model registry {self.root} is locked by another run") from None
+        try:
+            yield
+        finally:
+            self._lock.release()

@@ -1,0 +1,295 @@
+"""Tests for the local model registry (cryptocast.registry): layout, numbering, promotion, atomicity."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+import cryptocast.registry as registry_module
+from cryptocast.errors import StoreError
+from cryptocast.registry import LocalModelRegistry, ModelVersion
+
+METADATA = {"features": ["close", "volume", "fng"], "training_window": {"start": "2020-01-01", "end": "2024-02-29"}}
+
+
+def make_artifacts(directory: Path, seed: int = 0) -> Path:
+    """A model directory like training writes: binary and text files, and a nested folder."""
+    directory.mkdir(parents=True)
+    (directory / "model.keras").write_bytes(bytes(range(256)) * 4 + bytes([seed]))
+    (directory / "network.json").write_text(json.dumps({"layers": [{"units": 8}], "seed": seed}))
+    (directory / "weights.npz").write_bytes(b"PK\x03\x04" + bytes([seed]) * 100)
+    (directory / "scaler.json").write_text('{"mean": [1.5], "scale": [2.0]}')
+    (directory / "extra").mkdir()
+    (directory / "extra" / "notes.txt").write_text("anything else the trainer keeps\n")
+    return directory
+
+
+def files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> LocalModelRegistry:
+    return LocalModelRegistry(tmp_path / "home")
+
+
+def register(registry: LocalModelRegistry, tmp_path: Path, rel_mae: float, name: str = "sol") -> ModelVersion:
+    artifacts = make_artifacts(tmp_path / f"run-{len(list(tmp_path.iterdir()))}")
+    return registry.register(name, artifacts, {"rel_mae_mean": rel_mae}, f"rel_mae {rel_mae}", METADATA)
+
+
+def promote(registry: LocalModelRegistry, tmp_path: Path, rel_mae: float) -> tuple[ModelVersion, bool]:
+    artifacts = make_artifacts(tmp_path / f"run-{len(list(tmp_path.iterdir()))}")
+    return registry.register_and_promote("sol", artifacts, {"rel_mae_mean": rel_mae}, "run", METADATA)
+
+
+def test_round_trip_copies_files_byte_identical_and_keeps_metrics(registry, tmp_path):
+    artifacts = make_artifacts(tmp_path / "run", seed=7)
+    metrics = {"rel_mae_mean": 0.0812, "per_horizon": [0.05, 0.07], "dm": {"p": 0.03, "stat": -2.1}}
+
+    mv = registry.register("sol", artifacts, metrics, "first LSTM", METADATA)
+
+    assert mv.path == tmp_path / "home" / "model_registry" / "sol" / "v1" / "artifacts"
+    assert files(mv.path) == files(artifacts)
+    assert len(files(mv.path)) == 5
+    loaded = registry.get("sol", 1)
+    assert loaded == mv
+    assert (loaded.name, loaded.version, loaded.description) == ("sol", 1, "first LSTM")
+    assert loaded.metrics == metrics and loaded.metadata == METADATA
+    created = dt.datetime.fromisoformat(loaded.created)
+    assert created.utcoffset() == dt.timedelta(0)
+    assert abs(dt.datetime.now(dt.UTC) - created) < dt.timedelta(minutes=1)
+    record = (mv.path.parent / "version.json").read_text()
+    assert record == json.dumps(json.loads(record), indent=2, sort_keys=True) + "\n"
+
+
+def test_versions_are_numbered_from_one_and_sorted(registry, tmp_path):
+    assert registry.versions("sol") == []
+    for rel_mae in (0.3, 0.2, 0.1):
+        register(registry, tmp_path, rel_mae)
+    register(registry, tmp_path, 0.5, name="btc")
+
+    assert [v.version for v in registry.versions("sol")] == [1, 2, 3]
+    assert [v.metrics["rel_mae_mean"] for v in registry.versions("sol")] == [0.3, 0.2, 0.1]
+    assert [v.version for v in registry.versions("btc")] == [1]
+    assert registry.production("sol") is None  # registering alone never promotes
+
+
+def test_numbering_continues_after_the_newest_not_the_count(registry, tmp_path):
+    for rel_mae in (0.3, 0.2):
+        register(registry, tmp_path, rel_mae)
+    sol_dir = tmp_path / "home" / "model_registry" / "sol"
+    os.rename(sol_dir / "v1", sol_dir / "v7")  # e.g. older versions pruned by hand
+
+    assert register(registry, tmp_path, 0.1).version == 8
+
+
+def test_first_version_is_always_promoted(registry, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="cryptocast.registry"):
+        mv, promoted = promote(registry, tmp_path, 0.9)
+
+    assert promoted and mv.version == 1
+    assert registry.production("sol") == mv
+    assert any("promoted" in r.message and "no production version" in r.message for r in caplog.records)
+
+
+def test_better_version_is_promoted(registry, tmp_path):
+    promote(registry, tmp_path, 0.20)
+    mv, promoted = promote(registry, tmp_path, 0.15)
+
+    assert promoted
+    assert registry.production("sol").version == mv.version == 2
+
+
+def test_equal_version_is_promoted(registry, tmp_path):
+    promote(registry, tmp_path, 0.20)
+    mv, promoted = promote(registry, tmp_path, 0.20)
+
+    assert promoted
+    assert registry.production("sol").version == 2
+
+
+def test_worse_version_is_registered_but_not_promoted(registry, tmp_path, caplog):
+    promote(registry, tmp_path, 0.18)
+    production_file = tmp_path / "home" / "model_registry" / "sol" / "production.json"
+    before = production_file.read_bytes()
+
+    with caplog.at_level(logging.INFO, logger="cryptocast.registry"):
+        mv, promoted = promote(registry, tmp_path, 0.25)
+
+    assert not promoted and mv.version == 2
+    assert registry.production("sol").version == 1
+    assert production_file.read_bytes() == before
+    assert [v.version for v in registry.versions("sol")] == [1, 2]
+    line = next(r.message for r in caplog.records if "not promoted" in r.message)
+    assert "0.25" in line and "0.18" in line and "v1" in line
+
+
+def test_promotion_compares_against_production_not_the_newest(registry, tmp_path):
+    promote(registry, tmp_path, 0.20)
+    promote(registry, tmp_path, 0.30)  # not promoted
+    mv, promoted = promote(registry, tmp_path, 0.25)  # better than v2, worse than production v1
+
+    assert not promoted and mv.version == 3
+    assert registry.production("sol").version == 1
+
+
+def test_missing_promotion_metric_registers_nothing(registry, tmp_path):
+    artifacts = make_artifacts(tmp_path / "run")
+    with pytest.raises(StoreError, match="rel_mae_mean"):
+        registry.register_and_promote("sol", artifacts, {"mae": 1.0}, "run", METADATA)
+    assert registry.versions("sol") == []
+
+
+def test_set_production_and_unknown_version(registry, tmp_path):
+    for rel_mae in (0.3, 0.2):
+        register(registry, tmp_path, rel_mae)
+    registry.set_production("sol", 1)
+    assert registry.production("sol").version == 1
+
+    with pytest.raises(StoreError, match="no version 5"):
+        registry.set_production("sol", 5)
+    with pytest.raises(StoreError, match="no version 5"):
+        registry.get("sol", 5)
+    assert registry.production("sol").version == 1
+
+
+def test_summary_shape(registry, tmp_path):
+    promote(registry, tmp_path, 0.20)
+    promote(registry, tmp_path, 0.25)
+    register(registry, tmp_path, 0.5, name="btc")
+    sol = registry.versions("sol")
+
+    expected_sol = {
+        "production": 1,
+        "versions": [
+            {"version": 1, "created": sol[0].created, "description": "run", "metrics": {"rel_mae_mean": 0.20}},
+            {"version": 2, "created": sol[1].created, "description": "run", "metrics": {"rel_mae_mean": 0.25}},
+        ],
+    }
+    btc = registry.get("btc", 1)
+    expected_btc = {"production": None, "versions": [
+        {"version": 1, "created": btc.created, "description": "rel_mae 0.5", "metrics": {"rel_mae_mean": 0.5}}]}
+
+    assert registry.summary("sol") == {"sol": expected_sol}
+    assert registry.summary() == {"btc": expected_btc, "sol": expected_sol}
+    assert registry.summary("eth") == {"eth": {"production": None, "versions": []}}
+    json.dumps(registry.summary(), allow_nan=False)
+
+
+def test_summary_of_an_empty_registry(registry):
+    assert registry.summary() == {}
+
+
+@pytest.mark.parametrize("content", ["{not json", '["a list"]', '{"created": "x", "description": "d"}'])
+def test_corrupt_version_json_names_the_file(registry, tmp_path, content):
+    mv = register(registry, tmp_path, 0.2)
+    version_file = mv.path.parent / "version.json"
+    version_file.write_text(content)
+
+    for call in (lambda: registry.get("sol", 1), lambda: registry.versions("sol"), registry.summary):
+        with pytest.raises(StoreError) as info:
+            call()
+        assert str(version_file) in str(info.value)
+        assert "\n" not in str(info.value)
+
+
+def test_corrupt_production_json_names_the_file(registry, tmp_path):
+    promote(registry, tmp_path, 0.2)
+    production_file = tmp_path / "home" / "model_registry" / "sol" / "production.json"
+    production_file.write_text('{"version": "one"}')
+
+    with pytest.raises(StoreError, match=str(production_file)):
+        registry.production("sol")
+
+
+def test_missing_artifacts_directory(registry, tmp_path):
+    with pytest.raises(StoreError, match="not a directory"):
+        registry.register("sol", tmp_path / "nowhere", {"rel_mae_mean": 0.1}, "run", METADATA)
+    assert registry.versions("sol") == []
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_metric_is_rejected_and_nothing_registered(registry, tmp_path, bad):
+    artifacts = make_artifacts(tmp_path / "run")
+    with pytest.raises(StoreError, match="NaN"):
+        registry.register("sol", artifacts, {"rel_mae_mean": 0.1, "coverage": bad}, "run", METADATA)
+    with pytest.raises(StoreError, match="rel_mae_mean"):
+        registry.register_and_promote("sol", artifacts, {"rel_mae_mean": bad}, "run", METADATA)
+
+    assert registry.versions("sol") == []
+    sol_dir = tmp_path / "home" / "model_registry" / "sol"
+    assert not sol_dir.exists() or list(sol_dir.iterdir()) == []
+
+
+def test_unserialisable_metadata_is_rejected(registry, tmp_path):
+    artifacts = make_artifacts(tmp_path / "run")
+    with pytest.raises(StoreError, match="JSON-serialisable"):
+        registry.register("sol", artifacts, {"rel_mae_mean": 0.1}, "run", {"window": dt.date(2024, 1, 1)})
+    assert registry.versions("sol") == []
+
+
+@pytest.mark.parametrize("name", ["", "../escape", ".hidden", "a/b"])
+def test_unsafe_model_names_are_rejected(registry, tmp_path, name):
+    with pytest.raises(StoreError, match="model name"):
+        registry.register(name, make_artifacts(tmp_path / "run"), {"rel_mae_mean": 0.1}, "run", METADATA)
+
+
+def test_crash_before_rename_leaves_no_version(registry, tmp_path, monkeypatch):
+    register(registry, tmp_path, 0.2)
+    before = registry.versions("sol")
+    sol_dir = tmp_path / "home" / "model_registry" / "sol"
+
+    def crash(src, dst):
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(os, "rename", crash)
+    with pytest.raises(StoreError, match="simulated crash"):
+        register(registry, tmp_path, 0.1)
+    monkeypatch.undo()
+
+    assert registry.versions("sol") == before
+    assert not (sol_dir / "v2").exists()
+    assert sorted(p.name for p in sol_dir.iterdir()) == ["v1"]
+    assert register(registry, tmp_path, 0.1).version == 2
+
+
+def test_leftovers_of_a_killed_run_are_ignored_then_swept(registry, tmp_path):
+    register(registry, tmp_path, 0.2)
+    sol_dir = tmp_path / "home" / "model_registry" / "sol"
+    half = sol_dir / ".v2-killed"
+    (half / "artifacts").mkdir(parents=True)
+    (half / "artifacts" / "model.keras").write_bytes(b"half")
+
+    assert [v.version for v in registry.versions("sol")] == [1]
+    assert registry.summary("sol")["sol"]["versions"][0]["version"] == 1
+
+    assert register(registry, tmp_path, 0.1).version == 2
+    assert not half.exists()
+    assert files(registry.get("sol", 2).path)["model.keras"] != b"half"
+
+
+def test_a_held_lock_blocks_registration(registry, tmp_path, monkeypatch):
+    monkeypatch.setattr(registry_module, "LOCK_TIMEOUT_S", 0.1)
+    (tmp_path / "home").mkdir()
+    artifacts = make_artifacts(tmp_path / "run")
+    with FileLock(tmp_path / "home" / ".registry.lock"):
+        with pytest.raises(StoreError, match="locked by another run"):
+            registry.register("sol", artifacts, {"rel_mae_mean": 0.1}, "run", METADATA)
+    assert registry.versions("sol") == []
+    assert registry.register("sol", artifacts, {"rel_mae_mean": 0.1}, "run", METADATA).version == 1
+
+
+def test_the_registry_imports_no_pickling_module():
+    tree = ast.parse(Path(registry_module.__file__).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
+                for alias in node.names} | {node.module.split(".")[0] for node in ast.walk(tree)
+                                            if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & {"pickle", "cloudpickle", "dill", "joblib", "shelve", "marshal"}
