@@ -29,6 +29,24 @@ DEFAULTS = {
     "CRYPTOCAST_HTTP_TIMEOUT": "30",
     "CRYPTOCAST_HTTP_RETRIES": "3",
     "CRYPTOCAST_HTTP_BACKOFF": "1.0",
+    "CRYPTOCAST_LSTM_UNITS": "32",
+    "CRYPTOCAST_DROPOUT": "0.2",
+    "CRYPTOCAST_EPOCHS": "60",
+    "CRYPTOCAST_BATCH_SIZE": "64",
+    "CRYPTOCAST_LEARNING_RATE": "0.001",
+    "CRYPTOCAST_PATIENCE": "8",
+    "CRYPTOCAST_SEED": "42",
+    "CRYPTOCAST_BACKTEST_DAYS": "365",
+    "CRYPTOCAST_REFIT_EVERY": "30",
+}
+MODEL_SETTINGS = {  # env name -> (TrainConfig field, type)
+    "CRYPTOCAST_LSTM_UNITS": ("units", int),
+    "CRYPTOCAST_DROPOUT": ("dropout", float),
+    "CRYPTOCAST_EPOCHS": ("epochs", int),
+    "CRYPTOCAST_BATCH_SIZE": ("batch_size", int),
+    "CRYPTOCAST_LEARNING_RATE": ("learning_rate", float),
+    "CRYPTOCAST_PATIENCE": ("patience", int),
+    "CRYPTOCAST_SEED": ("seed", int),
 }
 
 
@@ -51,6 +69,9 @@ class Settings:
     hopsworks_api_key: str = field(default="", repr=False)
     hopsworks_project: str = ""
     hopsworks_host: str = ""
+    model: dict = field(default_factory=dict)
+    backtest_days: int = 365
+    refit_every: int = 30
 
     @property
     def last_complete_day(self) -> dt.date:
@@ -127,4 +148,7 @@ def load_settings(
         hopsworks_api_key=hopsworks_key,
         hopsworks_project=merged.get("HOPSWORKS_PROJECT", ""),
         hopsworks_host=merged.get("HOPSWORKS_HOST", ""),
+        model={key: _parse_number(env, merged[env], kind) for env, (key, kind) in MODEL_SETTINGS.items()},
+        backtest_days=_parse_number("CRYPTOCAST_BACKTEST_DAYS", merged["CRYPTOCAST_BACKTEST_DAYS"], int),
+        refit_every=max(1, _parse_number("CRYPTOCAST_REFIT_EVERY", merged["CRYPTOCAST_REFIT_EVERY"], int)),
     )

@@ -1,0 +1,188 @@
+"""Everything that makes a 10-day SOL price forecast from the feature view, behind one interface.
+
+Ours (an LSTM on scale-free features predicting log returns), and the yardsticks every report
+measures it against: naive persistence, random walk with drift, and the original system's model.
+All return price forecasts of shape (n_origins, HORIZON).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, FeatureFrame, Windows, make_windows
+from cryptocast.modeling.portable import CorruptModelError
+from cryptocast.modeling.train import Fitted, TrainConfig
+
+LEVELS = ("sol_close", "sol_volume", "btc_close", "btc_volume", "fear_greed_raw")
+
+
+def select(windows: Windows, origins: pd.DatetimeIndex) -> Windows:
+    """The windows at exactly these origins (all must exist)."""
+    position = pd.Index(windows.origins).get_indexer(origins)
+    if (position < 0).any():
+        raise ValueError(f"no complete window at {origins[position < 0][0].date()}")
+    return Windows(windows.x[position], windows.y[position], windows.origins[position],
+                   windows.last_close[position])
+
+
+class Forecaster(Protocol):
+    name: str
+
+    def fit(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> None: ...
+
+    def predict(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> np.ndarray: ...
+
+
+class Naive:
+    """Tomorrow, and every day after, looks like today: the bar any forecast must clear."""
+
+    name = "naive"
+
+    def fit(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> None:
+        pass
+
+    def predict(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> np.ndarray:
+        close = frame.frame["sol_close"].reindex(origins).to_numpy(dtype=float)
+        return np.repeat(close[:, None], HORIZON, axis=1)
+
+
+class Drift:
+    """Random walk with drift: the mean daily log return seen so far, compounded h days."""
+
+    name = "drift"
+
+    def __init__(self) -> None:
+        self.mu = 0.0
+
+    def fit(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> None:
+        returns = frame.frame["sol_log_return"].loc[: origins.max()]
+        self.mu = float(returns.mean())
+
+    def predict(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> np.ndarray:
+        return Naive().predict(frame, origins) * np.exp(self.mu * np.arange(1, HORIZON + 1))
+
+
+@dataclass
+class Scaler:
+    """Affine input/target scaling fitted on training windows only, stored as plain JSON."""
+
+    kind: str  # "standard" (ours) or "minmax" (the original's)
+    features: list[str]
+    x_offset: list[float]
+    x_scale: list[float]
+    y_offset: list[float] = field(default_factory=list)
+    y_scale: list[float] = field(default_factory=list)
+
+    def x(self, x: np.ndarray) -> np.ndarray:
+        return (x - np.asarray(self.x_offset)) / np.asarray(self.x_scale)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def load(cls, path: Path) -> Scaler:
+        try:
+            data = json.loads(path.read_text())
+            scaler = cls(**data)
+            arrays = [scaler.x_offset, scaler.x_scale, scaler.y_offset, scaler.y_scale]
+            if not all(np.isfinite(np.asarray(a, dtype=float)).all() for a in arrays):
+                raise ValueError("non-finite parameter")
+            if len(scaler.x_offset) != len(scaler.features) or len(scaler.y_scale) != HORIZON:
+                raise ValueError("parameter lengths do not match")
+        except (OSError, ValueError, TypeError) as exc:
+            raise CorruptModelError(f"{path}: {type(exc).__name__}: {exc}") from None
+        return scaler
+
+
+def _safe(scale: np.ndarray) -> np.ndarray:
+    return np.where(scale > 0, scale, 1.0)
+
+
+SHRINK_GRID = np.linspace(0.0, 1.0, 21)
+
+
+def shrinkage(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Per horizon, the factor in [0, 1] on the network's output that minimises validation MAE.
+
+    Fitted on the validation tail only (never the test period). A factor of 0 is the naive
+    forecast: a network with no skill is made to say so instead of adding noise to persistence.
+    """
+    errors = np.abs(y[None, :, :] - SHRINK_GRID[:, None, None] * predicted[None, :, :]).mean(axis=1)
+    return SHRINK_GRID[errors.argmin(axis=0)]
+
+
+class LstmForecaster:
+    """Ours: log returns in, log returns out, scaled by training std without centring.
+
+    Not centring the targets means an output of zero is the naive forecast: a network that has
+    learned nothing falls back to persistence instead of to the training period's trend. The
+    validation-fitted shrinkage is folded into the stored target scale, so inference needs nothing new.
+    """
+
+    name = "lstm"
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.scaler: Scaler | None = None
+        self.fitted: Fitted | None = None
+        self.shrink = np.ones(HORIZON)
+
+    def fit(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> None:
+        from cryptocast.modeling import train
+
+        data = select(make_windows(frame), origins)
+        rows = data.x.reshape(-1, data.x.shape[-1])
+        self.scaler = Scaler("standard", list(FEATURES), rows.mean(0).tolist(), _safe(rows.std(0)).tolist(),
+                             [0.0] * HORIZON, _safe(data.y.std(0)).tolist())
+        model = train.lstm_network(self.config, LOOKBACK, len(FEATURES), HORIZON)
+        x, y = self.scaler.x(data.x), data.y / np.asarray(self.scaler.y_scale)
+        self.fitted = train.fit(model, x, y, self.config, "mae", gap=HORIZON)
+        _, val = train.purged_split(len(x), self.config.validation_fraction, HORIZON)
+        self.shrink = shrinkage(y[val], train.predict(self.fitted.model, x[val]))
+        self.scaler.y_scale = (np.asarray(self.scaler.y_scale) * self.shrink).tolist()
+
+    def predict_log_returns(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> np.ndarray:
+        from cryptocast.modeling import train
+
+        data = select(make_windows(frame, require_targets=False), origins)
+        return train.predict(self.fitted.model, self.scaler.x(data.x)) * np.asarray(self.scaler.y_scale)
+
+    def predict(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> np.ndarray:
+        return Naive().predict(frame, origins) * np.exp(self.predict_log_returns(frame, origins))
+
+
+class OriginalForecaster:
+    """The original system's model, re-created: price levels, MinMax scaling, LSTM(30)-Dense(10, relu)-Dense(10)."""
+
+    name = "original"
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.scaler: Scaler | None = None
+        self.model = None
+
+    def fit(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> None:
+        from cryptocast.modeling import train
+
+        data = select(make_windows(frame, LEVELS), origins)
+        rows = data.x.reshape(-1, data.x.shape[-1])
+        lo, hi = rows.min(0), rows.max(0)
+        self.scaler = Scaler("minmax", list(LEVELS), lo.tolist(), _safe(hi - lo).tolist(),
+                             [float(lo[0])] * HORIZON, [float(_safe(hi - lo)[0])] * HORIZON)
+        prices = data.last_close[:, None] * np.exp(data.y)
+        y = (prices - np.asarray(self.scaler.y_offset)) / np.asarray(self.scaler.y_scale)
+        model = train.original_network(self.config, LOOKBACK, len(LEVELS), HORIZON)
+        self.model = train.fit(model, self.scaler.x(data.x), y, self.config, "mse", gap=HORIZON).model
+
+    def predict(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> np.ndarray:
+        from cryptocast.modeling import train
+
+        data = select(make_windows(frame, LEVELS, require_targets=False), origins)
+        scaled = train.predict(self.model, self.scaler.x(data.x))
+        return scaled * np.asarray(self.scaler.y_scale) + np.asarray(self.scaler.y_offset)
