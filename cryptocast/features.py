@@ -90,6 +90,40 @@ FEAR_GREED = GroupSpec(
 INGESTED_GROUPS = (SOLANA, BITCOIN, FEAR_GREED)
 
 
+def _forecast_rules(df: pd.DataFrame) -> list[tuple[pd.Series, str]]:
+    ordered = (
+        (df["lower_95"] <= df["lower_80"]) & (df["lower_80"] <= df["point"])
+        & (df["point"] <= df["upper_80"]) & (df["upper_80"] <= df["upper_95"])
+    )
+    return [
+        ((df[["point", "lower_95"]] <= 0).any(axis=1), "forecast price is zero or negative"),
+        (~ordered, "interval bounds are not nested around the point forecast"),
+        (df["target_day"] - df["forecast_day"] != pd.to_timedelta(df["horizon"], unit="D"),
+         "target_day is not forecast_day + horizon"),
+    ]
+
+
+FORECASTS = GroupSpec(
+    "solana_forecasts",
+    1,
+    "Every 10-day SOL forecast ever made; a day's rerun replaces only that day's rows",
+    ("forecast_day", "target_day"),
+    "forecast_day",
+    (
+        Column("forecast_day", "date", "last complete day the forecast starts from (its close is known)"),
+        Column("target_day", "date", "day whose SOL close is forecast: forecast_day + horizon"),
+        Column("horizon", "int", "days ahead, 1..10"),
+        Column("point", "float", "point forecast of the SOL close"),
+        Column("lower_80", "float", "80% prediction interval, lower bound"),
+        Column("upper_80", "float", "80% prediction interval, upper bound"),
+        Column("lower_95", "float", "95% prediction interval, lower bound"),
+        Column("upper_95", "float", "95% prediction interval, upper bound"),
+        Column("model_version", "int", "registry version of the model that made it"),
+    ),
+    _forecast_rules,
+)
+
+
 def _day_label(df: pd.DataFrame, mask: pd.Series) -> str:
     """The first offending row's day, or its position when the day itself is what is missing."""
     position = int(np.flatnonzero(mask.to_numpy())[0])

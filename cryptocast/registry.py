@@ -29,7 +29,8 @@ from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
-from cryptocast.errors import StoreError
+from cryptocast.errors import SettingsError, StoreError
+from cryptocast.settings import Settings
 from cryptocast.stores.local import LOCK_TIMEOUT_S, atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -262,3 +263,10 @@ class LocalModelRegistry:
             yield
         finally:
             self._lock.release()
+
+
+def open_model_registry(settings: Settings) -> ModelRegistry:
+    """The registry for this run's backend (the local one is the only one so far)."""
+    if settings.backend == "local":
+        return LocalModelRegistry(settings.home)
+    raise SettingsError(f"backend '{settings.backend}' has no model registry yet; use CRYPTOCAST_BACKEND=local")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 
 from cryptocast.errors import StoreError
-from cryptocast.features import DAY, INGESTED_GROUPS, GroupSpec, missing_days
+from cryptocast.features import FORECASTS, INGESTED_GROUPS, GroupSpec, missing_days
+from cryptocast.registry import open_model_registry
 from cryptocast.settings import Settings
 from cryptocast.stores import FeatureStore
 
-ALL_GROUPS = {spec.name: spec for spec in INGESTED_GROUPS}
+ALL_GROUPS = {spec.name: spec for spec in (*INGESTED_GROUPS, FORECASTS)}
 
 
 def group_status(store: FeatureStore, spec: GroupSpec, settings: Settings) -> dict:
@@ -19,9 +20,9 @@ def group_status(store: FeatureStore, spec: GroupSpec, settings: Settings) -> di
     if rows is None or rows.empty:
         return {"version": spec.version, "rows": 0, "first_day": None, "last_day": None, "missing_days": [],
                 "behind_days": None}
-    days = rows[spec.event_time]
+    days = rows[spec.event_time].drop_duplicates()
     first, last = days.min(), days.max()
-    holes = missing_days(days, first, last) if spec.event_time == DAY else []
+    holes = missing_days(days, first, last)
     return {
         "version": spec.version,
         "rows": int(len(rows)),
@@ -36,6 +37,7 @@ def status(store: FeatureStore, settings: Settings) -> dict:
     return {
         "backend": store.backend,
         "groups": {name: group_status(store, spec, settings) for name, spec in ALL_GROUPS.items()},
+        "models": open_model_registry(settings).summary(),
     }
 
 
@@ -49,6 +51,11 @@ def format_status(report: dict) -> str:
         shown = ", ".join(holes[:5]) + (" ..." if len(holes) > 5 else "")
         lines.append(f"{name} v{g['version']}: {g['rows']} rows, {g['first_day']}..{g['last_day']}, "
                      f"{len(holes)} missing{': ' + shown if holes else ''}, {g['behind_days']} day(s) behind")
+    for name, model in report["models"].items():
+        for v in model["versions"]:
+            star = " (production)" if v["version"] == model["production"] else ""
+            lines.append(f"model {name} v{v['version']}{star}: created {v['created']}, backtest rel. MAE vs naive "
+                         f"{v['metrics'].get('rel_mae_mean', float('nan')):.3f}")
     return "\n".join(lines)
 
 

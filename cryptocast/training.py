@@ -1,0 +1,90 @@
+"""The training step: backtest, fit the production model, register it with its evidence.
+
+The backtest decides whether the new version may replace production (registry promotion rule);
+the production model itself is then fitted on every window, so it is as fresh as the data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cryptocast import backtest
+from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, make_windows, read_feature_frame
+from cryptocast.modeling.forecasters import Drift, LstmForecaster, Naive, OriginalForecaster
+from cryptocast.modeling.train import TrainConfig
+from cryptocast.registry import ModelVersion, open_model_registry
+from cryptocast.settings import Settings
+from cryptocast.stores import open_feature_store
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "sol_lstm"
+
+
+def _metrics(doc: dict) -> dict:
+    """The flat figures the registry compares and the status shows; the full report is an artifact."""
+    models = doc["models"]
+    cov = {level: np.nanmean([r["coverage"] for r in doc["intervals"][level]["per_horizon"]])
+           for level in doc["intervals"]}
+    return {
+        "rel_mae_mean": models["lstm"]["rel_mae_mean"],
+        "mae_mean": models["lstm"]["mae_mean"],
+        "rel_mae_by_horizon": [r["rel_mae"] for r in models["lstm"]["per_horizon"]],
+        "baseline_rel_mae_mean": {name: m["rel_mae_mean"] for name, m in models.items() if name != "lstm"},
+        "mae_reduction_vs_original": doc["mae_reduction_vs_original"],
+        "coverage_80_mean": float(cov["0.8"]),
+        "coverage_95_mean": float(cov["0.95"]),
+        "backtest_origins": doc["origins"],
+    }
+
+
+def _write_artifacts(directory: Path, model: LstmForecaster, widths: dict, doc: dict) -> None:
+    from cryptocast.modeling.portable import export_network
+
+    model.fitted.model.save(directory / "model.keras")
+    export_network(model.fitted.model, directory)
+    (directory / "scaler.json").write_text(model.scaler.to_json())
+    intervals = {"levels": {str(level): w.tolist() for level, w in widths.items()},
+                 "calibration_origins": doc["origins"]["count"]}
+    (directory / "intervals.json").write_text(json.dumps(intervals, indent=2) + "\n")
+    (directory / "evaluation.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    (directory / "history.json").write_text(json.dumps(model.fitted.history, indent=2) + "\n")
+
+
+def train(settings: Settings) -> tuple[ModelVersion, bool]:
+    """Backtest, fit on everything, register; returns the new version and whether it is production."""
+    config = TrainConfig(**settings.model)
+    frame = read_feature_frame(open_feature_store(settings), None, settings.last_complete_day)
+    started = time.monotonic()
+    models = [Naive(), Drift(), LstmForecaster(config), OriginalForecaster(config)]
+    bt = backtest.walk_forward(frame, models, settings.backtest_days, settings.refit_every)
+    training_close = frame.frame["sol_close"].loc[: bt.origins[0]].dropna().to_numpy()
+    doc = backtest.report(bt, training_close)
+    for line in backtest.summary_lines(doc):
+        log.info("%s", line)
+    log.info("backtest: %.0fs", time.monotonic() - started)
+
+    windows = make_windows(frame)
+    production = LstmForecaster(config)
+    production.fit(frame, windows.origins)
+    log.info("production fit: %d windows %s..%s, %d epochs, %.1fs, shrinkage toward naive by horizon %s",
+             len(windows.origins), windows.origins[0].date(), windows.origins[-1].date(),
+             production.fitted.epochs_run, production.fitted.seconds, production.shrink.round(2).tolist())
+    widths = backtest.interval_half_widths(bt.actual, bt.forecasts["lstm"])
+    metadata = {"features": list(FEATURES), "lookback": LOOKBACK, "horizon": HORIZON, "config": config.__dict__,
+                "shrinkage": production.shrink.tolist(),
+                "training_window": {"first_origin": str(windows.origins[0].date()),
+                                    "last_origin": str(windows.origins[-1].date()), "windows": len(windows.origins)},
+                "data_through": str(settings.last_complete_day), "fear_greed_filled_days": frame.fear_greed_filled}
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_artifacts(Path(tmp), production, widths, doc)
+        description = (f"LSTM({config.units}) on {len(FEATURES)} scale-free features, 15 days in, 10 out; "
+                       f"backtest rel. MAE vs naive {doc['models']['lstm']['rel_mae_mean']:.3f}")
+        return open_model_registry(settings).register_and_promote(MODEL_NAME, Path(tmp), _metrics(doc),
+                                                                  description, metadata)
