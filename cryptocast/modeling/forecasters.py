@@ -104,6 +104,13 @@ def _safe(scale: np.ndarray) -> np.ndarray:
     return np.where(scale > 0, scale, 1.0)
 
 
+def standard_scaler(data: Windows) -> Scaler:
+    """Input mean/std and target std from these (training) windows only."""
+    rows = data.x.reshape(-1, data.x.shape[-1])
+    return Scaler("standard", list(FEATURES), rows.mean(0).tolist(), _safe(rows.std(0)).tolist(),
+                  [0.0] * HORIZON, _safe(data.y.std(0)).tolist())
+
+
 SHRINK_GRID = np.linspace(0.0, 1.0, 21)
 
 
@@ -137,9 +144,7 @@ class LstmForecaster:
         from cryptocast.modeling import train
 
         data = select(make_windows(frame), origins)
-        rows = data.x.reshape(-1, data.x.shape[-1])
-        self.scaler = Scaler("standard", list(FEATURES), rows.mean(0).tolist(), _safe(rows.std(0)).tolist(),
-                             [0.0] * HORIZON, _safe(data.y.std(0)).tolist())
+        self.scaler = standard_scaler(data)
         model = train.lstm_network(self.config, LOOKBACK, len(FEATURES), HORIZON)
         x, y = self.scaler.x(data.x), data.y / np.asarray(self.scaler.y_scale)
         self.fitted = train.fit(model, x, y, self.config, "mae", gap=HORIZON)
