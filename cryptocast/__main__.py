@@ -31,7 +31,8 @@ def _export(args: argparse.Namespace, settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Inspect the cryptocast store.")
     commands = parser.add_subparsers(dest="command", required=True)
-    status_cmd = commands.add_parser("status", parents=[cli.common_flags()], help="backend, groups, versions, rows, days and holes")
+    status_cmd = commands.add_parser("status", parents=[cli.common_flags()],
+                                     help="backend, groups, versions, rows, days, holes and models")
     status_cmd.add_argument("--json", action="store_true", help="machine-readable output (a stable contract)")
     export_cmd = commands.add_parser("export", parents=[cli.common_flags()], help="dump a feature group as CSV")
     export_cmd.add_argument("group", help=f"one of: {', '.join(ALL_GROUPS)}")

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from cryptocast.errors import CryptocastError
 from cryptocast.logs import redact, setup_logging

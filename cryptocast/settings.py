@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping
 
 from dotenv import dotenv_values
 
@@ -128,7 +128,7 @@ def load_settings(
     env = os.environ if environ is None else environ
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     merged = {**DEFAULTS, **from_file, **env, **flags}
-    real_today = today or dt.datetime.now(dt.timezone.utc).date()
+    real_today = today or dt.datetime.now(dt.UTC).date()
     as_of_text = merged["CRYPTOCAST_AS_OF"]
     as_of = _parse_date("CRYPTOCAST_AS_OF", as_of_text) if as_of_text else real_today
     hopsworks_key = merged.get("HOPSWORKS_API_KEY", "")

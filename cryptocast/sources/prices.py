@@ -26,7 +26,7 @@ CRYPTOCOMPARE_FIELDS = {"TIMESTAMP": "day", "OPEN": "open", "HIGH": "high", "LOW
 
 
 def epoch_s(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp())
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
 def day_of(seconds: pd.Series) -> pd.Series:

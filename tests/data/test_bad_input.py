@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 
-import feature_backfill
-import feature_pipeline
 import pandas as pd
 import pytest
+
+import feature_backfill
+import feature_pipeline
 from conftest import error_lines, run_main, snapshot
 from fakeapi import BINANCE_PATH, CC_PATH, FNG_PATH
 

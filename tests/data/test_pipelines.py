@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
-import feature_backfill
-import feature_pipeline
 import pandas as pd
 import pytest
-from conftest import FNG_HOLES, NOW, error_lines, run_main, snapshot
 
 from cryptocast.__main__ import main as cryptocast_main
+
+import feature_backfill
+import feature_pipeline
+from conftest import FNG_HOLES, NOW, error_lines, run_main, snapshot
 
 
 def status_json(capsys) -> dict:

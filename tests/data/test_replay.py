@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-import feature_backfill
-import feature_pipeline
 import pandas as pd
 import pytest
-from conftest import run_main, snapshot
-from fakeapi import BINANCE_PATH, CC_PATH, FNG_PATH, synthetic_history
 
 from cryptocast.features import BITCOIN, FEAR_GREED, SOLANA
 from cryptocast.stores.local import LocalFeatureStore
+
+import feature_backfill
+import feature_pipeline
+from conftest import run_main, snapshot
+from fakeapi import BINANCE_PATH, CC_PATH, FNG_PATH, synthetic_history
 
 FIRST_RUN, LAST_RUN = dt.date(2024, 2, 2), dt.date(2024, 3, 10)
 OUTAGE = {dt.date(2024, 2, 14) + dt.timedelta(days=i) for i in range(5)}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import feature_backfill
-import feature_pipeline
 import pytest
-from conftest import run_main
-from fakeapi import shared_history
 
 from cryptocast.__main__ import main as cryptocast_main
+
+import feature_backfill
+import feature_pipeline
+from conftest import run_main
+from fakeapi import shared_history
 
 pytestmark = pytest.mark.shared_data
 FNG_HOLES = ["2018-04-14", "2018-04-15", "2018-04-16", "2024-10-26"]

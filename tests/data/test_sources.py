@@ -6,17 +6,18 @@ import datetime as dt
 import json
 import logging
 
-import feature_pipeline
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA, error_lines, run_main
-from fakeapi import CC_PATH, FNG_PATH
 
 from cryptocast.errors import SourceError
 from cryptocast.settings import load_settings
 from cryptocast.sources.fear_greed import FearGreed
 from cryptocast.sources.http import HttpClient
 from cryptocast.sources.prices import Binance, CryptoCompare
+
+import feature_pipeline
+from conftest import SHARED_DATA, error_lines, run_main
+from fakeapi import CC_PATH, FNG_PATH
 
 SAMPLES = SHARED_DATA / "api_samples"
 KEY = "cc-secret-0123456789abcdef"

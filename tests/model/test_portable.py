@@ -24,49 +24,10 @@ import pytest
 
 from cryptocast.modeling.portable import CorruptModelError, PortableNetwork, export_network
 
+from modelfiles import make_spec, random_arrays, write_dir
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TIMESTEPS, N_FEATURES, N_OUTPUTS = 15, 7, 10
-
-
-# --------------------------------------------------------------------------- #
-# Hand-written model directories (the documented format, independent of the code)
-# --------------------------------------------------------------------------- #
-
-
-def make_spec(layers: list[dict[str, Any]], input_shape: list[Any]) -> dict[str, Any]:
-    return {
-        "format": "cryptocast-portable-network",
-        "format_version": 1,
-        "input_shape": input_shape,
-        "layers": layers,
-        "weights_sha256": "",
-    }
-
-
-def random_arrays(spec: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    arrays = {}
-    n_in = spec["input_shape"][1]
-    for i, layer in enumerate(spec["layers"]):
-        units = layer["units"]
-        if layer["type"] == "lstm":
-            arrays[f"layer{i}_kernel"] = rng.normal(scale=0.5, size=(n_in, 4 * units))
-            arrays[f"layer{i}_recurrent_kernel"] = rng.normal(scale=0.5, size=(units, 4 * units))
-            arrays[f"layer{i}_bias"] = rng.normal(scale=0.1, size=4 * units)
-        else:
-            arrays[f"layer{i}_kernel"] = rng.normal(scale=0.5, size=(n_in, units))
-            arrays[f"layer{i}_bias"] = rng.normal(scale=0.1, size=units)
-        n_in = units
-    return arrays
-
-
-def write_dir(directory: pathlib.Path, spec: dict[str, Any], arrays: dict[str, Any]) -> None:
-    """Write both files with a checksum that matches, so later checks are reached."""
-    directory.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    (directory / "weights.npz").write_bytes(buffer.getvalue())
-    spec = dict(spec, weights_sha256=hashlib.sha256(buffer.getvalue()).hexdigest())
-    (directory / "network.json").write_text(json.dumps(spec))
 
 
 def set_checksum(directory: pathlib.Path) -> None:

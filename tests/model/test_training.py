@@ -1,0 +1,85 @@
+"""Training end to end on a small synthetic store: backtest, register, promote, then infer.
+
+Slow (imports TensorFlow), but small: 420 days, 2 epochs, a 30-day backtest refitted twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pytest
+
+from cryptocast.registry import LocalModelRegistry
+from cryptocast.training import MODEL_NAME
+
+import feature_backfill
+import inference_pipeline
+import training_pipeline
+from conftest import run_main
+from fakeapi import synthetic_history
+
+pytestmark = pytest.mark.slow
+AS_OF = dt.date(2025, 2, 20)
+
+
+@pytest.fixture
+def trained(api, home, monkeypatch):
+    api.history = synthetic_history("2024-01-01", 420, seed=5)
+    api.now = AS_OF
+    for name, value in {"CRYPTOCAST_AS_OF": str(AS_OF), "CRYPTOCAST_EPOCHS": "2", "CRYPTOCAST_LSTM_UNITS": "8",
+                        "CRYPTOCAST_PATIENCE": "1", "CRYPTOCAST_BACKTEST_DAYS": "30",
+                        "CRYPTOCAST_REFIT_EVERY": "15"}.items():
+        monkeypatch.setenv(name, value)
+    assert run_main(feature_backfill.main) == 0
+    assert run_main(training_pipeline.main) == 0
+    return LocalModelRegistry(home)
+
+
+def test_training_registers_a_production_version_with_its_evidence(trained):
+    version = trained.production(MODEL_NAME)
+    assert version.version == 1
+    files = {p.name for p in version.path.iterdir()}
+    assert {"model.keras", "network.json", "weights.npz", "scaler.json", "intervals.json", "evaluation.json",
+            "history.json"} <= files
+    report = json.loads((version.path / "evaluation.json").read_text())
+    assert set(report["models"]) == {"naive", "drift", "lstm", "original"}
+    assert report["origins"]["count"] == 30 and report["refits"] == 2
+    assert report["origins"]["last"] == str(AS_OF - dt.timedelta(days=11))  # last origin with 10 known targets
+    assert all(row["rel_mae"] == 1.0 for row in report["models"]["naive"]["per_horizon"])
+    assert version.metrics["rel_mae_mean"] == report["models"]["lstm"]["rel_mae_mean"]
+    assert version.metadata["features"] == json.loads((version.path / "scaler.json").read_text())["features"]
+    assert not list(version.path.glob("*.pkl")) and not list(version.path.glob("*.pickle"))
+
+
+def test_same_seed_same_model_and_the_promotion_rule(trained):
+    assert run_main(training_pipeline.main) == 0
+    v1, v2 = trained.versions(MODEL_NAME)
+    with np.load(v1.path / "weights.npz") as a, np.load(v2.path / "weights.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name])
+    assert v1.metrics == v2.metrics
+    assert trained.production(MODEL_NAME).version == 2  # equal backtest error is "no worse": promoted
+
+
+def test_inference_uses_the_trained_model(trained, home):
+    assert run_main(inference_pipeline.main) == 0
+    from cryptocast.features import FORECASTS
+    from cryptocast.stores.local import LocalFeatureStore
+
+    rows = LocalFeatureStore(home).get_feature_group(FORECASTS).read()
+    assert len(rows) == 10 and rows["model_version"].eq(1).all()
+
+
+def test_numpy_inference_equals_keras_on_the_trained_model(trained):
+    """The daily path's NumPy forward pass gives Keras' own output for the registered model."""
+    import keras
+
+    from cryptocast.modeling.portable import PortableNetwork
+
+    version = trained.production(MODEL_NAME)
+    x = np.random.default_rng(0).normal(size=(16, 15, 7))
+    expected = keras.models.load_model(version.path / "model.keras").predict(x, verbose=0)
+    np.testing.assert_allclose(PortableNetwork.load(version.path).predict(x), expected, atol=1e-5)
