@@ -93,8 +93,9 @@ class Scaler:
             arrays = [scaler.x_offset, scaler.x_scale, scaler.y_offset, scaler.y_scale]
             if not all(np.isfinite(np.asarray(a, dtype=float)).all() for a in arrays):
                 raise ValueError("non-finite parameter")
-            if len(scaler.x_offset) != len(scaler.features) or len(scaler.y_scale) != HORIZON:
-                raise ValueError("parameter lengths do not match")
+            lengths = {len(scaler.x_offset), len(scaler.x_scale)}, {len(scaler.y_offset), len(scaler.y_scale)}
+            if lengths != ({len(scaler.features)}, {HORIZON}):
+                raise ValueError("parameter lengths do not match the features and the horizon")
         except (OSError, ValueError, TypeError) as exc:
             raise CorruptModelError(f"{path}: {type(exc).__name__}: {exc}") from None
         return scaler

@@ -11,7 +11,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from fakeapi import synthetic_history
 
 from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, Windows, build_features, make_windows
 from cryptocast.modeling.forecasters import (
@@ -23,6 +22,8 @@ from cryptocast.modeling.forecasters import (
     standard_scaler,
 )
 from cryptocast.modeling.portable import CorruptModelError
+
+from fakeapi import synthetic_history
 
 START = "2024-01-01"
 T0 = pd.Timestamp(START)

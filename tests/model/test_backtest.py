@@ -1,0 +1,181 @@
+"""Tests for the walk-forward backtest and its report (cryptocast.backtest).
+
+A spy forecaster records what each refit was allowed to see and what it was then asked to
+predict, so target leakage would show up as a date comparison. Only Naive/Drift and the spy
+are used: no TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryptocast.backtest import backtest_origins, report, summary_lines, walk_forward
+from cryptocast.dataset import HORIZON, FeatureFrame, build_features, make_windows
+from cryptocast.modeling.forecasters import Drift, Naive
+
+from fakeapi import synthetic_history
+
+START = "2024-01-01"
+DAYS, BACKTEST_DAYS, REFIT_EVERY = 500, 90, 30
+
+
+class Spy:
+    """Predicts like Naive; remembers every fit's latest training origin and its first prediction origin."""
+
+    def __init__(self, name: str = "spy") -> None:
+        self.name = name
+        self.fits: list[dict] = []
+
+    def fit(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> None:
+        self.fits.append({"last_trained": origins.max(), "n": len(origins), "first_predicted": None})
+
+    def predict(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> np.ndarray:
+        if self.fits[-1]["first_predicted"] is None:
+            self.fits[-1]["first_predicted"] = origins[0]
+        return Naive().predict(frame, origins)
+
+
+@pytest.fixture(scope="module")
+def history() -> dict:
+    return synthetic_history(START, DAYS, seed=11)
+
+
+@pytest.fixture(scope="module")
+def frame(history) -> FeatureFrame:
+    return build_features(history["solana"], history["bitcoin"], history["fear_greed"])
+
+
+@pytest.fixture(scope="module")
+def run(frame):
+    spy = Spy("lstm")
+    bt = walk_forward(frame, [spy, Naive(), Drift()], BACKTEST_DAYS, REFIT_EVERY)
+    return spy, bt
+
+
+def test_refits_once_per_block(run):
+    spy, bt = run
+    assert bt.refits == 3 == len(spy.fits)
+    assert set(bt.seconds) == {"lstm", "naive", "drift"}
+
+
+def test_no_refit_sees_a_target_after_its_first_prediction(run):
+    spy, bt = run
+    firsts = [fit["first_predicted"] for fit in spy.fits]
+    assert firsts == [bt.origins[0], bt.origins[REFIT_EVERY], bt.origins[2 * REFIT_EVERY]]
+    for fit in spy.fits:
+        assert fit["last_trained"] + pd.Timedelta(days=HORIZON) <= fit["first_predicted"]
+        # and nothing more recent was withheld: the expanding window reaches exactly that far
+        assert fit["last_trained"] + pd.Timedelta(days=HORIZON) == fit["first_predicted"]
+    assert [f["n"] for f in spy.fits] == sorted(f["n"] for f in spy.fits)  # expanding
+
+
+def test_backtest_origins_are_the_last_complete_target_origins(run, frame, history):
+    _, bt = run
+    windows = make_windows(frame)
+    # days 0..499: origins with all targets are days 15..489; the last 90 are days 400..489
+    first = pd.Timestamp(START) + pd.Timedelta(days=400)
+    assert list(bt.origins) == list(pd.date_range(first, periods=BACKTEST_DAYS, freq="D"))
+    assert bt.origins.equals(windows.origins[-BACKTEST_DAYS:])
+    assert bt.origins.equals(backtest_origins(frame, BACKTEST_DAYS))
+
+
+def test_actual_is_the_realised_close_h_days_later(run, frame, history):
+    _, bt = run
+    windows = make_windows(frame)
+    tail = slice(-BACKTEST_DAYS, None)
+    np.testing.assert_allclose(bt.actual, windows.last_close[tail, None] * np.exp(windows.y[tail]), rtol=1e-12)
+    close = history["solana"].set_index("day")["close"]
+    for i, origin in enumerate(bt.origins):
+        assert bt.last_close[i] == close[origin]
+        expected = [close[origin + pd.Timedelta(days=h)] for h in range(1, HORIZON + 1)]
+        np.testing.assert_allclose(bt.actual[i], expected, rtol=1e-12)
+
+
+def test_forecasts_match_the_baselines(run, frame):
+    _, bt = run
+    assert bt.forecasts["lstm"].shape == bt.forecasts["naive"].shape == (BACKTEST_DAYS, HORIZON)
+    np.testing.assert_array_equal(bt.forecasts["naive"], np.repeat(bt.last_close[:, None], HORIZON, axis=1))
+    np.testing.assert_array_equal(bt.forecasts["lstm"], bt.forecasts["naive"])
+    # Drift for the last block: refitted with returns up to origin[60] - 10 days
+    last_trained = bt.origins[2 * REFIT_EVERY] - pd.Timedelta(days=HORIZON)
+    mu = frame.frame["sol_log_return"].loc[:last_trained].mean()
+    block = slice(2 * REFIT_EVERY, None)
+    expected = bt.last_close[block, None] * np.exp(mu * np.arange(1, HORIZON + 1))
+    np.testing.assert_allclose(bt.forecasts["drift"][block], expected, rtol=1e-12)
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def doc(run, frame):
+    _, bt = run
+    insample = frame.frame["sol_close"].loc[: bt.origins[0]].to_numpy()
+    return report(bt, insample)
+
+
+def test_naive_relative_mae_is_exactly_one(doc):
+    rows = doc["models"]["naive"]["per_horizon"]
+    assert [r["horizon"] for r in rows] == list(range(1, HORIZON + 1))
+    assert all(r["rel_mae"] == 1.0 for r in rows)
+    assert doc["models"]["naive"]["rel_mae_mean"] == 1.0
+    assert doc["models"]["lstm"]["rel_mae_mean"] == 1.0  # the spy forecasts like Naive
+
+
+def test_report_is_strict_json(doc):
+    text = json.dumps(doc, allow_nan=False)
+    assert json.loads(text) == doc
+    assert doc["origins"]["count"] == BACKTEST_DAYS and doc["refits"] == 3
+    assert doc["horizons"] == HORIZON
+    assert doc["mae_reduction_vs_original"] is None  # no "original" model in this run
+
+
+def test_report_intervals(doc):
+    assert set(doc["intervals"]) == {"0.8", "0.95"}
+    half = BACKTEST_DAYS // 2
+    for level in ("0.8", "0.95"):
+        block = doc["intervals"][level]
+        assert block["calibration_origins"] == half
+        assert block["scored_origins"] == BACKTEST_DAYS - half - HORIZON
+        assert len(block["half_width_log"]) == HORIZON
+        assert all(w is not None and w >= 0 for w in block["half_width_log"])
+        rows = block["per_horizon"]
+        assert [r["horizon"] for r in rows] == list(range(1, HORIZON + 1))
+        assert all(0.0 <= r["coverage"] <= 1.0 for r in rows)
+    wider = zip(doc["intervals"]["0.95"]["half_width_log"], doc["intervals"]["0.8"]["half_width_log"], strict=True)
+    assert all(w95 >= w80 for w95, w80 in wider)
+
+
+def test_summary_lines(doc):
+    lines = summary_lines(doc)
+    assert len(lines) == 2 + HORIZON + 1  # title, column header, one per horizon, mean
+    assert lines[0].startswith("backtest ") and f"{BACKTEST_DAYS} origins, 3 refits" in lines[0]
+    assert lines[1].split()[:4] == ["h", "lstm", "naive", "drift"]
+    for h in range(1, HORIZON + 1):
+        assert lines[1 + h].split()[0] == str(h)
+        assert lines[1 + h].split()[2] == "1.000"  # naive column
+    assert lines[-1].startswith("mean ")
+
+
+# --- too little data ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("days", "backtest_days"), [(100, 90), (174, 90), (60, 10)])
+def test_backtest_origins_needs_enough_data(days, backtest_days):
+    h = synthetic_history(START, days)
+    ff = build_features(h["solana"], h["bitcoin"], h["fear_greed"])
+    with pytest.raises(ValueError, match=f"needs {backtest_days + 60}"):
+        backtest_origins(ff, backtest_days)
+
+
+def test_backtest_origins_boundary():
+    # 175 days -> 150 complete windows, exactly enough for 90 + 60
+    h = synthetic_history(START, 175)
+    ff = build_features(h["solana"], h["bitcoin"], h["fear_greed"])
+    assert len(make_windows(ff).origins) == 150
+    origins = backtest_origins(ff, 90)
+    assert origins.equals(make_windows(ff).origins[-90:])
