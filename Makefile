@@ -22,6 +22,8 @@ $(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
 pipeline: $(BIN)/.runtime
 	$(BIN)/python feature_backfill.py $(BACKFILL_ARGS)
 	$(BIN)/python feature_pipeline.py
+	$(BIN)/python training_pipeline.py
+	$(BIN)/python inference_pipeline.py
 	$(BIN)/python -m cryptocast status
 
 test: $(BIN)/.dev
@@ -32,6 +34,7 @@ lint: $(BIN)/.dev
 
 bench: $(BIN)/.dev
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf $(VENV)

@@ -20,9 +20,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
@@ -118,7 +118,7 @@ def main() -> None:
         work = Path(tmp)
         update = bench_update(args.runs, work)
         results = {
-            "measured_on": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+            "measured_on": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%MZ"),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
             "backfill_csv_binance_and_fear_greed": summary(bench_backfill("binance", args.runs, work)),
             "backfill_csv_kraken_and_fear_greed": summary(bench_backfill("kraken", args.runs, work)),
