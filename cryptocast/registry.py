@@ -29,9 +29,10 @@ from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
+from cryptocast.atomic import atomic_write_bytes
 from cryptocast.errors import SettingsError, StoreError
 from cryptocast.settings import Settings
-from cryptocast.stores.local import LOCK_TIMEOUT_S, atomic_write_bytes
+from cryptocast.stores.local import LOCK_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 

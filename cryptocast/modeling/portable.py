@@ -43,7 +43,6 @@ import io
 import json
 import os
 import pathlib
-import secrets
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -51,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from cryptocast.atomic import atomic_write_bytes
 from cryptocast.errors import StoreError
 
 FORMAT_NAME = "cryptocast-portable-network"
@@ -510,25 +510,6 @@ def _input_dtype(model: Any) -> str:
     return str(getattr(model.inputs[0], "dtype", "float32"))
 
 
-def _atomic_write(path: pathlib.Path, data: bytes) -> None:
-    """Write via a temp file in the same directory + os.replace: readers never see a partial file.
-
-    The temp file is opened with mode 0o666 (minus umask) rather than via mkstemp,
-    whose 0o600 would make the model unreadable to an inference job run as another user.
-    """
-    tmp_path = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-
-
 def export_network(model: Any, directory: pathlib.Path) -> None:
     """Write ``network.json`` and ``weights.npz`` for ``model`` into ``directory``.
 
@@ -548,20 +529,6 @@ def export_network(model: Any, directory: pathlib.Path) -> None:
     text = json.dumps(spec, indent=2) + "\n"
 
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_write(directory / WEIGHTS_FILE, blob)
-    _atomic_write(directory / NETWORK_FILE, text.encode("utf-8"))
-    _fsync_directory(directory)
+    atomic_write_bytes(directory / WEIGHTS_FILE, blob)
+    atomic_write_bytes(directory / NETWORK_FILE, text.encode("utf-8"))
 
-
-def _fsync_directory(directory: pathlib.Path) -> None:
-    """Make the renames durable across a crash (best effort; not possible on every OS)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

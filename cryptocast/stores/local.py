@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
+from cryptocast.atomic import atomic_write_bytes
 from cryptocast.errors import StoreError
 from cryptocast.features import GroupSpec, empty_frame
 from cryptocast.stores.base import InsertResult
@@ -36,21 +36,6 @@ log = logging.getLogger(__name__)
 
 ARROW_TYPES = {"date": pa.date32(), "float": pa.float64(), "int": pa.int64(), "str": pa.string()}
 LOCK_TIMEOUT_S = 600
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old content or the new, never a torn one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _schema_record(spec: GroupSpec) -> dict:
