@@ -39,7 +39,7 @@ class Fitted:
 
 
 def _keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # its C++ log prints harmless "E0000" lines in fit
     import keras
     import tensorflow as tf
 
