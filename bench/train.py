@@ -66,6 +66,21 @@ def verdicts(report: dict) -> dict:
     }
 
 
+def verdict_text(report: dict) -> str:
+    """The scoreboard's conclusion in words, so nobody has to infer it from the table."""
+    v = verdicts(report)
+    parity = ("Our LSTM reaches parity with naive persistence at every horizon." if v["rel_mae_le_1_at_every_horizon"]
+              else "**Our LSTM does not reach parity with naive persistence**: it beats it only at horizon(s) "
+                   f"{v['horizons_beating_naive'] or 'none'}, mean relative MAE "
+                   f"{report['models']['lstm']['rel_mae_mean']:.3f}. No tuning was done on this test period.")
+    original = f"It has {v['mae_reduction_vs_original']:.1%} lower MAE than the original system's model."
+    cov = v["coverage_mean"]
+    coverage = (f"Mean interval coverage {cov['0.8']:.1%} (80% nominal) and {cov['0.95']:.1%} (95% nominal); "
+                f"within 3 points at every horizon: 80% {v['coverage_within_3_points']['0.8']}, "
+                f"95% {v['coverage_within_3_points']['0.95']}.")
+    return "\n\n".join([parity, original, coverage])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
@@ -88,9 +103,9 @@ def main() -> None:
         f"# Backtest scoreboard (relative MAE vs naive; < 1 beats naive)\n\n"
         f"Walk-forward over {report['origins']['first']}..{report['origins']['last']} "
         f"({report['origins']['count']} daily origins, {report['refits']} refits), real history to 2024-12-31.\n\n"
-        + scoreboard(report) + "\n")
+        + scoreboard(report) + "\n\n" + verdict_text(report) + "\n")
     results = {
-        "measured_on": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+        "measured_on": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%MZ"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "training_with_backtest": training,
         "inference_runs": inference,
