@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cryptocast.errors import DataValidationError, StoreError
+from cryptocast.features import BITCOIN, FEAR_GREED, SOLANA
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,6 @@ def make_windows(features: FeatureFrame, columns: tuple[str, ...] = FEATURES, re
 
 def read_feature_frame(store, start: dt.date | None, end: dt.date) -> FeatureFrame:
     """The feature view straight from the store: groups read with a date filter, then joined."""
-    from cryptocast.features import BITCOIN, FEAR_GREED, SOLANA
-
     frames = {}
     for spec in (SOLANA, BITCOIN, FEAR_GREED):
         group = store.get_feature_group(spec)

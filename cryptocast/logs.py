@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterable
 
 REDACTED = "***"
@@ -38,7 +39,7 @@ def setup_logging(secrets: Iterable[str] = (), verbose: bool = False) -> None:
     """Route `cryptocast` logs to stderr in UTC, replacing handlers from any earlier call."""
     handler = logging.StreamHandler(sys.stderr)
     formatter = logging.Formatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
-    formatter.converter = __import__("time").gmtime
+    formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger("cryptocast")
