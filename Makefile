@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine (see README):
-#   make pipeline   set up .venv and run the whole pipeline on the embedded (local) backend
+#   make pipeline   set up .venv, run the whole pipeline on the embedded (local) backend, build docs/
 #   make test       set up .venv with the test tools and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,6 +24,7 @@ pipeline: $(BIN)/.runtime
 	$(BIN)/python feature_pipeline.py
 	$(BIN)/python training_pipeline.py
 	$(BIN)/python inference_pipeline.py
+	$(BIN)/python plots.py
 	$(BIN)/python -m cryptocast status
 
 test: $(BIN)/.dev
