@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from cryptocast import backtest
 from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, make_windows, read_feature_frame
@@ -44,7 +45,20 @@ def _metrics(doc: dict) -> dict:
     }
 
 
-def _write_artifacts(directory: Path, model: LstmForecaster, widths: dict, doc: dict) -> None:
+def backtest_forecasts(bt: backtest.Backtest) -> pd.DataFrame:
+    """Our model's out-of-sample forecast at every backtest origin beside naive and the outcome.
+
+    Kept as an artifact so the dashboard's hindcast can show a year of honest forecasts from the
+    day a model version is registered, instead of waiting for published forecasts to mature.
+    """
+    horizons = np.tile(np.arange(1, HORIZON + 1), len(bt.origins))
+    origins = pd.DatetimeIndex(np.repeat(bt.origins.to_numpy(), HORIZON))
+    return pd.DataFrame({"forecast_day": origins, "target_day": origins + pd.to_timedelta(horizons, unit="D"),
+                         "horizon": horizons, "point": bt.forecasts[backtest.MODEL].ravel(),
+                         "naive": np.repeat(bt.last_close, HORIZON), "actual": bt.actual.ravel()})
+
+
+def _write_artifacts(directory: Path, model: LstmForecaster, widths: dict, doc: dict, bt: backtest.Backtest) -> None:
     from cryptocast.modeling.portable import export_network
 
     model.fitted.model.save(directory / "model.keras")
@@ -55,6 +69,7 @@ def _write_artifacts(directory: Path, model: LstmForecaster, widths: dict, doc: 
     (directory / "intervals.json").write_text(json.dumps(intervals, indent=2) + "\n")
     (directory / "evaluation.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
     (directory / "history.json").write_text(json.dumps(model.fitted.history, indent=2) + "\n")
+    backtest_forecasts(bt).to_csv(directory / "backtest_forecasts.csv", index=False, date_format="%Y-%m-%d")
 
 
 def train(settings: Settings) -> tuple[ModelVersion, bool]:
@@ -83,7 +98,7 @@ def train(settings: Settings) -> tuple[ModelVersion, bool]:
                                     "last_origin": str(windows.origins[-1].date()), "windows": len(windows.origins)},
                 "data_through": str(settings.last_complete_day), "fear_greed_filled_days": frame.fear_greed_filled}
     with tempfile.TemporaryDirectory() as tmp:
-        _write_artifacts(Path(tmp), production, widths, doc)
+        _write_artifacts(Path(tmp), production, widths, doc, bt)
         description = (f"LSTM({config.units}) on {len(FEATURES)} scale-free features, 15 days in, 10 out; "
                        f"backtest rel. MAE vs naive {doc['models']['lstm']['rel_mae_mean']:.3f}")
         return open_model_registry(settings).register_and_promote(MODEL_NAME, Path(tmp), _metrics(doc),

@@ -1,0 +1,30 @@
+"""The walk-forward forecasts training keeps for the hindcast (no TensorFlow needed to check them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cryptocast import charts, training
+from cryptocast.backtest import Backtest
+
+
+def test_backtest_forecasts_has_one_row_per_origin_and_horizon(tmp_path):
+    origins = pd.date_range("2024-05-01", periods=3, freq="D")
+    point = np.arange(30.0).reshape(3, 10) + 100
+    actual = point + 0.5
+    last_close = np.array([90.0, 91.0, 92.0])
+    bt = Backtest(origins, actual, last_close, {"lstm": point, "naive": np.repeat(last_close[:, None], 10, axis=1)},
+                  1, {})
+    frame = training.backtest_forecasts(bt)
+    assert len(frame) == 30 and list(frame.columns) == ["forecast_day", "target_day", "horizon", "point", "naive",
+                                                        "actual"]
+    row = frame[(frame["forecast_day"] == origins[1]) & (frame["horizon"] == 7)].iloc[0]
+    assert row["target_day"] == pd.Timestamp("2024-05-09")
+    assert (row["point"], row["naive"], row["actual"]) == (point[1, 6], 91.0, actual[1, 6])
+    path = tmp_path / "backtest_forecasts.csv"
+    frame.to_csv(path, index=False, date_format="%Y-%m-%d")
+    assert path.read_text().splitlines()[1].startswith("2024-05-01,2024-05-02,1,100.0,90.0,100.5")
+    scored = charts.score_backtest(pd.read_csv(path))
+    pd.testing.assert_frame_equal(scored.drop(columns="source"), frame)
+    assert scored["source"].eq("backtest").all()

@@ -1,0 +1,145 @@
+"""Chart functions on plain frames: the edge cases a young or damaged store produces."""
+
+from __future__ import annotations
+
+import matplotlib.text
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from cryptocast import charts
+
+DAYS = pd.date_range("2024-01-01", periods=40, freq="D")
+
+
+def texts(fig: Figure) -> str:
+    return " ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text))
+
+
+def closes() -> pd.Series:
+    return pd.Series(np.linspace(100, 139, len(DAYS)), index=DAYS)
+
+
+def forecast_rows(origin: str = "2024-02-09") -> pd.DataFrame:
+    day = pd.Timestamp(origin)
+    horizons = np.arange(1, 11)
+    point = np.full(10, 140.0)
+    return pd.DataFrame({"forecast_day": day, "target_day": day + pd.to_timedelta(horizons, unit="D"),
+                         "horizon": horizons, "point": point, "lower_80": point * 0.95, "upper_80": point * 1.05,
+                         "lower_95": point * 0.9, "upper_95": point * 1.1, "model_version": 1})
+
+
+def scored(source: str, horizon: int, n: int) -> pd.DataFrame:
+    target = DAYS[-n:]
+    return pd.DataFrame({"forecast_day": target - pd.Timedelta(days=horizon), "target_day": target, "horizon": horizon,
+                         "point": np.arange(n) + 1.0, "naive": np.zeros(n), "actual": np.arange(n) * 2.0,
+                         "source": source})
+
+
+def is_placeholder(fig: Figure) -> bool:
+    return all(not ax.axison for ax in fig.axes) and len(fig.axes) == 1
+
+
+def test_png_bytes_are_a_png_and_the_same_for_the_same_chart():
+    first = charts.png_bytes(charts.forecast_chart(closes(), forecast_rows()))
+    second = charts.png_bytes(charts.forecast_chart(closes(), forecast_rows()))
+    assert first.startswith(b"\x89PNG\r\n\x1a\n") and first == second
+
+
+def test_forecast_chart_starts_the_bands_at_the_known_close():
+    fig = charts.forecast_chart(closes(), forecast_rows())
+    forecast_line = next(line for line in fig.axes[0].lines if line.get_label() == "forecast")
+    assert list(forecast_line.get_ydata()) == [139.0] + [140.0] * 10  # the last close, then the 10 points
+    assert not is_placeholder(fig)
+
+
+def test_forecast_chart_without_a_forecast_or_without_anything():
+    assert "no forecast yet" in texts(charts.forecast_chart(closes(), None))
+    empty = charts.forecast_chart(pd.Series(dtype=float), None)
+    assert is_placeholder(empty) and "No SOL prices" in texts(empty)
+
+
+def test_score_published_joins_outcomes_and_naive_and_drops_the_unscored():
+    rows = charts.score_published(forecast_rows("2024-02-05"), closes())
+    assert rows["target_day"].max() == DAYS[-1] and len(rows) == 4  # targets 02-06..02-09 are known
+    assert rows["naive"].eq(closes()[pd.Timestamp("2024-02-05")]).all()
+    assert rows["actual"].tolist() == closes().loc["2024-02-06":].tolist()
+    assert rows["source"].eq("published").all()
+    assert charts.score_published(forecast_rows("2024-03-01"), closes()).empty
+
+
+def test_hindcast_with_nothing_scored_is_a_placeholder():
+    for frame in (charts.empty_scored(), scored("published", 3, 10)):
+        fig = charts.hindcast_chart(frame, 1)
+        assert is_placeholder(fig) and "No scored forecasts yet" in texts(fig)
+        charts.png_bytes(fig)
+
+
+def test_hindcast_running_mae_of_model_and_naive_per_source():
+    frame = pd.concat([scored("published", 1, 5), scored("backtest", 1, 30)], ignore_index=True)
+    fig = charts.hindcast_chart(frame, 1)
+    top, bottom = fig.axes
+    assert len(bottom.lines) == 4  # model and naive, for each source
+    published_naive, published_model = bottom.lines[0].get_ydata(), bottom.lines[1].get_ydata()
+    np.testing.assert_allclose(published_naive, np.cumsum(np.arange(5) * 2.0) / np.arange(1, 6))
+    errors = np.abs(np.arange(5) + 1.0 - np.arange(5) * 2.0)
+    np.testing.assert_allclose(published_model, np.cumsum(errors) / np.arange(1, 6))
+    labels = [line.get_label() for line in top.lines]
+    assert "forecast, published" in labels and "forecast, walk-forward backtest, out of sample" in labels
+    summary = charts.hindcast_summary(frame, 1)
+    assert summary["published"]["n"] == 5 and summary["backtest"]["n"] == 30
+    assert summary["published"]["mae"] == pytest.approx(errors.mean())
+    assert summary["published"]["naive_mae"] == pytest.approx(np.mean(np.arange(5) * 2.0))
+
+
+def evaluation(rel: list[float | None], intervals: bool) -> dict:
+    doc = {"models": {"lstm": {"per_horizon": [{"horizon": h, "rel_mae": r} for h, r in enumerate(rel, 1)]},
+                      "naive": {"per_horizon": [{"horizon": h, "rel_mae": 1.0} for h in range(1, 11)]}}}
+    if intervals:
+        doc["intervals"] = {level: {"per_horizon": [{"horizon": h, "coverage": 0.3} for h in range(1, 11)]}
+                            for level in ("0.8", "0.95")}
+    return doc
+
+
+def test_scoreboard_with_and_without_intervals_and_with_nulls():
+    full = charts.scoreboard_chart(evaluation([1.1] * 10, intervals=True))
+    assert len(full.axes) == 2 and full.axes[1].get_ylim()[0] <= 0.25  # a coverage of 30% stays in view
+    sparse = charts.scoreboard_chart(evaluation([None] * 5 + [0.9] * 5, intervals=False))
+    assert len(sparse.axes) == 1
+    lstm = next(line for line in sparse.axes[0].lines if line.get_label() == "our LSTM")
+    assert np.isnan(lstm.get_ydata()[:5]).all()
+    charts.png_bytes(sparse)
+
+
+def test_training_chart_marks_the_kept_epoch_and_handles_no_history():
+    fig = charts.training_chart({"loss": [3, 2, 1, 0.5], "val_loss": [3, 1, 2, 2.5]})
+    assert "kept: epoch 2" in [line.get_label() for line in fig.axes[0].lines]
+    assert is_placeholder(charts.training_chart({}))
+    assert not is_placeholder(charts.training_chart({"loss": [1.0, 0.5]}))
+
+
+def market(n: int, with_fear_greed: bool = True) -> pd.DataFrame:
+    days = pd.date_range("2023-01-01", periods=n, freq="D")
+    fng = pd.Series(np.arange(n) % 100 + 1.0, index=days) if with_fear_greed else pd.Series(dtype=float)
+    sol, btc = pd.Series(np.arange(n) + 10.0, index=days), pd.Series(np.arange(n) * 3 + 5.0, index=days)
+    return charts.market_frame(sol, btc, fng)
+
+
+def test_market_charts_on_empty_and_partial_data():
+    empty = market(0)
+    for draw in (charts.trend_chart, charts.correlation_chart, lambda m: charts.fear_greed_chart(m["Fear & Greed"])):
+        assert is_placeholder(draw(empty))
+    no_fng = market(30, with_fear_greed=False)
+    trend = charts.trend_chart(no_fng)
+    assert [line.get_label() for line in trend.axes[0].lines][:2] == ["SOL", "BTC"]
+    charts.png_bytes(charts.correlation_chart(no_fng))
+
+
+def test_market_charts_use_the_last_year_only():
+    trend = charts.trend_chart(market(500), days=365)
+    sol = trend.axes[0].lines[0]
+    assert len(sol.get_xdata()) == 365 and sol.get_ydata()[0] == 100
+    heatmaps = charts.correlation_chart(market(500))
+    assert "2023-05-16..2024-05-14" in texts(heatmaps)
+    assert "-0.00" not in texts(heatmaps)

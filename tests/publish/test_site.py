@@ -1,0 +1,327 @@
+"""plots.py end to end on a small store: files, links, numbers, empty store, secrets, failures."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from cryptocast import site
+from cryptocast.features import FORECASTS, SOLANA
+from cryptocast.registry import LocalModelRegistry
+from cryptocast.stores.local import LocalFeatureStore
+from cryptocast.training import MODEL_NAME
+
+import plots
+from .conftest import AS_OF
+from conftest import ENV_NAMES, REPO, error_lines, run_main, snapshot
+
+CHARTS = {"forecast.png", "hindcast_h1.png", "hindcast_h10.png", "hindcast_h5.png", "scoreboard.png", "training.png",
+          "trend.png", "correlation.png", "fear_greed.png"}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class Page(HTMLParser):
+    """Every src/href, every img's alt, and the embedded forecast data, as a browser would see them."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+        self.alts: list[str | None] = []
+        self.ids: dict[str, str] = {}
+        self.inline: str | None = None
+        self._open: str | None = None
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.refs += [value for name, value in attrs if name in ("src", "href") and value is not None]
+        if tag == "img":
+            self.alts.append(found.get("alt"))
+        self._open = found.get("id")
+        if tag == "script" and found.get("id") == "forecast-data":
+            self.inline = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._open == "forecast-data" and self.inline is not None:
+            self.inline += data
+        elif self._open:
+            self.ids[self._open] = self.ids.get(self._open, "") + data
+
+    def handle_endtag(self, tag: str) -> None:
+        self._open = None
+
+
+def build(out: Path, *args: str) -> int:
+    return run_main(plots.main, "--out", str(out), *args)
+
+
+def page(out: Path) -> Page:
+    return Page((out / "index.html").read_text())
+
+
+@pytest.fixture
+def out(shared, site_home, tmp_path) -> Path:
+    """A copy of the shared site, built from a store identical to `site_home`, that this test may damage."""
+    return Path(shutil.copytree(shared[0], tmp_path / "docs"))
+
+
+@pytest.fixture(scope="session")
+def shared(built_home, tmp_path_factory) -> tuple[Path, Path]:
+    """One site built for the tests that only read it (a build costs ~1.5 s): (docs, home)."""
+    root = tmp_path_factory.mktemp("shared-site")
+    home = root / "home"
+    shutil.copytree(built_home, home)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ENV_NAMES:
+            patch.delenv(name, raising=False)
+        patch.setenv("CRYPTOCAST_HOME", str(home))
+        patch.setenv("CRYPTOCAST_AS_OF", AS_OF.isoformat())
+        patch.chdir(root)
+        assert build(root / "docs") == 0
+    return root / "docs", home
+
+
+def store_forecasts(home: Path) -> pd.DataFrame:
+    return LocalFeatureStore(home).get_feature_group(FORECASTS).read()
+
+
+def sol_closes(home: Path) -> pd.Series:
+    return LocalFeatureStore(home).get_feature_group(SOLANA).read().set_index("day")["close"]
+
+
+def test_every_chart_is_a_valid_png(shared):
+    out = shared[0]
+    assert {p.name for p in out.glob("*.png")} == CHARTS
+    for name in CHARTS:
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE), name
+        with Image.open(out / name) as image:
+            image.verify()
+        with Image.open(out / name) as image:
+            assert image.format == "PNG" and image.size[0] >= 600 and image.size[1] >= 250, (name, image.size)
+    assert (out / ".nojekyll").read_bytes() == b""
+
+
+def test_the_page_refers_only_to_files_it_wrote(shared):
+    out = shared[0]
+    parsed = page(out)
+    assert parsed.refs, "no src/href found at all"
+    for ref in parsed.refs:
+        assert "://" not in ref and not ref.startswith("//"), f"external reference {ref}"
+        assert (out / ref).is_file(), f"{ref} is referenced but not written"
+    assert {r for r in parsed.refs if r.endswith(".png")} == CHARTS
+    assert "forecast.json" in parsed.refs
+    assert all(alt and len(alt) > 30 for alt in parsed.alts), parsed.alts
+
+
+def test_forecast_json_is_the_latest_forecast_in_the_group(shared):
+    out, site_home = shared
+    doc = json.loads((out / "forecast.json").read_text())
+    rows = store_forecasts(site_home)
+    latest = rows[rows["forecast_day"] == rows["forecast_day"].max()].sort_values("horizon")
+    assert doc["forecast"]["forecast_day"] == "2024-02-29" == latest["forecast_day"].iloc[0].strftime("%Y-%m-%d")
+    assert doc["forecast"]["model_version"] == int(latest["model_version"].iloc[0]) == 1
+    assert doc["forecast"]["last_close"] == sol_closes(site_home)[pd.Timestamp("2024-02-29")]
+    assert doc["forecast"]["days_old"] == 0
+    expected = [{"horizon": int(r.horizon), "target_day": r.target_day.strftime("%Y-%m-%d"), "point": r.point,
+                 "lower_80": r.lower_80, "upper_80": r.upper_80, "lower_95": r.lower_95, "upper_95": r.upper_95}
+                for r in latest.itertuples()]
+    assert doc["forecast"]["rows"] == expected  # exact floats: JSON round-trips them
+    assert doc["model"]["version"] == 1 and doc["model"]["name"] == MODEL_NAME
+    assert doc["last_complete_day"] == "2024-02-29" and doc["backend"] == "local"
+    assert doc["groups"]["solana_forecasts"]["rows"] == len(rows) == 210
+    assert doc["groups"]["solana"]["last_day"] == "2024-02-29" and doc["groups"]["solana"]["behind_days"] == 0
+    assert [c["file"] for c in doc["charts"]] == [r for r in page(out).refs if r.endswith(".png")]
+
+
+def test_the_embedded_json_is_forecast_json(shared):
+    out = shared[0]
+    text = (out / "forecast.json").read_text()
+    inline = page(out).inline
+    assert inline == text
+    assert json.loads(inline) == json.loads(text)
+
+
+def test_the_headline_shows_horizon_10_and_the_selector_offers_1_to_10(shared):
+    out = shared[0]
+    doc = json.loads((out / "forecast.json").read_text())
+    row = doc["forecast"]["rows"][-1]
+    text = (out / "index.html").read_text()
+    parsed = page(out)
+    assert parsed.ids["h-point"] == f"${row['point']:,.2f}"
+    assert parsed.ids["h-target"] == row["target_day"]
+    assert parsed.ids["h-95"] == f"${row['lower_95']:,.2f} to ${row['upper_95']:,.2f}"
+    options = re.findall(r'<option value="(\d+)"( selected)?>', text)
+    assert [int(v) for v, _ in options] == list(range(1, 11))
+    assert [int(v) for v, selected in options if selected] == [10]
+    assert 'getElementById("forecast-data")' in text and "fetch(" not in text
+
+
+def test_the_hindcast_scores_published_and_backtest_forecasts(shared):
+    out, site_home = shared
+    hindcast = json.loads((out / "forecast.json").read_text())["hindcast"]
+    assert set(hindcast) == {"1", "10", "5"}
+    assert hindcast["1"]["published"]["n"] == 20 and hindcast["10"]["published"]["n"] == 11
+    assert hindcast["1"]["backtest"]["n"] == hindcast["10"]["backtest"]["n"] == 37
+    rows, closes = store_forecasts(site_home), sol_closes(site_home)
+    h1 = rows[(rows["horizon"] == 1) & rows["target_day"].isin(closes.index)]
+    errors = (h1["point"] - h1["target_day"].map(closes)).abs()
+    naive = (h1["forecast_day"].map(closes) - h1["target_day"].map(closes)).abs()
+    assert hindcast["1"]["published"]["mae"] == pytest.approx(errors.mean())
+    assert hindcast["1"]["published"]["naive_mae"] == pytest.approx(naive.mean())
+    assert hindcast["1"]["published"]["last_target_day"] == "2024-02-29"
+
+
+def test_the_verdict_follows_the_backtest(shared):
+    out, site_home = shared
+    doc = json.loads((out / "forecast.json").read_text())
+    rel = LocalModelRegistry(site_home).production(MODEL_NAME).metrics["rel_mae_mean"]
+    assert doc["model"]["metrics"]["rel_mae_mean"] == rel
+    assert ("does not beat naive" in doc["verdict"]) == (rel >= 1)
+    assert doc["verdict"] in html.unescape((out / "index.html").read_text())
+    assert "Not financial advice" in (out / "index.html").read_text()
+
+
+@pytest.mark.parametrize(("rel", "says"), [(1.02, "does not beat naive persistence"), (1.0, "as large as naive's"),
+                                           (0.9, "beats naive persistence"), (None, "nothing is known")])
+def test_verdict_wording(rel, says):
+    text = site.verdict({"rel_mae_mean": rel, "backtest_origins": {"first": "2024-01-01", "last": "2024-12-30",
+                                                                   "count": 365}})
+    assert says in text
+    assert ("2024-01-01 to 2024-12-30, 365 daily forecasts" in text) == (rel is not None)
+
+
+def test_text_from_the_registry_is_escaped(shared):
+    out = shared[0]
+    text = (out / "index.html").read_text()
+    assert "test model &lt;b&gt;&amp;amp; friends&lt;/b&gt;" in text
+    assert "<b>" not in text
+    assert "\\u003cb\\u003e\\u0026amp; friends" in page(out).inline
+
+
+def test_an_empty_store_renders_a_page_that_says_so(isolated, tmp_path):
+    docs = tmp_path / "docs"
+    assert build(docs) == 0
+    doc = json.loads((docs / "forecast.json").read_text())
+    assert doc["forecast"] is None and doc["model"] is None
+    assert doc["groups"]["solana"]["rows"] == 0
+    text = (docs / "index.html").read_text()
+    assert "No forecast yet" in text and "No model is in production yet" in text
+    parsed = page(docs)
+    assert all((docs / ref).is_file() for ref in parsed.refs)
+    assert {r for r in parsed.refs if r.endswith(".png")} == CHARTS - {"scoreboard.png", "training.png"}
+    assert parsed.inline == (docs / "forecast.json").read_text()
+    assert not isolated.exists()  # reading an empty store creates nothing
+
+
+def test_a_model_without_forecasts_yet(site_home, tmp_path):
+    shutil.rmtree(site_home / "feature_store" / "solana_forecasts_v1")
+    docs = tmp_path / "docs"
+    assert build(docs) == 0
+    doc = json.loads((docs / "forecast.json").read_text())
+    assert doc["forecast"] is None and doc["model"]["version"] == 1
+    assert "No forecast yet" in (docs / "index.html").read_text()
+    assert set(doc["hindcast"]["1"]) == {"backtest"}
+
+
+def test_an_old_forecast_is_flagged(site_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-03-03")
+    docs = tmp_path / "docs"
+    assert build(docs) == 0
+    assert json.loads((docs / "forecast.json").read_text())["forecast"]["days_old"] == 2
+    assert "This forecast is 2 day(s) old" in (docs / "index.html").read_text()
+
+
+def test_older_model_versions_without_the_optional_artifacts(site_home, tmp_path):
+    artifacts = LocalModelRegistry(site_home).production(MODEL_NAME).path
+    for name in ("evaluation.json", "history.json", "backtest_forecasts.csv"):
+        (artifacts / name).unlink()
+    docs = tmp_path / "docs"
+    assert build(docs) == 0
+    assert {p.name for p in docs.glob("*.png")} == CHARTS - {"scoreboard.png", "training.png"}
+    hindcast = json.loads((docs / "forecast.json").read_text())["hindcast"]
+    assert set(hindcast["1"]) == {"published"}
+    assert all((docs / ref).is_file() for ref in page(docs).refs)
+
+
+def test_no_secret_reaches_any_output(site_home, tmp_path, monkeypatch, capsys):
+    markers = ("crypto-key-MARKER-5f1c", "hopsworks-key-MARKER-9a2e")
+    monkeypatch.setenv("CRYPTO_API_KEY", markers[0])
+    monkeypatch.setenv("HOPSWORKS_API_KEY", markers[1])
+    monkeypatch.setenv("CRYPTOCAST_BACKEND", "local")
+    docs = tmp_path / "docs"
+    assert build(docs) == 0
+    files = [p for p in docs.rglob("*") if p.is_file()]
+    assert len(files) == len(CHARTS) + 3
+    for path in files:
+        data = path.read_bytes()
+        assert all(m.encode() not in data for m in markers), path.name
+    captured = capsys.readouterr()
+    assert all(m not in captured.out + captured.err for m in markers)
+
+
+def test_re_running_with_another_horizon_replaces_its_chart(out, site_home):
+    assert build(out, "--horizon", "3") == 0
+    names = {p.name for p in out.glob("*.png")}
+    assert "hindcast_h3.png" in names and "hindcast_h5.png" not in names
+    assert set(json.loads((out / "forecast.json").read_text())["hindcast"]) == {"1", "10", "3"}
+    assert not [p for p in out.iterdir() if p.name.startswith(".build-") or p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("value", ["0", "11", "x"])
+def test_a_horizon_outside_1_to_10_is_refused(site_home, tmp_path, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build(tmp_path / "docs", "--horizon", value)
+    assert exit_info.value.code == 2
+    assert "from 1 to 10" in capsys.readouterr().err
+    assert not (tmp_path / "docs").exists()
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "is_a_file"])
+def test_an_unwritable_out_dir_is_one_line(site_home, tmp_path, capsys, where):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    target = blocker / "docs" if where == "under_a_file" else blocker
+    assert build(target) == 1
+    lines = error_lines(capsys)
+    assert len(lines) == 1 and lines[0].startswith(f"error: plots: cannot write the site to {target}: ")
+    assert blocker.read_text() == "not a directory"
+
+
+DAMAGE = {
+    "evaluation.json": lambda p: p.write_bytes(p.read_bytes()[:50]),
+    "history.json": lambda p: p.write_text(json.dumps({"loss": ["low", "lower"]})),
+    "backtest_forecasts.csv": lambda p: p.write_text("forecast_day,horizon\n2024-01-01,1\n"),
+    "evaluation.json ": lambda p: p.write_text(json.dumps({"models": {"lstm": {"per_horizon": "none"}}})),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_corrupt_model_artifact_is_one_line_and_keeps_the_previous_site(out, site_home, capsys, damage):
+    before = snapshot(out)
+    capsys.readouterr()
+    artifact = LocalModelRegistry(site_home).production(MODEL_NAME).path / damage.strip()
+    DAMAGE[damage](artifact)
+    assert build(out) == 1
+    lines = error_lines(capsys)
+    assert len(lines) == 1 and lines[0].startswith(f"error: plots: {artifact}: "), lines
+    assert snapshot(out) == before
+    assert {p.name for p in out.iterdir() if p.name.startswith(".")} == {".nojekyll"}
+
+
+def test_plots_never_imports_tensorflow(site_home, tmp_path):
+    code = (f"import sys, plots; rc = plots.main(['--out', {str(tmp_path / 'docs')!r}]); assert rc == 0, rc; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
+    assert (tmp_path / "docs" / "scoreboard.png").is_file()
