@@ -1,4 +1,4 @@
-"""The feature view: the three groups joined on the day, engineered features, and model windows.
+"""Model inputs: the feature view's rows on a complete daily calendar, engineered features, and windows.
 
 Features of day t use only what is known at the end of day t. Inputs are scale-free (log returns,
 log volume, log range, index/100) so a model trained on SOL at $20 still reads SOL at $200.
@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cryptocast.errors import DataValidationError, StoreError
-from cryptocast.features import BITCOIN, FEAR_GREED, SOLANA
+from cryptocast.errors import DataValidationError
+from cryptocast.features import FEATURE_VIEW, join_view
+from cryptocast.stores.base import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,23 @@ class FeatureFrame:
     fear_greed_filled: int
 
 
-def _prefixed(candles: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    df = candles.set_index("day")[["open", "high", "low", "close", "volume"]]
-    return df.add_prefix(f"{prefix}_")
+_CANDLE = ["open", "high", "low", "close", "volume"]
 
 
 def build_features(solana: pd.DataFrame, bitcoin: pd.DataFrame, fear_greed: pd.DataFrame) -> FeatureFrame:
-    """Join the groups on a complete daily calendar and compute the model's inputs."""
-    if solana.empty or bitcoin.empty:
+    """The model's inputs from the three groups' rows, joined exactly as the stores join the view."""
+    return features_from_view(join_view(FEATURE_VIEW, {"solana": solana, "bitcoin": bitcoin,
+                                                       "fear_greed": fear_greed}))
+
+
+def features_from_view(rows: pd.DataFrame) -> FeatureFrame:
+    """Put the view's rows on a complete daily calendar and compute the model's inputs."""
+    if rows.empty or rows["btc_close"].isna().all():
         raise DataValidationError("feature view: solana and bitcoin groups must not be empty")
-    days = pd.date_range(solana["day"].min(), solana["day"].max(), freq="D", name="day")
-    frame = pd.concat([_prefixed(solana, "sol"), _prefixed(bitcoin, "btc")], axis=1).reindex(days)
-    fng = fear_greed.set_index("day")["value"].reindex(days)
+    days = pd.date_range(rows["day"].min(), rows["day"].max(), freq="D", name="day")
+    rows = rows.set_index("day").reindex(days)
+    frame = pd.concat([rows[_CANDLE].add_prefix("sol_"), rows[[f"btc_{c}" for c in _CANDLE]]], axis=1)
+    fng = rows["fng_value"]
     known = fng.notna()
     filled = fng.ffill(limit=MAX_FEAR_GREED_FILL)
     frame["fear_greed_raw"] = filled
@@ -106,12 +112,6 @@ def make_windows(features: FeatureFrame, columns: tuple[str, ...] = FEATURES, re
     )
 
 
-def read_feature_frame(store, start: dt.date | None, end: dt.date) -> FeatureFrame:
-    """The feature view straight from the store: groups read with a date filter, then joined."""
-    frames = {}
-    for spec in (SOLANA, BITCOIN, FEAR_GREED):
-        group = store.get_feature_group(spec)
-        if group is None:
-            raise StoreError(f"feature group {spec.name} v{spec.version} does not exist: run feature_backfill.py")
-        frames[spec.name] = group.read(start, end)
-    return build_features(frames["solana"], frames["bitcoin"], frames["fear_greed"])
+def read_feature_frame(store: FeatureStore, start: dt.date | None, end: dt.date) -> FeatureFrame:
+    """The model's inputs for SOL days in [start, end], read through the store's feature view."""
+    return features_from_view(store.read_feature_view(FEATURE_VIEW, start, end))

@@ -90,6 +90,43 @@ FEAR_GREED = GroupSpec(
 INGESTED_GROUPS = (SOLANA, BITCOIN, FEAR_GREED)
 
 
+@dataclass(frozen=True)
+class ViewPart:
+    group: GroupSpec
+    features: tuple[str, ...]  # besides the join key, which every part selects
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """Groups left-joined on the left group's key: a Hopsworks feature view, spelled out once.
+
+    Both stores return a view as the same frame (`view_columns`), so what the model reads does not
+    depend on where the rows are kept.
+    """
+
+    name: str
+    version: int
+    description: str
+    left: ViewPart
+    joins: tuple[ViewPart, ...]
+
+    @property
+    def key(self) -> list[str]:
+        return list(self.left.group.primary_key)
+
+
+_CANDLE_VALUES = ("open", "high", "low", "close", "volume")
+
+FEATURE_VIEW = ViewSpec(
+    "solana_features",
+    1,
+    "SOL candles with the same day's BTC candle (btc_) and Fear & Greed (fng_): the model's inputs",
+    ViewPart(SOLANA, _CANDLE_VALUES),
+    (ViewPart(BITCOIN, _CANDLE_VALUES, "btc_"), ViewPart(FEAR_GREED, ("value",), "fng_")),
+)
+
+
 def _forecast_rules(df: pd.DataFrame) -> list[tuple[pd.Series, str]]:
     ordered = (
         (df["lower_95"] <= df["lower_80"]) & (df["lower_80"] <= df["point"])
@@ -173,10 +210,62 @@ def validate(spec: GroupSpec, df: pd.DataFrame, origin: str) -> pd.DataFrame:
     return out.sort_values(list(spec.primary_key)).reset_index(drop=True)
 
 
+_DTYPES = {"date": "datetime64[ns]", "float": "float64", "int": "int64", "str": "object"}
+
+
 def empty_frame(spec: GroupSpec) -> pd.DataFrame:
     """A zero-row frame with the group's columns and dtypes, so callers never special-case 'empty'."""
-    dtypes = {"date": "datetime64[ns]", "float": "float64", "int": "int64", "str": "object"}
-    return pd.DataFrame({c.name: pd.Series(dtype=dtypes[c.dtype]) for c in spec.columns})
+    return pd.DataFrame({c.name: pd.Series(dtype=_DTYPES[c.dtype]) for c in spec.columns})
+
+
+def _as_dtype(values: pd.Series, dtype: str, nullable: bool) -> pd.Series:
+    """One column as the local store returns it, whatever a remote store's reader handed back.
+
+    Days become naive UTC `datetime64[ns]`; joined columns may be missing, so their ints become floats.
+    """
+    if dtype == "date":
+        return pd.to_datetime(values, utc=True).dt.tz_localize(None).astype("datetime64[ns]")
+    if dtype == "str":
+        return values.astype(object).where(values.notna(), None)
+    return values.astype("float64" if nullable else _DTYPES[dtype])
+
+
+def conform(spec: GroupSpec, df: pd.DataFrame) -> pd.DataFrame:
+    """The group's rows with exactly its columns, dtypes and key order: what every store's `read` returns."""
+    if df.empty:
+        return empty_frame(spec)
+    out = pd.DataFrame({c.name: _as_dtype(df[c.name], c.dtype, False) for c in spec.columns})
+    return out.sort_values(list(spec.primary_key)).reset_index(drop=True)
+
+
+def view_columns(view: ViewSpec) -> list[tuple[str, Column, bool]]:
+    """(column in the view's frame, the group column it comes from, whether a join may leave it empty)."""
+    key = view.key
+    left = {c.name: c for c in view.left.group.columns}
+    out = [(name, left[name], False) for name in (*key, *view.left.features)]
+    for part in view.joins:
+        columns = {c.name: c for c in part.group.columns}
+        out += [(part.prefix + name, columns[name], True) for name in part.features]
+    return out
+
+
+def conform_view(view: ViewSpec, df: pd.DataFrame) -> pd.DataFrame:
+    """The view's frame with exactly its columns and dtypes, one row per left key, sorted by it."""
+    columns = view_columns(view)
+    if df.empty:  # a reader may return no columns at all when there are no rows
+        df = pd.DataFrame({name: pd.Series(dtype="object") for name, _, _ in columns})
+    out = pd.DataFrame({name: _as_dtype(df[name], column.dtype, nullable) for name, column, nullable in columns})
+    return out.sort_values(view.key).reset_index(drop=True)
+
+
+def join_view(view: ViewSpec, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The view computed in pandas from each group's rows (keyed by group name): a left join on the key."""
+    key = view.key
+    joined = frames[view.left.group.name][[*key, *view.left.features]]
+    for part in view.joins:
+        right = frames[part.group.name][[*key, *part.features]]
+        joined = joined.merge(right.rename(columns={f: part.prefix + f for f in part.features}), on=key, how="left")
+    return conform_view(view, joined)
 
 
 def missing_days(days: pd.Series, first: pd.Timestamp, last: pd.Timestamp) -> list[pd.Timestamp]:

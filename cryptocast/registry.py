@@ -9,6 +9,8 @@ Local layout under `CRYPTOCAST_HOME` (plain files and JSON, no pickle, so a work
 A version is assembled in a hidden temporary directory beside its siblings and published with one
 `os.rename`, so readers see a complete `v<N>` or none; hidden leftovers of a crashed run are ignored
 and swept by the next registration. Writers hold `.registry.lock` so two runs cannot take the same N.
+
+The Hopsworks registry (registry_hopsworks.py) has the same interface, `version.json` and promotion rule.
 """
 
 from __future__ import annotations
@@ -21,18 +23,17 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from cryptocast.atomic import atomic_write_bytes
-from cryptocast.errors import SettingsError, StoreError
+from cryptocast.errors import StoreError
 from cryptocast.settings import Settings
-from cryptocast.stores.local import LOCK_TIMEOUT_S
+from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +88,17 @@ def promotion_decision(candidate: ModelVersion, current: ModelVersion | None, me
     if current is None:
         return True, f"{metric} {new:.6g}; no production version yet"
     old = current.metrics.get(metric)
-    if not _is_finite_number(old):
+    if not is_finite_number(old):
         return True, f"{metric} {new:.6g}; production v{current.version} has no usable {metric} ({old!r})"
     verdict = "<=" if new <= old else ">"
     return new <= old, f"{metric} {new:.6g} {verdict} {old:.6g} of production v{current.version}"
 
 
-def _is_finite_number(value: Any) -> bool:
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def is_finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -112,6 +117,25 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StoreError(f"model registry: unreadable {path}: {exc}") from None
+
+
+def version_record(created: str, description: str, metrics: dict[str, Any], metadata: dict[str, Any],
+                   name: str) -> bytes:
+    """The `version.json` every backend keeps beside a version's artifacts; refuses what JSON cannot hold."""
+    return _to_json({"created": created, "description": description, "metrics": metrics, "metadata": metadata},
+                    f"model {name}: metrics or metadata")
+
+
+def load_version(name: str, version: int, directory: Path) -> ModelVersion:
+    """A version from its directory (`version.json` + `artifacts/`), checked so a damaged copy fails loudly."""
+    path = directory / "version.json"
+    record = _read_json(path)
+    if not isinstance(record, dict) or any(not isinstance(record.get(k), t) for k, t in _RECORD_TYPES.items()):
+        raise StoreError(f"model registry: {path} lacks one of {', '.join(_RECORD_TYPES)} or has a wrong type")
+    if not (directory / "artifacts").is_dir():
+        raise StoreError(f"model registry: {directory / 'artifacts'} is missing")
+    return ModelVersion(name=name, version=version, created=record["created"], description=record["description"],
+                        metrics=record["metrics"], metadata=record["metadata"], path=directory / "artifacts")
 
 
 def _fsync(path: Path) -> None:
@@ -149,17 +173,9 @@ class LocalModelRegistry:
 
     def get(self, name: str, version: int) -> ModelVersion:
         directory = self._model_dir(name) / f"v{version}"
-        path = directory / "version.json"
         if not directory.is_dir():
             raise StoreError(f"model {name} has no version {version} in {self.root}")
-        record = _read_json(path)
-        if not isinstance(record, dict) or any(not isinstance(record.get(k), t) for k, t in _RECORD_TYPES.items()):
-            raise StoreError(f"model registry: {path} lacks one of {', '.join(_RECORD_TYPES)} or has a wrong type")
-        if not (directory / "artifacts").is_dir():
-            raise StoreError(f"model registry: {directory / 'artifacts'} is missing")
-        return ModelVersion(name=name, version=version, created=record["created"],
-                            description=record["description"], metrics=record["metrics"],
-                            metadata=record["metadata"], path=directory / "artifacts")
+        return load_version(name, version, directory)
 
     def versions(self, name: str) -> list[ModelVersion]:
         return [self.get(name, n) for n in self._numbers(name)]
@@ -185,9 +201,7 @@ class LocalModelRegistry:
                  metadata: dict[str, Any]) -> ModelVersion:
         if not artifacts.is_dir():
             raise StoreError(f"model artifacts {artifacts} is not a directory; nothing registered")
-        created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        record = _to_json({"created": created, "description": description, "metrics": metrics,
-                           "metadata": metadata}, f"model {name}: metrics or metadata")
+        record = version_record(utc_now(), description, metrics, metadata, name)
         directory = self._model_dir(name)
         with self._locked():
             directory.mkdir(parents=True, exist_ok=True)
@@ -219,17 +233,8 @@ class LocalModelRegistry:
 
     def register_and_promote(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
                              metadata: dict[str, Any], metric: str = DEFAULT_METRIC) -> tuple[ModelVersion, bool]:
-        if not _is_finite_number(metrics.get(metric)):
-            raise StoreError(f"model {name}: metric {metric!r} must be a finite number, got "
-                             f"{metrics.get(metric)!r}; nothing registered")
         with self._locked():  # one lock across both steps, so concurrent runs compare against a settled production
-            current = self.production(name)
-            candidate = self.register(name, artifacts, metrics, description, metadata)
-            promoted, reason = promotion_decision(candidate, current, metric)
-            if promoted:
-                self.set_production(name, candidate.version)
-        log.info("model %s v%d %s: %s", name, candidate.version, "promoted" if promoted else "not promoted", reason)
-        return candidate, promoted
+            return register_and_promote(self, name, artifacts, metrics, description, metadata, metric)
 
     def summary(self, name: str | None = None) -> dict:
         names = [name] if name is not None else self._names()
@@ -248,26 +253,31 @@ class LocalModelRegistry:
                           "metrics": v.metrics} for v in self.versions(name)],
         }
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> AbstractContextManager[None]:
         """Reentrant (one FileLock object), so `register_and_promote` can hold it around its own calls."""
         self.home.mkdir(parents=True, exist_ok=True)
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            log.info("another run holds %s; waiting up to %ds", self._lock.lock_file, LOCK_TIMEOUT_S)
-            try:
-                self._lock.acquire(timeout=LOCK_TIMEOUT_S)
-            except Timeout:
-                raise StoreError(f"model registry {self.root} is locked by another run") from None
-        try:
-            yield
-        finally:
-            self._lock.release()
+        return exclusive(self._lock, f"model registry {self.root}", LOCK_TIMEOUT_S)
+
+
+def register_and_promote(registry: ModelRegistry, name: str, artifacts: Path, metrics: dict[str, Any],
+                         description: str, metadata: dict[str, Any], metric: str) -> tuple[ModelVersion, bool]:
+    """Register, then promote by `promotion_decision`; the caller holds its registry's lock around this."""
+    if not is_finite_number(metrics.get(metric)):
+        raise StoreError(f"model {name}: metric {metric!r} must be a finite number, got "
+                         f"{metrics.get(metric)!r}; nothing registered")
+    current = registry.production(name)
+    candidate = registry.register(name, artifacts, metrics, description, metadata)
+    promoted, reason = promotion_decision(candidate, current, metric)
+    if promoted:
+        registry.set_production(name, candidate.version)
+    log.info("model %s v%d %s: %s", name, candidate.version, "promoted" if promoted else "not promoted", reason)
+    return candidate, promoted
 
 
 def open_model_registry(settings: Settings) -> ModelRegistry:
-    """The registry for this run's backend (the local one is the only one so far)."""
+    """The registry for this run's backend. Hopsworks is imported only when it is the chosen backend."""
     if settings.backend == "local":
         return LocalModelRegistry(settings.home)
-    raise SettingsError(f"backend '{settings.backend}' has no model registry yet; use CRYPTOCAST_BACKEND=local")
+    from cryptocast.registry_hopsworks import HopsworksModelRegistry
+
+    return HopsworksModelRegistry(settings)

@@ -38,6 +38,7 @@ DEFAULTS = {
     "CRYPTOCAST_SEED": "42",
     "CRYPTOCAST_BACKTEST_DAYS": "365",
     "CRYPTOCAST_REFIT_EVERY": "30",
+    "CRYPTOCAST_HOPSWORKS_TIMEOUT": "900",
 }
 MODEL_SETTINGS = {  # env name -> (TrainConfig field, type)
     "CRYPTOCAST_LSTM_UNITS": ("units", int),
@@ -69,6 +70,7 @@ class Settings:
     hopsworks_api_key: str = field(default="", repr=False)
     hopsworks_project: str = ""
     hopsworks_host: str = ""
+    hopsworks_timeout: float = 900.0
     model: dict = field(default_factory=dict)
     backtest_days: int = 365
     refit_every: int = 30
@@ -105,6 +107,14 @@ def _parse_number(name: str, value: str, kind: type) -> float | int:
         raise SettingsError(f"{name}={value!r} is not a {kind.__name__}") from None
     if not math.isfinite(number) or number < 0:
         raise SettingsError(f"{name}={value!r} must not be negative (and must be finite)")
+    return number
+
+
+def _parse_positive(name: str, value: str) -> float:
+    """A duration that must allow some time: zero would fail every call before it starts."""
+    number = _parse_number(name, value, float)
+    if number == 0:
+        raise SettingsError(f"{name}={value!r} must be greater than zero (seconds)")
     return number
 
 
@@ -148,6 +158,7 @@ def load_settings(
         hopsworks_api_key=hopsworks_key,
         hopsworks_project=merged.get("HOPSWORKS_PROJECT", ""),
         hopsworks_host=merged.get("HOPSWORKS_HOST", ""),
+        hopsworks_timeout=_parse_positive("CRYPTOCAST_HOPSWORKS_TIMEOUT", merged["CRYPTOCAST_HOPSWORKS_TIMEOUT"]),
         model={key: _parse_number(env, merged[env], kind) for env, (key, kind) in MODEL_SETTINGS.items()},
         backtest_days=_parse_number("CRYPTOCAST_BACKTEST_DAYS", merged["CRYPTOCAST_BACKTEST_DAYS"], int),
         refit_every=max(1, _parse_number("CRYPTOCAST_REFIT_EVERY", merged["CRYPTOCAST_REFIT_EVERY"], int)),

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from werkzeug import Request, Response
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import hopsworks_double  # noqa: E402
 from fakeapi import FakeMarket, synthetic_history  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +24,8 @@ START = "2024-01-01"
 NOW = dt.date(2024, 3, 1)
 FNG_HOLES = ("2024-01-20", "2024-01-21")
 ENV_NAMES = ("CRYPTO_API_KEY", "HOPSWORKS_API_KEY", "HOPSWORKS_PROJECT", "HOPSWORKS_HOST", "CRYPTOCAST_BACKEND",
-             "CRYPTOCAST_HOME", "CRYPTOCAST_AS_OF", "CRYPTOCOMPARE_URL", "BINANCE_URL", "FEAR_GREED_URL")
+             "CRYPTOCAST_HOME", "CRYPTOCAST_AS_OF", "CRYPTOCOMPARE_URL", "BINANCE_URL", "FEAR_GREED_URL",
+             "CRYPTOCAST_HOPSWORKS_TIMEOUT")
 
 
 @pytest.fixture
@@ -54,6 +57,22 @@ def api(httpserver, market, tmp_path, monkeypatch) -> FakeMarket:
     monkeypatch.setenv("CRYPTOCAST_HTTP_TIMEOUT", "5")
     monkeypatch.chdir(tmp_path)
     return market
+
+
+@pytest.fixture
+def hopsworks(monkeypatch) -> Iterator[hopsworks_double.Double]:
+    """A fresh offline Hopsworks project in `sys.modules["hopsworks"]`, kept across logins within the test."""
+    double = hopsworks_double.install(monkeypatch)
+    yield double
+    double.released.set()  # let calls a test left blocking finish
+
+
+@pytest.fixture
+def on_hopsworks(api, hopsworks, monkeypatch) -> hopsworks_double.Double:
+    """The `api` run, switched to the Hopsworks backend on the double (the key set as a real run would)."""
+    monkeypatch.setenv("HOPSWORKS_API_KEY", hopsworks_double.API_KEY)
+    monkeypatch.setenv("HOPSWORKS_PROJECT", hopsworks_double.PROJECT)
+    return hopsworks
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from cryptocast.errors import SettingsError
 from cryptocast.settings import Settings
 from cryptocast.stores.base import FeatureGroup, FeatureStore, InsertResult
 from cryptocast.stores.local import LocalFeatureStore
@@ -14,7 +13,6 @@ def open_feature_store(settings: Settings) -> FeatureStore:
     """The feature store for this run. Hopsworks is imported only when it is the chosen backend."""
     if settings.backend == "local":
         return LocalFeatureStore(settings.home)
-    raise SettingsError(
-        f"backend '{settings.backend}' is not implemented yet; use CRYPTOCAST_BACKEND=local "
-        "(or unset HOPSWORKS_API_KEY)"
-    )
+    from cryptocast.stores.hopsworks import HopsworksFeatureStore
+
+    return HopsworksFeatureStore(settings)

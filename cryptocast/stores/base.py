@@ -1,7 +1,7 @@
 """The storage interface the pipeline is written against, in a feature store's own nouns.
 
-The local store implements it on disk; a Hopsworks implementation maps the same calls onto
-`get_or_create_feature_group`, `insert` (upsert on the primary key) and filtered reads.
+The local store implements it on disk; the Hopsworks store maps the same calls onto
+`get_or_create_feature_group`, `insert` (upsert on the primary key), filtered reads and a feature view.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from cryptocast.features import GroupSpec
+from cryptocast.features import GroupSpec, ViewSpec
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,32 @@ class FeatureStore(Protocol):
         """The group if it exists, without creating it (status must not change the store)."""
         ...
 
+    def read_feature_view(self, view: ViewSpec, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+        """The view's rows whose left event time lies in [start, end], as `features.conform_view` shapes them.
+
+        Raises StoreError naming the first group of the view that does not exist.
+        """
+        ...
+
     def lock(self) -> AbstractContextManager[None]:
         """Serialise whole pipeline runs against the same store."""
         ...
+
+
+def compare_rows(spec: GroupSpec, stored: pd.DataFrame, incoming: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Masks over `incoming`: rows whose key is new, and rows whose key exists with different values.
+
+    Every store counts an upsert this way, so "2 added, 1 updated" means the same on each backend.
+    """
+    key = list(spec.primary_key)
+    joined = incoming.merge(stored, on=key, how="left", suffixes=("", "_old"), indicator=True)
+    is_new = joined["_merge"] == "left_only"
+    same = pd.Series(True, index=joined.index)
+    for c in spec.column_names:
+        if c not in key:
+            same &= joined[c] == joined[f"{c}_old"]
+    return is_new.set_axis(incoming.index), (~is_new & ~same).set_axis(incoming.index)
+
+
+def insert_result(is_new: pd.Series, changed: pd.Series) -> InsertResult:
+    return InsertResult(int(is_new.sum()), int(changed.sum()), int((~is_new & ~changed).sum()))

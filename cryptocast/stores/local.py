@@ -19,7 +19,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -29,8 +29,8 @@ from filelock import FileLock, Timeout
 
 from cryptocast.atomic import atomic_write_bytes
 from cryptocast.errors import StoreError
-from cryptocast.features import GroupSpec, empty_frame
-from cryptocast.stores.base import InsertResult
+from cryptocast.features import GroupSpec, ViewSpec, empty_frame, join_view
+from cryptocast.stores.base import InsertResult, compare_rows, insert_result
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,9 @@ class LocalFeatureGroup:
             old = self._read_partitions(partitions, {year})
             merged = pd.concat([old, incoming], ignore_index=True).drop_duplicates(key, keep="last")
             merged = merged.sort_values(key).reset_index(drop=True)
-            counts = self._count_changes(old, incoming)
-            inserted, updated, unchanged = inserted + counts[0], updated + counts[1], unchanged + counts[2]
+            counts = insert_result(*compare_rows(self.spec, old, incoming))
+            inserted, updated = inserted + counts.inserted, updated + counts.updated
+            unchanged += counts.unchanged
             data = _to_parquet_bytes(self.spec, merged)
             name = f"{year}-{hashlib.sha256(data).hexdigest()[:16]}.parquet"
             if partitions.get(year) != name:
@@ -139,17 +140,6 @@ class LocalFeatureGroup:
         if new_files:
             self._commit(manifest, partitions, new_files)
         return InsertResult(inserted, updated, unchanged)
-
-    def _count_changes(self, old: pd.DataFrame, incoming: pd.DataFrame) -> tuple[int, int, int]:
-        key = list(self.spec.primary_key)
-        joined = incoming.merge(old, on=key, how="left", suffixes=("", "_old"), indicator=True)
-        is_new = joined["_merge"] == "left_only"
-        values = [c for c in self.spec.column_names if c not in key]
-        same = pd.Series(True, index=joined.index)
-        for c in values:
-            same &= joined[c] == joined[f"{c}_old"]
-        existing = ~is_new
-        return int(is_new.sum()), int((existing & ~same).sum()), int((existing & same).sum())
 
     def _commit(self, manifest: dict, partitions: dict[str, str], new_files: dict[str, bytes]) -> None:
         for name, data in new_files.items():
@@ -196,19 +186,33 @@ class LocalFeatureStore:
         log.info("created feature group %s v%d at %s", spec.name, spec.version, directory)
         return LocalFeatureGroup(spec, directory)
 
-    @contextmanager
-    def lock(self) -> Iterator[None]:
+    def read_feature_view(self, view: ViewSpec, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+        frames = {}
+        for part in (view.left, *view.joins):
+            group = self.get_feature_group(part.group)
+            if group is None:
+                raise StoreError(f"feature group {part.group.name} v{part.group.version} does not exist: "
+                                 "run feature_backfill.py")
+            frames[part.group.name] = group.read(start, end)
+        return join_view(view, frames)
+
+    def lock(self) -> AbstractContextManager[None]:
         self.home.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(self.home / ".lock")
+        return exclusive(FileLock(self.home / ".lock"), f"store {self.home}", LOCK_TIMEOUT_S)
+
+
+@contextmanager
+def exclusive(lock: FileLock, what: str, timeout: float) -> Iterator[None]:
+    """Hold `lock` for a whole run, waiting up to `timeout` seconds for another run to finish first."""
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("another run holds %s; waiting up to %ds", lock.lock_file, timeout)
         try:
-            lock.acquire(timeout=0)
+            lock.acquire(timeout=timeout)
         except Timeout:
-            log.info("another run holds %s; waiting up to %ds", self.home / ".lock", LOCK_TIMEOUT_S)
-            try:
-                lock.acquire(timeout=LOCK_TIMEOUT_S)
-            except Timeout:
-                raise StoreError(f"store {self.home} is locked by another run") from None
-        try:
-            yield
-        finally:
-            lock.release()
+            raise StoreError(f"{what} is locked by another run") from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -1,8 +1,10 @@
-"""Unit tests for the embedded Parquet feature store (cryptocast.stores.local)."""
+"""What only the embedded Parquet store promises: files, bytes, atomicity, manifests, the lock.
+
+The behaviour every store shares (round trips, filters, upserts, the view) is in test_store_contract.py.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
@@ -12,57 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cryptocast import features
 from cryptocast.errors import StoreError
 from cryptocast.stores import local
 from cryptocast.stores.base import InsertResult
 from cryptocast.stores.local import LocalFeatureStore
 
-SOL = features.SOLANA
-FNG = features.FEAR_GREED
-CANDLE_DTYPES = {"day": "datetime64[ns]", "open": "float64", "high": "float64", "low": "float64",
-                 "close": "float64", "volume": "float64", "source": "object"}
-
-# Hand-made candles spanning a year boundary; floats chosen to expose any lossy round trip.
-CANDLES = {
-    "2023-12-30": (101.25, 110.5, 95.125, 0.1 + 0.2 + 100, 12345.678901234567, "binance"),
-    "2023-12-31": (102.0, 111.0, 96.0, 104.3333333333333, 1e-7, "kraken"),
-    "2024-01-01": (103.5, 120.0, 97.0, 119.99999999999999, 0.0, "binance"),
-    "2024-01-02": (104.0, 121.0, 98.0, 100.0, 98765.4321, "binance"),
-}
-
-
-def candles(days: list[str], close_delta: dict[str, float] | None = None) -> pd.DataFrame:
-    """Raw rows for `days` (validated, as the pipeline would), optionally with a changed close."""
-    close_delta = close_delta or {}
-    rows = []
-    for day in days:
-        o, h, lo, c, v, s = CANDLES[day] if day in CANDLES else (50.0, 60.0, 40.0, 55.0, 1.0, "binance")
-        rows.append({"day": day, "open": o, "high": h, "low": lo, "close": c + close_delta.get(day, 0.0),
-                     "volume": v, "source": s})
-    return features.validate(SOL, pd.DataFrame(rows), "test")
-
-
-def expected_candles(days: list[str], close_delta: dict[str, float] | None = None) -> pd.DataFrame:
-    """The same rows, built independently of the code under test, with the promised dtypes."""
-    close_delta = close_delta or {}
-    days = sorted(days)
-    table = {
-        "day": pd.Series([pd.Timestamp(d) for d in days], dtype="datetime64[ns]"),
-        "open": pd.Series([CANDLES[d][0] for d in days], dtype="float64"),
-        "high": pd.Series([CANDLES[d][1] for d in days], dtype="float64"),
-        "low": pd.Series([CANDLES[d][2] for d in days], dtype="float64"),
-        "close": pd.Series([CANDLES[d][3] + close_delta.get(d, 0.0) for d in days], dtype="float64"),
-        "volume": pd.Series([CANDLES[d][4] for d in days], dtype="float64"),
-        "source": pd.Series([CANDLES[d][5] for d in days], dtype="object"),
-    }
-    return pd.DataFrame(table)
-
-
-def fng(rows: dict[str, tuple[int, str]]) -> pd.DataFrame:
-    raw = pd.DataFrame({"day": list(rows), "value": [v for v, _ in rows.values()],
-                        "classification": [c for _, c in rows.values()]})
-    return features.validate(FNG, raw, "test")
+from grouprows import ALL, CANDLE_DTYPES, FNG, SOL, candles, expected_candles
 
 
 def files(directory: Path) -> dict[str, bytes]:
@@ -72,97 +29,6 @@ def files(directory: Path) -> dict[str, bytes]:
 
 def group_dir(home: Path, spec) -> Path:
     return home / "feature_store" / f"{spec.name}_v{spec.version}"
-
-
-ALL = sorted(CANDLES)
-
-
-# --- round trip and filtered reads -----------------------------------------------------------------
-
-
-def test_insert_then_read_round_trips_exactly(tmp_path):
-    group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
-    assert group.insert(candles(ALL)) == InsertResult(4, 0, 0)
-    got = LocalFeatureStore(tmp_path).get_feature_group(SOL).read()
-    assert {c: str(t) for c, t in got.dtypes.items()} == CANDLE_DTYPES
-    pd.testing.assert_frame_equal(got, expected_candles(ALL), check_exact=True)
-
-
-def test_fear_greed_round_trip_keeps_ints_and_strings(tmp_path):
-    group = LocalFeatureStore(tmp_path).get_or_create_feature_group(FNG)
-    group.insert(fng({"2024-01-02": (40, "Fear"), "2023-12-31": (100, "Extreme Greed"), "2024-01-01": (0,
-                                                                                                      "Extreme Fear")}))
-    got = LocalFeatureStore(tmp_path).get_feature_group(FNG).read()
-    expected = pd.DataFrame({
-        "day": pd.Series([pd.Timestamp("2023-12-31"), pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-02")],
-                         dtype="datetime64[ns]"),
-        "value": pd.Series([100, 0, 40], dtype="int64"),
-        "classification": pd.Series(["Extreme Greed", "Extreme Fear", "Fear"], dtype="object"),
-    })
-    pd.testing.assert_frame_equal(got, expected, check_exact=True)
-
-
-@pytest.mark.parametrize(
-    ("start", "end", "days"),
-    [
-        (dt.date(2023, 12, 31), dt.date(2024, 1, 1), ["2023-12-31", "2024-01-01"]),
-        (dt.date(2024, 1, 1), None, ["2024-01-01", "2024-01-02"]),
-        (None, dt.date(2023, 12, 31), ["2023-12-30", "2023-12-31"]),
-        (dt.date(2023, 12, 30), dt.date(2023, 12, 30), ["2023-12-30"]),
-        (dt.date(2024, 1, 2), dt.date(2024, 1, 2), ["2024-01-02"]),
-        (None, None, ALL),
-        (dt.date(2023, 1, 1), dt.date(2025, 1, 1), ALL),
-    ],
-)
-def test_read_filters_are_inclusive_across_a_year_boundary(tmp_path, start, end, days):
-    group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
-    group.insert(candles(ALL))
-    pd.testing.assert_frame_equal(group.read(start, end), expected_candles(days), check_exact=True)
-
-
-@pytest.mark.parametrize(
-    ("start", "end"),
-    [(dt.date(2024, 1, 3), None), (None, dt.date(2023, 12, 29)), (dt.date(2022, 1, 1), dt.date(2022, 12, 31))],
-)
-def test_read_outside_the_data_is_an_empty_frame_with_the_schema(tmp_path, start, end):
-    group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
-    group.insert(candles(ALL))
-    got = group.read(start, end)
-    assert len(got) == 0
-    assert {c: str(t) for c, t in got.dtypes.items()} == CANDLE_DTYPES
-
-
-def test_read_of_an_empty_group(tmp_path):
-    got = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL).read()
-    assert list(got.columns) == list(CANDLE_DTYPES) and len(got) == 0
-
-
-# --- upsert ----------------------------------------------------------------------------------------
-
-
-def test_upsert_counts_and_keeps_the_key_unique(tmp_path):
-    group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
-    assert group.insert(candles(ALL)) == InsertResult(4, 0, 0)
-    assert group.insert(candles(ALL)) == InsertResult(0, 0, 4)
-    assert group.insert(candles(ALL, {"2023-12-31": 0.5})) == InsertResult(0, 1, 3)
-    pd.testing.assert_frame_equal(group.read(), expected_candles(ALL, {"2023-12-31": 0.5}), check_exact=True)
-
-    # one changed, one unchanged, two new (one in each year)
-    batch = candles(["2023-12-31", "2024-01-01", "2023-12-29", "2024-01-03"])
-    assert group.insert(batch) == InsertResult(2, 1, 1)
-    got = group.read()
-    assert got["day"].is_unique
-    assert got["day"].dt.strftime("%Y-%m-%d").tolist() == ["2023-12-29", *ALL, "2024-01-03"]
-    assert got.loc[got["day"] == pd.Timestamp("2023-12-31"), "close"].tolist() == [CANDLES["2023-12-31"][3]]
-
-
-def test_upsert_detects_a_change_in_a_string_column(tmp_path):
-    group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
-    group.insert(candles(ALL))
-    changed = candles(["2024-01-02"])
-    changed["source"] = "kraken"
-    assert group.insert(changed) == InsertResult(0, 1, 0)
-    assert group.read(dt.date(2024, 1, 2))["source"].tolist() == ["kraken"]
 
 
 def test_empty_insert_changes_nothing(tmp_path):

@@ -1,4 +1,7 @@
-"""Tests for the local model registry (cryptocast.registry): layout, numbering, promotion, atomicity."""
+"""What only the local registry promises: its layout, files, crash safety and lock.
+
+The behaviour every registry shares (numbering, promotion, summary) is in test_registry_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -70,18 +73,6 @@ def test_round_trip_copies_files_byte_identical_and_keeps_metrics(registry, tmp_
     assert record == json.dumps(json.loads(record), indent=2, sort_keys=True) + "\n"
 
 
-def test_versions_are_numbered_from_one_and_sorted(registry, tmp_path):
-    assert registry.versions("sol") == []
-    for rel_mae in (0.3, 0.2, 0.1):
-        register(registry, tmp_path, rel_mae)
-    register(registry, tmp_path, 0.5, name="btc")
-
-    assert [v.version for v in registry.versions("sol")] == [1, 2, 3]
-    assert [v.metrics["rel_mae_mean"] for v in registry.versions("sol")] == [0.3, 0.2, 0.1]
-    assert [v.version for v in registry.versions("btc")] == [1]
-    assert registry.production("sol") is None  # registering alone never promotes
-
-
 def test_numbering_continues_after_the_newest_not_the_count(registry, tmp_path):
     for rel_mae in (0.3, 0.2):
         register(registry, tmp_path, rel_mae)
@@ -89,31 +80,6 @@ def test_numbering_continues_after_the_newest_not_the_count(registry, tmp_path):
     os.rename(sol_dir / "v1", sol_dir / "v7")  # e.g. older versions pruned by hand
 
     assert register(registry, tmp_path, 0.1).version == 8
-
-
-def test_first_version_is_always_promoted(registry, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="cryptocast.registry"):
-        mv, promoted = promote(registry, tmp_path, 0.9)
-
-    assert promoted and mv.version == 1
-    assert registry.production("sol") == mv
-    assert any("promoted" in r.message and "no production version" in r.message for r in caplog.records)
-
-
-def test_better_version_is_promoted(registry, tmp_path):
-    promote(registry, tmp_path, 0.20)
-    mv, promoted = promote(registry, tmp_path, 0.15)
-
-    assert promoted
-    assert registry.production("sol").version == mv.version == 2
-
-
-def test_equal_version_is_promoted(registry, tmp_path):
-    promote(registry, tmp_path, 0.20)
-    mv, promoted = promote(registry, tmp_path, 0.20)
-
-    assert promoted
-    assert registry.production("sol").version == 2
 
 
 def test_worse_version_is_registered_but_not_promoted(registry, tmp_path, caplog):
@@ -130,62 +96,6 @@ def test_worse_version_is_registered_but_not_promoted(registry, tmp_path, caplog
     assert [v.version for v in registry.versions("sol")] == [1, 2]
     line = next(r.message for r in caplog.records if "not promoted" in r.message)
     assert "0.25" in line and "0.18" in line and "v1" in line
-
-
-def test_promotion_compares_against_production_not_the_newest(registry, tmp_path):
-    promote(registry, tmp_path, 0.20)
-    promote(registry, tmp_path, 0.30)  # not promoted
-    mv, promoted = promote(registry, tmp_path, 0.25)  # better than v2, worse than production v1
-
-    assert not promoted and mv.version == 3
-    assert registry.production("sol").version == 1
-
-
-def test_missing_promotion_metric_registers_nothing(registry, tmp_path):
-    artifacts = make_artifacts(tmp_path / "run")
-    with pytest.raises(StoreError, match="rel_mae_mean"):
-        registry.register_and_promote("sol", artifacts, {"mae": 1.0}, "run", METADATA)
-    assert registry.versions("sol") == []
-
-
-def test_set_production_and_unknown_version(registry, tmp_path):
-    for rel_mae in (0.3, 0.2):
-        register(registry, tmp_path, rel_mae)
-    registry.set_production("sol", 1)
-    assert registry.production("sol").version == 1
-
-    with pytest.raises(StoreError, match="no version 5"):
-        registry.set_production("sol", 5)
-    with pytest.raises(StoreError, match="no version 5"):
-        registry.get("sol", 5)
-    assert registry.production("sol").version == 1
-
-
-def test_summary_shape(registry, tmp_path):
-    promote(registry, tmp_path, 0.20)
-    promote(registry, tmp_path, 0.25)
-    register(registry, tmp_path, 0.5, name="btc")
-    sol = registry.versions("sol")
-
-    expected_sol = {
-        "production": 1,
-        "versions": [
-            {"version": 1, "created": sol[0].created, "description": "run", "metrics": {"rel_mae_mean": 0.20}},
-            {"version": 2, "created": sol[1].created, "description": "run", "metrics": {"rel_mae_mean": 0.25}},
-        ],
-    }
-    btc = registry.get("btc", 1)
-    expected_btc = {"production": None, "versions": [
-        {"version": 1, "created": btc.created, "description": "rel_mae 0.5", "metrics": {"rel_mae_mean": 0.5}}]}
-
-    assert registry.summary("sol") == {"sol": expected_sol}
-    assert registry.summary() == {"btc": expected_btc, "sol": expected_sol}
-    assert registry.summary("eth") == {"eth": {"production": None, "versions": []}}
-    json.dumps(registry.summary(), allow_nan=False)
-
-
-def test_summary_of_an_empty_registry(registry):
-    assert registry.summary() == {}
 
 
 @pytest.mark.parametrize("content", ["{not json", '["a list"]', '{"created": "x", "description": "d"}'])
@@ -208,38 +118,6 @@ def test_corrupt_production_json_names_the_file(registry, tmp_path):
 
     with pytest.raises(StoreError, match=str(production_file)):
         registry.production("sol")
-
-
-def test_missing_artifacts_directory(registry, tmp_path):
-    with pytest.raises(StoreError, match="not a directory"):
-        registry.register("sol", tmp_path / "nowhere", {"rel_mae_mean": 0.1}, "run", METADATA)
-    assert registry.versions("sol") == []
-
-
-@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_nan_metric_is_rejected_and_nothing_registered(registry, tmp_path, bad):
-    artifacts = make_artifacts(tmp_path / "run")
-    with pytest.raises(StoreError, match="NaN"):
-        registry.register("sol", artifacts, {"rel_mae_mean": 0.1, "coverage": bad}, "run", METADATA)
-    with pytest.raises(StoreError, match="rel_mae_mean"):
-        registry.register_and_promote("sol", artifacts, {"rel_mae_mean": bad}, "run", METADATA)
-
-    assert registry.versions("sol") == []
-    sol_dir = tmp_path / "home" / "model_registry" / "sol"
-    assert not sol_dir.exists() or list(sol_dir.iterdir()) == []
-
-
-def test_unserialisable_metadata_is_rejected(registry, tmp_path):
-    artifacts = make_artifacts(tmp_path / "run")
-    with pytest.raises(StoreError, match="JSON-serialisable"):
-        registry.register("sol", artifacts, {"rel_mae_mean": 0.1}, "run", {"window": dt.date(2024, 1, 1)})
-    assert registry.versions("sol") == []
-
-
-@pytest.mark.parametrize("name", ["", "../escape", ".hidden", "a/b"])
-def test_unsafe_model_names_are_rejected(registry, tmp_path, name):
-    with pytest.raises(StoreError, match="model name"):
-        registry.register(name, make_artifacts(tmp_path / "run"), {"rel_mae_mean": 0.1}, "run", METADATA)
 
 
 def test_crash_before_rename_leaves_no_version(registry, tmp_path, monkeypatch):

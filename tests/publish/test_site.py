@@ -44,7 +44,8 @@ class Page(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = dict(attrs)
-        self.refs += [value for name, value in attrs if name in ("src", "href") and value is not None]
+        self.refs += [value for name, value in attrs  # data: URIs are inline, not files to fetch
+                      if name in ("src", "href") and value is not None and not value.startswith("data:")]
         if tag == "img":
             self.alts.append(found.get("alt"))
         self._open = found.get("id")

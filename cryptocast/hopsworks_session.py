@@ -1,0 +1,124 @@
+"""The one way cryptocast talks to Hopsworks: a single login per process, every call bounded and named.
+
+Each call runs in a daemon thread and is abandoned after CRYPTOCAST_HOPSWORKS_TIMEOUT seconds (a
+daemon thread does not keep the process alive, so a hung request cannot hang the run). Whatever the
+client raises becomes one StoreError line naming the step, with every secret scrubbed. The client
+prints progress to stdout, so while a call runs stdout goes to stderr and `status --json` or `export`
+stay parseable; stdin is empty, so a prompt (several projects and no HOPSWORKS_PROJECT) fails at
+once instead of waiting for a keyboard.
+
+`hopsworks` is imported inside `_login` only: the local backend never pays for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from cryptocast.errors import CryptocastError, SettingsError, StoreError
+from cryptocast.logs import redact
+from cryptocast.settings import Settings
+
+T = TypeVar("T")
+MAX_DETAIL = 300
+LOGIN_HINT = "check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and HOPSWORKS_HOST"
+
+_logins: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # (host, project, key) -> (hopsworks module, Project)
+
+
+class HopsworksSession:
+    """A lazily logged-in project and the wrapper every Hopsworks call goes through."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.hopsworks_api_key:
+            raise SettingsError("the hopsworks backend needs HOPSWORKS_API_KEY (in the environment or .env)")
+        self.settings = settings
+        self.timeout = settings.hopsworks_timeout
+        self._project: Any = None
+
+    @property
+    def project(self) -> Any:
+        if self._project is None:
+            self._project = self.call("login", self._login)
+        return self._project
+
+    def _login(self) -> Any:
+        import hopsworks
+
+        s = self.settings
+        key = (s.hopsworks_host, s.hopsworks_project, s.hopsworks_api_key)
+        cached = _logins.get(key)
+        if cached is not None and cached[0] is hopsworks:
+            return cached[1]
+        project = hopsworks.login(host=s.hopsworks_host or None, project=s.hopsworks_project or None,
+                                  api_key_value=s.hopsworks_api_key)
+        if project is None:
+            raise StoreError(f"hopsworks: login found no project for this API key; {LOGIN_HINT}")
+        _logins[key] = (hopsworks, project)
+        return project
+
+    def call(self, step: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)` within the timeout, or a StoreError naming `step`; never a traceback."""
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["value"] = fn(*args, **kwargs)
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run, name=f"hopsworks: {step}", daemon=True)
+        with _quiet_console():
+            worker.start()
+            worker.join(self.timeout)
+        if worker.is_alive():
+            raise StoreError(f"hopsworks: {step} timed out after {self.timeout:g}s (CRYPTOCAST_HOPSWORKS_TIMEOUT)")
+        if "error" in outcome:
+            raise self._one_line(step, outcome["error"]) from None
+        return outcome["value"]
+
+    def _one_line(self, step: str, exc: BaseException) -> CryptocastError:
+        if isinstance(exc, CryptocastError):
+            return exc
+        detail = " ".join(str(exc).split())
+        if len(detail) > MAX_DETAIL:
+            detail = detail[:MAX_DETAIL] + " ..."
+        hint = f" ({LOGIN_HINT})" if step == "login" else ""
+        line = f"hopsworks: {step} failed: {type(exc).__name__}{': ' + detail if detail else ''}{hint}"
+        return StoreError(redact(line, self.settings.secrets))
+
+
+class _ToStderr(io.TextIOBase):
+    """The client's stdout chatter, sent to stderr and ended with a newline so our next line starts clean."""
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    def write(self, text: str) -> int:
+        if text:
+            sys.stderr.write(text)
+            self.pending = not text.endswith("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.pending:
+            sys.stderr.write("\n")
+
+
+@contextlib.contextmanager
+def _quiet_console() -> Iterator[None]:
+    stdin, chatter = sys.stdin, _ToStderr()
+    sys.stdin = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(chatter):
+            yield
+    finally:
+        sys.stdin = stdin
+        chatter.finish()

@@ -1,0 +1,273 @@
+"""The model registry on Hopsworks: versions in the project's model registry, production chosen as locally.
+
+A version is a Hopsworks model of the same name: `create_model` with the numeric metrics (Hopsworks
+accepts only numbers there), the description and the feature view the model reads (its provenance;
+5.x deprecates hand-written model schemas in its favour), then `save` of a directory laid out like a
+local version: `artifacts/` (the trainer's files) and `version.json` (every metric, including lists,
+and the metadata). `get`/`production` download a version once into
+`CRYPTOCAST_HOME/hopsworks_cache/model_registry/<name>/v<N>-<identity>/`, so `ModelVersion.path` is a
+local directory as with the local registry; registering fills the cache with what it uploaded.
+
+Production is an append-only log of small files in the project's datasets,
+`Resources/cryptocast/model_registry/<name>/promotions/<sequence>_v<N>.json`; the newest names the
+production version. A file is never overwritten (Hopsworks has no atomic replace) and needs no tag
+schema (which only an administrator can create), and the log records every promotion. The promotion
+rule is `registry.promotion_decision`, the same as locally.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from contextlib import AbstractContextManager
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from filelock import FileLock
+
+from cryptocast.errors import StoreError
+from cryptocast.features import FEATURE_VIEW
+from cryptocast.hopsworks_session import HopsworksSession
+from cryptocast.registry import (
+    DEFAULT_METRIC,
+    ModelVersion,
+    is_finite_number,
+    load_version,
+    register_and_promote,
+    utc_now,
+    version_record,
+)
+from cryptocast.settings import Settings
+from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
+
+log = logging.getLogger(__name__)
+
+MODELS_DATASET = "Models"
+PROMOTIONS_ROOT = "Resources/cryptocast/model_registry"
+PAGE = 1000
+_NAME = re.compile(r"[A-Za-z0-9_]+")  # what Hopsworks accepts as a model name
+_PROMOTION = re.compile(r"([0-9]+)_v([0-9]+)\.json")
+
+
+def _promotions_dir(name: str) -> str:
+    return f"{PROMOTIONS_ROOT}/{name}/promotions"
+
+
+def _created(model: Any) -> str:
+    """Hopsworks' creation time of a version in the local registry's form (ISO 8601, UTC, seconds)."""
+    value = model.created
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        stamp = dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+    elif isinstance(value, str) and value:
+        try:
+            stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        stamp = stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp.astimezone(dt.UTC)
+    else:
+        return ""
+    return stamp.isoformat(timespec="seconds")
+
+
+def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if is_finite_number(v)}
+
+
+class HopsworksModelRegistry:
+    """Model versions in a Hopsworks project, with the local registry's interface and promotion rule."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.session = HopsworksSession(settings)
+        self.home = settings.home
+        self.cache = settings.home / "hopsworks_cache" / "model_registry"
+        self._lock = FileLock(settings.home / ".hopsworks-registry.lock")
+        self._mr: Any = None
+        self._fs: Any = None
+        self._datasets: Any = None
+
+    @property
+    def mr(self) -> Any:
+        if self._mr is None:
+            project = self.session.project
+            self._mr = self.session.call("open the model registry", project.get_model_registry)
+        return self._mr
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            project = self.session.project
+            self._fs = self.session.call("open the feature store", project.get_feature_store)
+        return self._fs
+
+    @property
+    def datasets(self) -> Any:
+        if self._datasets is None:
+            project = self.session.project
+            self._datasets = self.session.call("open the project's datasets", project.get_dataset_api)
+        return self._datasets
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not _NAME.fullmatch(name):
+            raise StoreError(f"model name {name!r} must be letters, digits or '_' on Hopsworks")
+
+    def _model(self, name: str, version: int) -> Any:
+        self._check_name(name)
+        mr = self.mr
+        return self.session.call(f"look up model {name} v{version}", mr.get_model, name=name, version=version)
+
+    def get(self, name: str, version: int) -> ModelVersion:
+        model = self._model(name, version)
+        if model is None:
+            raise StoreError(f"model {name} has no version {version} in the Hopsworks model registry")
+        directory = self._cache_dir(model)
+        if not directory.is_dir():
+            self._download(model, name, version, directory)
+        stored = load_version(name, version, directory)
+        return ModelVersion(name=name, version=version, created=_created(model), description=stored.description,
+                            metrics=stored.metrics, metadata=stored.metadata, path=stored.path)
+
+    def _cache_dir(self, model: Any) -> Path:
+        """Named by version and by Hopsworks' identity of it, so a version deleted and made again is fetched anew."""
+        identity = hashlib.sha256(f"{model.id} {model.created}".encode()).hexdigest()[:12]
+        return self.cache / model.name / f"v{model.version}-{identity}"
+
+    def _download(self, model: Any, name: str, version: int, directory: Path) -> None:
+        """Download beside the cache entry and rename it into place, so the cache never holds half a version."""
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".v{version}-", dir=directory.parent))
+        try:
+            self.session.call(f"download model {name} v{version}", model.download, local_path=str(tmp))
+            if not (tmp / "version.json").is_file() or not (tmp / "artifacts").is_dir():
+                raise StoreError(f"model {name} v{version} in Hopsworks has no version.json and artifacts/: "
+                                 "it was not registered by cryptocast")
+            self._publish(tmp, directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _publish(source: Path, directory: Path) -> None:
+        try:
+            os.rename(source, directory)
+        except OSError as exc:
+            if not directory.is_dir():  # otherwise a concurrent run published the same version first
+                raise StoreError(f"model registry: cannot cache {directory}: {exc}") from None
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        return [self.get(name, v) for v in sorted(m.version for m in self._models(name))]
+
+    def _models(self, name: str) -> list[Any]:
+        self._check_name(name)
+        mr = self.mr
+        return self.session.call(f"list versions of model {name}", mr.get_models, name=name) or []
+
+    def production(self, name: str) -> ModelVersion | None:
+        self._check_name(name)
+        latest = self._latest_promotion(name)
+        return None if latest is None else self.get(name, latest[1])
+
+    def _latest_promotion(self, name: str) -> tuple[int, int] | None:
+        directory = _promotions_dir(name)
+        datasets = self.datasets
+        if not self.session.call(f"read production of model {name}", datasets.exists, directory):
+            return None
+        found = sorted((int(m.group(1)), int(m.group(2))) for path in self._list(directory)
+                       if (m := _PROMOTION.fullmatch(PurePosixPath(path).name)))
+        return found[-1] if found else None
+
+    def _list(self, path: str) -> list[str]:
+        datasets = self.datasets
+        found: list[str] = []
+        while True:
+            page = self.session.call(f"list {path}", datasets.list, path, offset=len(found), limit=PAGE)
+            found += page
+            if len(page) < PAGE:
+                return found
+
+    def set_production(self, name: str, version: int) -> None:
+        with self._locked():
+            if self._model(name, version) is None:
+                raise StoreError(f"model {name} has no version {version} in the Hopsworks model registry")
+            latest = self._latest_promotion(name)
+            sequence = (latest[0] if latest else 0) + 1
+            self._makedirs(_promotions_dir(name))
+            with tempfile.TemporaryDirectory() as tmp:
+                pointer = Path(tmp) / f"{sequence:06d}_v{version}.json"
+                pointer.write_text(json.dumps({"version": version, "promoted": utc_now()}) + "\n")
+                datasets = self.datasets
+                self.session.call(f"set production of model {name}", datasets.upload, str(pointer),
+                                  _promotions_dir(name), overwrite=False)
+        log.info("model %s: production is now v%d", name, version)
+
+    def _makedirs(self, path: str) -> None:
+        datasets = self.datasets
+        parts = PurePosixPath(path).parts
+        for depth in range(2, len(parts) + 1):  # the first part is the dataset itself (Resources)
+            directory = "/".join(parts[:depth])
+            if not self.session.call(f"look up {directory}", datasets.exists, directory):
+                self.session.call(f"create {directory}", datasets.mkdir, directory)
+
+    def register(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
+                 metadata: dict[str, Any]) -> ModelVersion:
+        self._check_name(name)
+        if not artifacts.is_dir():
+            raise StoreError(f"model artifacts {artifacts} is not a directory; nothing registered")
+        record = version_record(utc_now(), description, metrics, metadata, name)
+        mr = self.mr
+        self.cache.joinpath(name).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.cache / name) as tmp:
+            staged = Path(tmp) / name
+            shutil.copytree(artifacts, staged / "artifacts")
+            (staged / "version.json").write_bytes(record)
+            view = self._feature_view()
+            model = self.session.call(f"register model {name}", self._save, mr, name, staged, metrics, description,
+                                      view)
+            self._publish(staged, self._cache_dir(model))  # what was uploaded needs no download
+        log.info("model %s: registered v%d from %s", name, model.version, artifacts)
+        return self.get(name, model.version)
+
+    def _feature_view(self) -> Any:
+        """The view every cryptocast model reads, for provenance; None before anything has read it."""
+        fs = self.fs
+        return self.session.call(f"look up feature view {FEATURE_VIEW.name} v{FEATURE_VIEW.version}",
+                                 fs.get_feature_view, name=FEATURE_VIEW.name, version=FEATURE_VIEW.version)
+
+    @staticmethod
+    def _save(mr: Any, name: str, staged: Path, metrics: dict[str, Any], description: str, view: Any) -> Any:
+        model = mr.python.create_model(name=name, metrics=_numeric(metrics), description=description,
+                                       feature_view=view)
+        return model.save(str(staged), keep_original_files=True)
+
+    def register_and_promote(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
+                             metadata: dict[str, Any], metric: str = DEFAULT_METRIC) -> tuple[ModelVersion, bool]:
+        with self._locked():
+            return register_and_promote(self, name, artifacts, metrics, description, metadata, metric)
+
+    def summary(self, name: str | None = None) -> dict:
+        """As locally, from Hopsworks' own records (no downloads): metrics are the numeric ones."""
+        names = [name] if name is not None else self._names()
+        return {n: self._model_summary(n) for n in names}
+
+    def _names(self) -> list[str]:
+        names = (PurePosixPath(path).name for path in self._list(MODELS_DATASET))
+        return sorted(n for n in names if _NAME.fullmatch(n))
+
+    def _model_summary(self, name: str) -> dict:
+        latest = self._latest_promotion(name)
+        models = sorted(self._models(name), key=lambda m: m.version)
+        return {
+            "production": latest[1] if latest else None,
+            "versions": [{"version": m.version, "created": _created(m), "description": m.description or "",
+                          "metrics": {k: float(v) for k, v in (m.training_metrics or {}).items()}} for m in models],
+        }
+
+    def _locked(self) -> AbstractContextManager[None]:
+        """Serialise promotions on this machine; runs elsewhere rely on the workflow's concurrency group."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        return exclusive(self._lock, "the hopsworks model registry (on this machine)", LOCK_TIMEOUT_S)

@@ -1,0 +1,155 @@
+"""The feature store on Hopsworks: the same groups, upserts and view as the local store, hosted.
+
+Each group is a Hopsworks feature group of the same name and version, created with its primary key,
+event time, description and per-feature descriptions; Hopsworks creates it on the first insert.
+Inserts upsert on the primary key and wait for the materialisation job (`wait=True`), so the next
+step reads what was written. Only new or changed rows are sent, after reading the stored rows in the
+batch's date range, which is also how the added/updated/unchanged counts match the local store's.
+The view is a Hopsworks feature view: the left group's query joined (left) with the others on the
+day, read with `get_batch_data` filtered on the left group's day.
+
+Every Hopsworks call goes through `HopsworksSession.call` (timeout, one-line errors, no secrets).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pandas as pd
+from filelock import FileLock
+
+from cryptocast.errors import StoreError
+from cryptocast.features import GroupSpec, ViewSpec, conform, conform_view, empty_frame
+from cryptocast.hopsworks_session import HopsworksSession
+from cryptocast.settings import Settings
+from cryptocast.stores.base import InsertResult, compare_rows, insert_result
+from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
+
+log = logging.getLogger(__name__)
+
+HSFS_TYPES = {"date": "timestamp", "float": "double", "int": "bigint", "str": "string"}
+
+
+def label(spec: GroupSpec) -> str:
+    return f"{spec.name} v{spec.version}"
+
+
+def _features(spec: GroupSpec) -> list[Any]:
+    from hsfs.feature import Feature
+
+    return [Feature(name=c.name, type=HSFS_TYPES[c.dtype], description=c.description) for c in spec.columns]
+
+
+def _check_schema(spec: GroupSpec, handle: Any) -> None:
+    """Refuse a group whose stored schema differs, as the local store does: versions, not edits."""
+    found = sorted((f.name.lower(), str(f.type).lower()) for f in handle.features)
+    if found != sorted((c.name, HSFS_TYPES[c.dtype]) for c in spec.columns):
+        raise StoreError(f"feature group {label(spec)} in Hopsworks has a different schema than this code; "
+                         "bump the group version instead of editing it")
+
+
+def _day_filter(feature: Any, start: dt.date | None, end: dt.date | None) -> Any:
+    """An hsfs filter for start <= event time <= end (either side open when None), or None."""
+    conditions = ([feature >= start] if start else []) + ([feature <= end] if end else [])
+    if not conditions:
+        return None
+    return conditions[0] & conditions[1] if len(conditions) == 2 else conditions[0]
+
+
+class HopsworksFeatureGroup:
+    def __init__(self, spec: GroupSpec, handle: Any, session: HopsworksSession) -> None:
+        self.spec = spec
+        self.handle = handle
+        self.session = session
+
+    def read(self, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
+        if self.handle.id is None:  # not saved yet: Hopsworks creates a group on its first insert
+            return empty_frame(self.spec)
+        return conform(self.spec, self.session.call(f"read from {label(self.spec)}", self._read, start, end))
+
+    def _read(self, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+        query = self.handle.select_all()
+        condition = _day_filter(self.handle.get_feature(self.spec.event_time), start, end)
+        if condition is not None:
+            query = query.filter(condition)
+        return query.read(dataframe_type="pandas")
+
+    def insert(self, df: pd.DataFrame) -> InsertResult:
+        """Upsert validated rows, sending only those that are new or changed."""
+        event = df[self.spec.event_time]
+        stored = self.read(event.min().date(), event.max().date()) if len(df) else empty_frame(self.spec)
+        is_new, changed = compare_rows(self.spec, stored, df)
+        rows = df[is_new | changed].reset_index(drop=True)
+        if len(rows):
+            self.session.call(f"insert into {label(self.spec)}", self.handle.insert, rows, wait=True)
+        return insert_result(is_new, changed)
+
+
+class HopsworksFeatureStore:
+    """Feature groups and the feature view in a Hopsworks project's feature store."""
+
+    backend = "hopsworks"
+
+    def __init__(self, settings: Settings) -> None:
+        self.session = HopsworksSession(settings)
+        self.home = settings.home
+        self._fs: Any = None
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            project = self.session.project
+            self._fs = self.session.call("open the feature store", project.get_feature_store)
+        return self._fs
+
+    def get_feature_group(self, spec: GroupSpec) -> HopsworksFeatureGroup | None:
+        fs = self.fs
+        handle = self.session.call(f"look up feature group {label(spec)}", fs.get_feature_group,
+                                   name=spec.name, version=spec.version)
+        if handle is None:
+            return None
+        _check_schema(spec, handle)
+        return HopsworksFeatureGroup(spec, handle, self.session)
+
+    def get_or_create_feature_group(self, spec: GroupSpec) -> HopsworksFeatureGroup:
+        fs = self.fs
+        handle = self.session.call(
+            f"get or create feature group {label(spec)}", fs.get_or_create_feature_group, name=spec.name,
+            version=spec.version, description=spec.description, primary_key=list(spec.primary_key),
+            event_time=spec.event_time, features=_features(spec), online_enabled=False)
+        if handle.id is not None:
+            _check_schema(spec, handle)
+        return HopsworksFeatureGroup(spec, handle, self.session)
+
+    def read_feature_view(self, view: ViewSpec, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
+        handles = {}
+        for part in (view.left, *view.joins):
+            group = self.get_feature_group(part.group)
+            if group is None:
+                raise StoreError(f"feature group {label(part.group)} does not exist: run feature_backfill.py")
+            handles[part.group.name] = group.handle
+        rows = self.session.call(f"read feature view {view.name} v{view.version}", self._view_rows, view, handles,
+                                 start, end)
+        return conform_view(view, rows)
+
+    def _view_rows(self, view: ViewSpec, handles: dict[str, Any], start: dt.date | None,
+                   end: dt.date | None) -> pd.DataFrame:
+        left = handles[view.left.group.name]
+        query = left.select([*view.key, *view.left.features])
+        for part in view.joins:
+            query = query.join(handles[part.group.name].select([*view.key, *part.features]), on=view.key,
+                               join_type="left", prefix=part.prefix)
+        feature_view = self.fs.get_or_create_feature_view(name=view.name, version=view.version, query=query,
+                                                          description=view.description)
+        condition = _day_filter(left.get_feature(view.left.group.event_time), start, end)
+        return feature_view.get_batch_data(extra_filter=condition, primary_key=True, event_time=True,
+                                           dataframe_type="pandas")
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Serialise runs on this machine; runs elsewhere rely on the workflow's concurrency group."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        return exclusive(FileLock(self.home / ".hopsworks.lock"), "the hopsworks store (on this machine)",
+                         LOCK_TIMEOUT_S)

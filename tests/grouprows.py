@@ -1,0 +1,56 @@
+"""Hand-made rows for the feature groups, and the frames a store must give back for them."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cryptocast import features
+
+SOL = features.SOLANA
+FNG = features.FEAR_GREED
+CANDLE_DTYPES = {"day": "datetime64[ns]", "open": "float64", "high": "float64", "low": "float64",
+                 "close": "float64", "volume": "float64", "source": "object"}
+
+# Hand-made candles spanning a year boundary; floats chosen to expose any lossy round trip.
+CANDLES = {
+    "2023-12-30": (101.25, 110.5, 95.125, 0.1 + 0.2 + 100, 12345.678901234567, "binance"),
+    "2023-12-31": (102.0, 111.0, 96.0, 104.3333333333333, 1e-7, "kraken"),
+    "2024-01-01": (103.5, 120.0, 97.0, 119.99999999999999, 0.0, "binance"),
+    "2024-01-02": (104.0, 121.0, 98.0, 100.0, 98765.4321, "binance"),
+}
+
+
+def candles(days: list[str], close_delta: dict[str, float] | None = None) -> pd.DataFrame:
+    """Raw rows for `days` (validated, as the pipeline would), optionally with a changed close."""
+    close_delta = close_delta or {}
+    rows = []
+    for day in days:
+        o, h, lo, c, v, s = CANDLES[day] if day in CANDLES else (50.0, 60.0, 40.0, 55.0, 1.0, "binance")
+        rows.append({"day": day, "open": o, "high": h, "low": lo, "close": c + close_delta.get(day, 0.0),
+                     "volume": v, "source": s})
+    return features.validate(SOL, pd.DataFrame(rows), "test")
+
+
+def expected_candles(days: list[str], close_delta: dict[str, float] | None = None) -> pd.DataFrame:
+    """The same rows, built independently of the code under test, with the promised dtypes."""
+    close_delta = close_delta or {}
+    days = sorted(days)
+    table = {
+        "day": pd.Series([pd.Timestamp(d) for d in days], dtype="datetime64[ns]"),
+        "open": pd.Series([CANDLES[d][0] for d in days], dtype="float64"),
+        "high": pd.Series([CANDLES[d][1] for d in days], dtype="float64"),
+        "low": pd.Series([CANDLES[d][2] for d in days], dtype="float64"),
+        "close": pd.Series([CANDLES[d][3] + close_delta.get(d, 0.0) for d in days], dtype="float64"),
+        "volume": pd.Series([CANDLES[d][4] for d in days], dtype="float64"),
+        "source": pd.Series([CANDLES[d][5] for d in days], dtype="object"),
+    }
+    return pd.DataFrame(table)
+
+
+def fng(rows: dict[str, tuple[int, str]]) -> pd.DataFrame:
+    raw = pd.DataFrame({"day": list(rows), "value": [v for v, _ in rows.values()],
+                        "classification": [c for _, c in rows.values()]})
+    return features.validate(FNG, raw, "test")
+
+
+ALL = sorted(CANDLES)
