@@ -39,12 +39,20 @@ class HopsworksSession:
         self.settings = settings
         self.timeout = settings.hopsworks_timeout
         self._project: Any = None
+        self._services: dict[str, Any] = {}
 
     @property
     def project(self) -> Any:
         if self._project is None:
             self._project = self.call("login", self._login)
         return self._project
+
+    def service(self, what: str, getter: str) -> Any:
+        """A project-wide handle (`what`: "feature store", "model registry", ...), fetched once per session."""
+        if what not in self._services:
+            project = self.project
+            self._services[what] = self.call(f"open the {what}", getattr(project, getter))
+        return self._services[what]
 
     def _login(self) -> Any:
         import hopsworks

@@ -87,30 +87,18 @@ class HopsworksModelRegistry:
         self.home = settings.home
         self.cache = settings.home / "hopsworks_cache" / "model_registry"
         self._lock = FileLock(settings.home / ".hopsworks-registry.lock")
-        self._mr: Any = None
-        self._fs: Any = None
-        self._datasets: Any = None
 
     @property
     def mr(self) -> Any:
-        if self._mr is None:
-            project = self.session.project
-            self._mr = self.session.call("open the model registry", project.get_model_registry)
-        return self._mr
+        return self.session.service("model registry", "get_model_registry")
 
     @property
     def fs(self) -> Any:
-        if self._fs is None:
-            project = self.session.project
-            self._fs = self.session.call("open the feature store", project.get_feature_store)
-        return self._fs
+        return self.session.service("feature store", "get_feature_store")
 
     @property
     def datasets(self) -> Any:
-        if self._datasets is None:
-            project = self.session.project
-            self._datasets = self.session.call("open the project's datasets", project.get_dataset_api)
-        return self._datasets
+        return self.session.service("project's datasets", "get_dataset_api")
 
     @staticmethod
     def _check_name(name: str) -> None:

@@ -45,3 +45,20 @@ def write_dir(directory: pathlib.Path, spec: dict[str, Any], arrays: dict[str, A
     (directory / "weights.npz").write_bytes(buffer.getvalue())
     spec = dict(spec, weights_sha256=hashlib.sha256(buffer.getvalue()).hexdigest())
     (directory / "network.json").write_text(json.dumps(spec))
+
+
+def make_artifacts(directory: pathlib.Path, seed: int = 0) -> pathlib.Path:
+    """A model directory like training writes, for registry tests: binary and text files, and a nested folder."""
+    directory.mkdir(parents=True)
+    (directory / "model.keras").write_bytes(bytes(range(256)) * 4 + bytes([seed]))
+    (directory / "network.json").write_text(json.dumps({"layers": [{"units": 8}], "seed": seed}))
+    (directory / "weights.npz").write_bytes(b"PK\x03\x04" + bytes([seed]) * 100)
+    (directory / "scaler.json").write_text('{"mean": [1.5], "scale": [2.0]}')
+    (directory / "extra").mkdir()
+    (directory / "extra" / "notes.txt").write_text("anything else the trainer keeps\n")
+    return directory
+
+
+def files(directory: pathlib.Path) -> dict[str, bytes]:
+    """Every file under `directory` by relative path, for byte-for-byte comparisons."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}

@@ -96,14 +96,10 @@ class HopsworksFeatureStore:
     def __init__(self, settings: Settings) -> None:
         self.session = HopsworksSession(settings)
         self.home = settings.home
-        self._fs: Any = None
 
     @property
     def fs(self) -> Any:
-        if self._fs is None:
-            project = self.session.project
-            self._fs = self.session.call("open the feature store", project.get_feature_store)
-        return self._fs
+        return self.session.service("feature store", "get_feature_store")
 
     def get_feature_group(self, spec: GroupSpec) -> HopsworksFeatureGroup | None:
         fs = self.fs

@@ -7,7 +7,6 @@ Slow (imports TensorFlow), but small: 420 days, 2 epochs, a 30-day backtest refi
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import numpy as np
@@ -27,10 +26,8 @@ import inference_pipeline
 import plots
 import training_pipeline
 from conftest import run_main
-from fakeapi import synthetic_history
 
 pytestmark = pytest.mark.slow
-AS_OF = dt.date(2025, 2, 20)
 
 
 def run_everything(out) -> None:
@@ -44,14 +41,8 @@ def published(out) -> dict:
     return {key: doc[key] for key in ("last_complete_day", "groups", "verdict", "forecast", "hindcast")}
 
 
-def test_the_pipeline_on_hopsworks_matches_the_local_one(on_hopsworks, api, monkeypatch, tmp_path, capsys):
-    api.history = synthetic_history("2024-01-01", 420, seed=5)
-    api.now = AS_OF
-    for name, value in {"CRYPTOCAST_AS_OF": str(AS_OF), "CRYPTOCAST_EPOCHS": "2", "CRYPTOCAST_LSTM_UNITS": "8",
-                        "CRYPTOCAST_PATIENCE": "1", "CRYPTOCAST_BACKTEST_DAYS": "30",
-                        "CRYPTOCAST_REFIT_EVERY": "15"}.items():
-        monkeypatch.setenv(name, value)
-
+def test_the_pipeline_on_hopsworks_matches_the_local_one(on_hopsworks, small_training, monkeypatch, tmp_path,
+                                                         capsys):
     run_everything(tmp_path / "site-hopsworks")
     hopsworks = load_settings()
     assert hopsworks.backend == "hopsworks"

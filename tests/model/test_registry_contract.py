@@ -19,26 +19,11 @@ from cryptocast.registry import ModelVersion, open_model_registry
 from cryptocast.settings import load_settings
 
 import hopsworks_double
+from modelfiles import files, make_artifacts
 
 METADATA = {"features": ["close", "volume", "fng"], "horizon": 10,
             "training_window": {"start": "2020-01-01", "end": "2024-02-29"}}
 _runs = itertools.count()
-
-
-def make_artifacts(directory: Path, seed: int = 0) -> Path:
-    """A model directory like training writes: binary and text files, and a nested folder."""
-    directory.mkdir(parents=True)
-    (directory / "model.keras").write_bytes(bytes(range(256)) * 4 + bytes([seed]))
-    (directory / "network.json").write_text(json.dumps({"layers": [{"units": 8}], "seed": seed}))
-    (directory / "weights.npz").write_bytes(b"PK\x03\x04" + bytes([seed]) * 100)
-    (directory / "scaler.json").write_text('{"mean": [1.5], "scale": [2.0]}')
-    (directory / "extra").mkdir()
-    (directory / "extra" / "notes.txt").write_text("anything else the trainer keeps\n")
-    return directory
-
-
-def files(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(params=["local", "hopsworks"])

@@ -17,21 +17,14 @@ from cryptocast.training import MODEL_NAME
 import feature_backfill
 import inference_pipeline
 import training_pipeline
-from conftest import run_main
-from fakeapi import synthetic_history
+from conftest import SMALL_TRAINING_AS_OF, run_main
 
 pytestmark = pytest.mark.slow
-AS_OF = dt.date(2025, 2, 20)
+AS_OF = SMALL_TRAINING_AS_OF
 
 
 @pytest.fixture
-def trained(api, home, monkeypatch):
-    api.history = synthetic_history("2024-01-01", 420, seed=5)
-    api.now = AS_OF
-    for name, value in {"CRYPTOCAST_AS_OF": str(AS_OF), "CRYPTOCAST_EPOCHS": "2", "CRYPTOCAST_LSTM_UNITS": "8",
-                        "CRYPTOCAST_PATIENCE": "1", "CRYPTOCAST_BACKTEST_DAYS": "30",
-                        "CRYPTOCAST_REFIT_EVERY": "15"}.items():
-        monkeypatch.setenv(name, value)
+def trained(small_training, home):
     assert run_main(feature_backfill.main) == 0
     assert run_main(training_pipeline.main) == 0
     return LocalModelRegistry(home)
