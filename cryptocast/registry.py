@@ -38,6 +38,8 @@ from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
 log = logging.getLogger(__name__)
 
 DEFAULT_METRIC = "rel_mae_mean"
+# An artifact a trainer may include: one input of the model as a table; registries that can show one do.
+INPUT_EXAMPLE = "input_example.csv"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _VERSION_DIR = re.compile(r"v([0-9]+)")
 _RECORD_TYPES = {"created": str, "description": str, "metrics": dict, "metadata": dict}

@@ -1,7 +1,8 @@
 """The model registry on Hopsworks: versions in the project's model registry, production chosen as locally.
 
 A version is a Hopsworks model of the same name: `create_model` with the numeric metrics (Hopsworks
-accepts only numbers there), the description and the feature view the model reads (its provenance;
+accepts only numbers there), the description, the input example (the trainer's `input_example.csv`,
+when there is one) and the feature view the model reads (its provenance;
 5.x deprecates hand-written model schemas in its favour), then `save` of a directory laid out like a
 local version: `artifacts/` (the trainer's files) and `version.json` (every metric, including lists,
 and the metadata). `get`/`production` download a version once into
@@ -29,6 +30,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pandas as pd
 from filelock import FileLock
 
 from cryptocast.errors import StoreError
@@ -36,6 +38,7 @@ from cryptocast.features import FEATURE_VIEW
 from cryptocast.hopsworks_session import HopsworksSession
 from cryptocast.registry import (
     DEFAULT_METRIC,
+    INPUT_EXAMPLE,
     ModelVersion,
     is_finite_number,
     load_version,
@@ -228,7 +231,9 @@ class HopsworksModelRegistry:
 
     @staticmethod
     def _save(mr: Any, name: str, staged: Path, metrics: dict[str, Any], description: str, view: Any) -> Any:
+        example = staged / "artifacts" / INPUT_EXAMPLE
         model = mr.python.create_model(name=name, metrics=_numeric(metrics), description=description,
+                                       input_example=pd.read_csv(example) if example.is_file() else None,
                                        feature_view=view)
         return model.save(str(staged), keep_original_files=True)
 

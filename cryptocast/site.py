@@ -9,7 +9,7 @@ numbers from a copy of forecast.json embedded in the page, byte for byte the sam
 forecast.json, the numbers behind the page (dates are UTC days, YYYY-MM-DD; prices in USD):
 
     generated_utc      when the site was built, ISO 8601 UTC
-    backend            which store it was built from ("local", later "hopsworks")
+    backend            which store it was built from ("local" or "hopsworks")
     last_complete_day  the newest day whose close can be known at build time
     groups             per feature group, `status.group_status`: version, rows, first_day, last_day,
                        missing_days, behind_days (the freshness table)

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from cryptocast import backtest
-from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, make_windows, read_feature_frame
+from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, Windows, make_windows, read_feature_frame
 from cryptocast.modeling.forecasters import Drift, LstmForecaster, Naive, OriginalForecaster
 from cryptocast.modeling.train import TrainConfig
-from cryptocast.registry import ModelVersion, open_model_registry
+from cryptocast.registry import INPUT_EXAMPLE, ModelVersion, open_model_registry
 from cryptocast.settings import Settings
 from cryptocast.stores import open_feature_store
 
@@ -58,7 +58,18 @@ def backtest_forecasts(bt: backtest.Backtest) -> pd.DataFrame:
                          "naive": np.repeat(bt.last_close, HORIZON), "actual": bt.actual.ravel()})
 
 
-def _write_artifacts(directory: Path, model: LstmForecaster, widths: dict, doc: dict, bt: backtest.Backtest) -> None:
+def input_example(windows: Windows) -> pd.DataFrame:
+    """The newest window the model was fitted on, unscaled, one row per day: what one input looks like.
+
+    Stored as an artifact so a registry (Hopsworks' `input_example`) can show a reader the model's input.
+    """
+    last = windows.origins[-1]
+    days = pd.date_range(end=last, periods=LOOKBACK, freq="D", name="day")
+    return pd.DataFrame(windows.x[-1], columns=list(FEATURES), index=days).reset_index()
+
+
+def _write_artifacts(directory: Path, model: LstmForecaster, widths: dict, doc: dict, bt: backtest.Backtest,
+                     example: pd.DataFrame) -> None:
     from cryptocast.modeling.portable import export_network
 
     model.fitted.model.save(directory / "model.keras")
@@ -70,6 +81,7 @@ def _write_artifacts(directory: Path, model: LstmForecaster, widths: dict, doc: 
     (directory / "evaluation.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
     (directory / "history.json").write_text(json.dumps(model.fitted.history, indent=2) + "\n")
     backtest_forecasts(bt).to_csv(directory / "backtest_forecasts.csv", index=False, date_format="%Y-%m-%d")
+    example.to_csv(directory / INPUT_EXAMPLE, index=False, date_format="%Y-%m-%d")
 
 
 def train(settings: Settings) -> tuple[ModelVersion, bool]:
@@ -98,7 +110,7 @@ def train(settings: Settings) -> tuple[ModelVersion, bool]:
                                     "last_origin": str(windows.origins[-1].date()), "windows": len(windows.origins)},
                 "data_through": str(settings.last_complete_day), "fear_greed_filled_days": frame.fear_greed_filled}
     with tempfile.TemporaryDirectory() as tmp:
-        _write_artifacts(Path(tmp), production, widths, doc, bt)
+        _write_artifacts(Path(tmp), production, widths, doc, bt, input_example(windows))
         description = (f"LSTM({config.units}) on {len(FEATURES)} scale-free features, 15 days in, 10 out; "
                        f"backtest rel. MAE vs naive {doc['models']['lstm']['rel_mae_mean']:.3f}")
         return open_model_registry(settings).register_and_promote(MODEL_NAME, Path(tmp), _metrics(doc),

@@ -408,9 +408,11 @@ class FakePythonModels:
                      description: str | None = None, input_example: Any = None, model_schema: Any = None,
                      feature_view: Any = None, training_dataset_version: int | None = None,
                      tags: Any = None) -> FakeModel:
-        if input_example is not None or model_schema is not None or training_dataset_version or tags:
-            raise NotImplementedError("the double models metrics, description and feature_view")
-        return FakeModel(self.double, name, version, metrics or {}, description or "", feature_view)
+        if model_schema is not None or training_dataset_version or tags:
+            raise NotImplementedError("the double models metrics, description, input_example and feature_view")
+        model = FakeModel(self.double, name, version, metrics or {}, description or "", feature_view)
+        model.input_example = input_example
+        return model
 
 
 class FakeModel:

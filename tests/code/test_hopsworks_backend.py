@@ -12,12 +12,13 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 
 from cryptocast import __main__ as cryptocast_main
 from cryptocast.errors import StoreError
 from cryptocast.features import FEATURE_VIEW, SOLANA
-from cryptocast.registry import open_model_registry
+from cryptocast.registry import INPUT_EXAMPLE, open_model_registry
 from cryptocast.settings import load_settings
 from cryptocast.stores import open_feature_store
 
@@ -162,6 +163,19 @@ def test_the_summary_shows_the_numeric_metrics_and_get_shows_them_all(on_hopswor
     assert registry.summary()["sol_lstm"]["versions"][0]["metrics"] == {"rel_mae_mean": 0.9, "coverage_80_mean": 0.8}
     assert registry.production("sol_lstm").metrics == metrics
     assert on_hopsworks.models["sol_lstm"][1].training_metrics == {"rel_mae_mean": 0.9, "coverage_80_mean": 0.8}
+
+
+def test_the_input_example_artifact_becomes_the_models_input_example(on_hopsworks, tmp_path):
+    registry = open_model_registry(load_settings())
+    artifacts = tmp_path / "model"
+    artifacts.mkdir()
+    registry.register_and_promote("sol_lstm", artifacts, {"rel_mae_mean": 1.0}, "no example", {})
+    example = pd.DataFrame({"day": ["2024-02-28", "2024-02-29"], "sol_log_return": [0.01, -0.02]})
+    example.to_csv(artifacts / INPUT_EXAMPLE, index=False)
+    registry.register_and_promote("sol_lstm", artifacts, {"rel_mae_mean": 1.0}, "with example", {})
+
+    assert on_hopsworks.models["sol_lstm"][1].input_example is None
+    pd.testing.assert_frame_equal(on_hopsworks.models["sol_lstm"][2].input_example, example)
 
 
 def test_a_version_is_downloaded_once_and_a_foreign_model_is_refused(on_hopsworks, tmp_path):

@@ -9,8 +9,10 @@ import datetime as dt
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from cryptocast.dataset import HORIZON, LOOKBACK
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.training import MODEL_NAME
 
@@ -35,7 +37,7 @@ def test_training_registers_a_production_version_with_its_evidence(trained):
     assert version.version == 1
     files = {p.name for p in version.path.iterdir()}
     assert {"model.keras", "network.json", "weights.npz", "scaler.json", "intervals.json", "evaluation.json",
-            "history.json"} <= files
+            "history.json", "backtest_forecasts.csv", "input_example.csv"} <= files
     report = json.loads((version.path / "evaluation.json").read_text())
     assert set(report["models"]) == {"naive", "drift", "lstm", "original"}
     assert report["origins"]["count"] == 30 and report["refits"] == 2
@@ -44,6 +46,11 @@ def test_training_registers_a_production_version_with_its_evidence(trained):
     assert version.metrics["rel_mae_mean"] == report["models"]["lstm"]["rel_mae_mean"]
     assert version.metadata["features"] == json.loads((version.path / "scaler.json").read_text())["features"]
     assert not list(version.path.glob("*.pkl")) and not list(version.path.glob("*.pickle"))
+    example = pd.read_csv(version.path / "input_example.csv")
+    assert list(example.columns) == ["day", *version.metadata["features"]] and len(example) == LOOKBACK
+    assert example["day"].iloc[-1] == version.metadata["training_window"]["last_origin"]
+    backtest_rows = pd.read_csv(version.path / "backtest_forecasts.csv")
+    assert len(backtest_rows) == report["origins"]["count"] * HORIZON
 
 
 def test_same_seed_same_model_and_the_promotion_rule(trained):
