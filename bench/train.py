@@ -1,4 +1,4 @@
-"""Backtest scoreboard and timings of training and inference on the real history in ../shared/data.
+"""Backtest scoreboard and timings of training, inference and the site on the real history in ../shared/data.
 
 Writes bench/results/backtest.json (the full evaluation report of the trained version),
 bench/results/backtest.md (the scoreboard as a table) and bench/results/train.json (timings and
@@ -94,6 +94,7 @@ def main() -> None:
             str(DATA / "binance/BTCUSDT_1d.csv"), "--fear-greed-csv", str(DATA / "fear_greed/fear_greed.csv"), env=env)
         training = run("training_pipeline.py", env=env)
         inference = [run("inference_pipeline.py", env=env) for _ in range(3)]
+        site = [run("plots.py", "--out", str(Path(tmp) / "site"), env=env) for _ in range(3)]
         version = sorted((Path(tmp) / "home/model_registry/sol_lstm").glob("v*"))[-1]
         report = json.loads((version / "artifacts/evaluation.json").read_text())
         metadata = json.loads((version / "version.json").read_text())["metadata"]
@@ -109,6 +110,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "training_with_backtest": training,
         "inference_runs": inference,
+        "site_runs": site,
         "production_shrinkage_by_horizon": metadata.get("shrinkage"),
         "targets": {"training_le_600_s": training["wall_s"] <= 600,
                     "inference_le_10_s": max(r["wall_s"] for r in inference) <= 10, **verdicts(report)},
