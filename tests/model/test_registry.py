@@ -6,7 +6,6 @@ The behaviour every registry shares (numbering, promotion, summary) is in test_r
 from __future__ import annotations
 
 import ast
-import datetime as dt
 import json
 import logging
 import os
@@ -39,22 +38,14 @@ def promote(registry: LocalModelRegistry, tmp_path: Path, rel_mae: float) -> tup
     return registry.register_and_promote("sol", artifacts, {"rel_mae_mean": rel_mae}, "run", METADATA)
 
 
-def test_round_trip_copies_files_byte_identical_and_keeps_metrics(registry, tmp_path):
+def test_a_version_is_laid_out_as_documented(registry, tmp_path):
+    """The round trip itself is in the contract suite; here, where the files land and how they read."""
     artifacts = make_artifacts(tmp_path / "run", seed=7)
-    metrics = {"rel_mae_mean": 0.0812, "per_horizon": [0.05, 0.07], "dm": {"p": 0.03, "stat": -2.1}}
 
-    mv = registry.register("sol", artifacts, metrics, "first LSTM", METADATA)
+    mv = registry.register("sol", artifacts, {"rel_mae_mean": 0.0812}, "first LSTM", METADATA)
 
     assert mv.path == tmp_path / "home" / "model_registry" / "sol" / "v1" / "artifacts"
     assert files(mv.path) == files(artifacts)
-    assert len(files(mv.path)) == 5
-    loaded = registry.get("sol", 1)
-    assert loaded == mv
-    assert (loaded.name, loaded.version, loaded.description) == ("sol", 1, "first LSTM")
-    assert loaded.metrics == metrics and loaded.metadata == METADATA
-    created = dt.datetime.fromisoformat(loaded.created)
-    assert created.utcoffset() == dt.timedelta(0)
-    assert abs(dt.datetime.now(dt.UTC) - created) < dt.timedelta(minutes=1)
     record = (mv.path.parent / "version.json").read_text()
     assert record == json.dumps(json.loads(record), indent=2, sort_keys=True) + "\n"
 
