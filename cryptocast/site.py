@@ -11,7 +11,7 @@ forecast.json, the numbers behind the page (dates are UTC days, YYYY-MM-DD; pric
     generated_utc      when the site was built, ISO 8601 UTC
     backend            which store it was built from ("local" or "hopsworks")
     last_complete_day  the newest day whose close can be known at build time
-    groups             per feature group, `status.group_status`: version, rows, first_day, last_day,
+    groups             per feature group, `status.freshness`: version, rows, first_day, last_day,
                        missing_days, behind_days (the freshness table)
     model              the production model: name, version, created, description, metrics (as
                        registered: rel_mae_mean, coverage_80_mean, coverage_95_mean,
@@ -38,7 +38,6 @@ import datetime as dt
 import html
 import json
 import logging
-import math
 import re
 import shutil
 import struct
@@ -56,9 +55,9 @@ from cryptocast.atomic import atomic_write_bytes, fsync_directory
 from cryptocast.errors import CryptocastError
 from cryptocast.features import BITCOIN, FEAR_GREED, FORECASTS, SOLANA, GroupSpec, empty_frame
 from cryptocast.modeling.portable import CorruptModelError
-from cryptocast.registry import ModelVersion, open_model_registry
+from cryptocast.registry import ModelVersion, is_finite_number, open_model_registry
 from cryptocast.settings import Settings
-from cryptocast.status import ALL_GROUPS, group_status
+from cryptocast.status import freshness
 from cryptocast.stores import FeatureStore, open_feature_store
 from cryptocast.training import MODEL_NAME
 
@@ -115,7 +114,7 @@ def _is_number(value: Any) -> bool:
 
 def _number(value: Any) -> float | None:
     """A finite number as float, else None: registry metrics and reports may hold nulls."""
-    return float(value) if _is_number(value) and math.isfinite(value) else None
+    return float(value) if is_finite_number(value) else None
 
 
 def _horizon_rows(rows: Any, key: str) -> bool:
@@ -174,7 +173,8 @@ def _artifact_backtest(path: Path) -> pd.DataFrame | None:
 def gather(settings: Settings) -> SiteInputs:
     """Read every group and the production model's evidence."""
     store = open_feature_store(settings)
-    solana, bitcoin, fear_greed = (_read(store, spec) for spec in (SOLANA, BITCOIN, FEAR_GREED))
+    groups = {spec.name: (spec, _read(store, spec)) for spec in (SOLANA, BITCOIN, FEAR_GREED, FORECASTS)}
+    solana, bitcoin, fear_greed, forecasts = (rows for _, rows in groups.values())
     closes = _series(solana, "close")
     market = charts.market_frame(closes, _series(bitcoin, "close"), _series(fear_greed, "value"))
     model = open_model_registry(settings).production(MODEL_NAME)
@@ -183,8 +183,8 @@ def gather(settings: Settings) -> SiteInputs:
         backend=store.backend,
         closes=closes,
         market=market,
-        forecasts=_read(store, FORECASTS),
-        groups={name: group_status(store, spec, settings) for name, spec in ALL_GROUPS.items()},
+        forecasts=forecasts,
+        groups={name: freshness(spec, rows, settings) for name, (spec, rows) in groups.items()},
         model=model,
         evaluation=_artifact_json(path / "evaluation.json", evaluation_problem) if path else None,
         history=_artifact_json(path / "history.json", history_problem) if path else None,

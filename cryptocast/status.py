@@ -16,7 +16,11 @@ ALL_GROUPS = {spec.name: spec for spec in (*INGESTED_GROUPS, FORECASTS)}
 def group_status(store: FeatureStore, spec: GroupSpec, settings: Settings) -> dict:
     """Version, size, span and holes of one group; `behind_days` says how stale it is."""
     group = store.get_feature_group(spec)
-    rows = group.read() if group else None
+    return freshness(spec, group.read() if group else None, settings)
+
+
+def freshness(spec: GroupSpec, rows: pd.DataFrame | None, settings: Settings) -> dict:
+    """`group_status` of rows the caller has already read (None or empty: the group is empty)."""
     if rows is None or rows.empty:
         return {"version": spec.version, "rows": 0, "first_day": None, "last_day": None, "missing_days": [],
                 "behind_days": None}

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from cryptocast.errors import StoreError
 from cryptocast.features import GroupSpec, ViewSpec
 
 
@@ -57,6 +58,18 @@ class FeatureStore(Protocol):
     def lock(self) -> AbstractContextManager[None]:
         """Serialise whole pipeline runs against the same store."""
         ...
+
+
+def view_groups(store: FeatureStore, view: ViewSpec) -> dict[str, FeatureGroup]:
+    """Every group the view reads, by name; a missing one stops the read with what to run."""
+    groups = {}
+    for part in (view.left, *view.joins):
+        group = store.get_feature_group(part.group)
+        if group is None:
+            raise StoreError(f"feature group {part.group.name} v{part.group.version} does not exist: "
+                             "run feature_backfill.py")
+        groups[part.group.name] = group
+    return groups
 
 
 def compare_rows(spec: GroupSpec, stored: pd.DataFrame, incoming: pd.DataFrame) -> tuple[pd.Series, pd.Series]:

@@ -25,7 +25,7 @@ from cryptocast.errors import StoreError
 from cryptocast.features import GroupSpec, ViewSpec, conform, conform_view, empty_frame
 from cryptocast.hopsworks_session import HopsworksSession
 from cryptocast.settings import Settings
-from cryptocast.stores.base import InsertResult, compare_rows, insert_result
+from cryptocast.stores.base import InsertResult, compare_rows, insert_result, view_groups
 from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
 
 log = logging.getLogger(__name__)
@@ -121,12 +121,7 @@ class HopsworksFeatureStore:
         return HopsworksFeatureGroup(spec, handle, self.session)
 
     def read_feature_view(self, view: ViewSpec, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
-        handles = {}
-        for part in (view.left, *view.joins):
-            group = self.get_feature_group(part.group)
-            if group is None:
-                raise StoreError(f"feature group {label(part.group)} does not exist: run feature_backfill.py")
-            handles[part.group.name] = group.handle
+        handles = {name: group.handle for name, group in view_groups(self, view).items()}
         rows = self.session.call(f"read feature view {view.name} v{view.version}", self._view_rows, view, handles,
                                  start, end)
         return conform_view(view, rows)

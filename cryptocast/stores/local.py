@@ -30,7 +30,7 @@ from filelock import FileLock, Timeout
 from cryptocast.atomic import atomic_write_bytes
 from cryptocast.errors import StoreError
 from cryptocast.features import GroupSpec, ViewSpec, empty_frame, join_view
-from cryptocast.stores.base import InsertResult, compare_rows, insert_result
+from cryptocast.stores.base import InsertResult, compare_rows, insert_result, view_groups
 
 log = logging.getLogger(__name__)
 
@@ -187,14 +187,7 @@ class LocalFeatureStore:
         return LocalFeatureGroup(spec, directory)
 
     def read_feature_view(self, view: ViewSpec, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
-        frames = {}
-        for part in (view.left, *view.joins):
-            group = self.get_feature_group(part.group)
-            if group is None:
-                raise StoreError(f"feature group {part.group.name} v{part.group.version} does not exist: "
-                                 "run feature_backfill.py")
-            frames[part.group.name] = group.read(start, end)
-        return join_view(view, frames)
+        return join_view(view, {name: group.read(start, end) for name, group in view_groups(self, view).items()})
 
     def lock(self) -> AbstractContextManager[None]:
         self.home.mkdir(parents=True, exist_ok=True)
