@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-import cryptocast.registry as registry_module
+import cryptocast.registry.local as registry_module
 from cryptocast.errors import StoreError
 from cryptocast.registry import LocalModelRegistry, ModelVersion
 
@@ -142,9 +142,23 @@ def test_a_held_lock_blocks_registration(registry, tmp_path, monkeypatch):
     assert registry.register("sol", artifacts, {"rel_mae_mean": 0.1}, "run", METADATA).version == 1
 
 
-def test_the_registry_imports_no_pickling_module():
-    tree = ast.parse(Path(registry_module.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
-                for alias in node.names} | {node.module.split(".")[0] for node in ast.walk(tree)
-                                            if isinstance(node, ast.ImportFrom) and node.module}
-    assert not imported & {"pickle", "cloudpickle", "dill", "joblib", "shelve", "marshal"}
+def _imports(module: Path) -> set[str]:
+    tree = ast.parse(module.read_text())
+    return {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names} | {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+
+REGISTRY_PACKAGE = Path(registry_module.__file__).parent
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in REGISTRY_PACKAGE.glob("*.py")))
+def test_the_registry_imports_no_pickling_module(module):
+    roots = {name.split(".")[0] for name in _imports(REGISTRY_PACKAGE / module)}
+    assert not roots & {"pickle", "cloudpickle", "dill", "joblib", "shelve", "marshal"}
+
+
+@pytest.mark.parametrize("backend", ["local.py", "hopsworks.py"])
+def test_registry_backends_depend_on_the_interface_and_not_on_each_other(backend):
+    imported = {name for name in _imports(REGISTRY_PACKAGE / backend) if name.startswith("cryptocast.registry")}
+    assert imported == {"cryptocast.registry.base"}
+    assert not {n for n in _imports(REGISTRY_PACKAGE / "base.py") if n.startswith("cryptocast.registry")}

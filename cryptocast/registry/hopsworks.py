@@ -13,7 +13,7 @@ Production is an append-only log of small files in the project's datasets,
 `Resources/cryptocast/model_registry/<name>/promotions/<sequence>_v<N>.json`; the newest names the
 production version. A file is never overwritten (Hopsworks has no atomic replace) and needs no tag
 schema (which only an administrator can create), and the log records every promotion. The promotion
-rule is `registry.promotion_decision`, the same as locally.
+rule is `base.promotion_decision`, the same as locally.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from filelock import FileLock
 from cryptocast.errors import StoreError
 from cryptocast.features import FEATURE_VIEW
 from cryptocast.hopsworks_session import HopsworksSession
-from cryptocast.registry import (
+from cryptocast.registry.base import (
     DEFAULT_METRIC,
     INPUT_EXAMPLE,
     ModelVersion,

@@ -1,6 +1,6 @@
-"""The model registry: every training run becomes a numbered version; one version per model serves.
+"""The local model registry: plain files on disk, the default backend, needing no account.
 
-Local layout under `CRYPTOCAST_HOME` (plain files and JSON, no pickle, so a workflow can commit it):
+Layout under `CRYPTOCAST_HOME` (plain files and JSON, no pickle, so a workflow can commit it):
 
     model_registry/<name>/v<N>/artifacts/...     the model files exactly as training wrote them
     model_registry/<name>/v<N>/version.json      created, description, metrics, metadata
@@ -9,135 +9,39 @@ Local layout under `CRYPTOCAST_HOME` (plain files and JSON, no pickle, so a work
 A version is assembled in a hidden temporary directory beside its siblings and published with one
 `os.rename`, so readers see a complete `v<N>` or none; hidden leftovers of a crashed run are ignored
 and swept by the next registration. Writers hold `.registry.lock` so two runs cannot take the same N.
-
-The Hopsworks registry (registry_hopsworks.py) has the same interface, `version.json` and promotion rule.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
-import math
 import os
 import re
 import shutil
 import tempfile
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from filelock import FileLock
 
 from cryptocast.atomic import atomic_write_bytes
 from cryptocast.errors import StoreError
-from cryptocast.settings import Settings
+from cryptocast.registry.base import (
+    DEFAULT_METRIC,
+    ModelVersion,
+    load_version,
+    read_json,
+    register_and_promote,
+    to_json,
+    utc_now,
+    version_record,
+)
 from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METRIC = "rel_mae_mean"
-# An artifact a trainer may include: one input of the model as a table; registries that can show one do.
-INPUT_EXAMPLE = "input_example.csv"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _VERSION_DIR = re.compile(r"v([0-9]+)")
-_RECORD_TYPES = {"created": str, "description": str, "metrics": dict, "metadata": dict}
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    name: str
-    version: int
-    created: str
-    description: str
-    metrics: dict[str, Any]
-    metadata: dict[str, Any]
-    path: Path
-
-
-class ModelRegistry(Protocol):
-    def register(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
-                 metadata: dict[str, Any]) -> ModelVersion:
-        """Store a new version (number = newest + 1) without changing which version serves."""
-        ...
-
-    def versions(self, name: str) -> list[ModelVersion]:
-        """Every version of the model, oldest first; empty if the model was never registered."""
-        ...
-
-    def get(self, name: str, version: int) -> ModelVersion: ...
-
-    def production(self, name: str) -> ModelVersion | None:
-        """The version the daily forecast must use, or None before the first promotion."""
-        ...
-
-    def set_production(self, name: str, version: int) -> None: ...
-
-    def register_and_promote(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
-                             metadata: dict[str, Any], metric: str = DEFAULT_METRIC) -> tuple[ModelVersion, bool]:
-        """Register, then promote only if `metric` is no worse than production's (see `promotion_decision`)."""
-        ...
-
-    def summary(self, name: str | None = None) -> dict:
-        """`{name: {"production": N | None, "versions": [...]}}` for the status command."""
-        ...
-
-
-def promotion_decision(candidate: ModelVersion, current: ModelVersion | None, metric: str) -> tuple[bool, str]:
-    """Lower is better and ties promote, so retraining on newer data wins unless it is measurably worse."""
-    new = candidate.metrics[metric]
-    if current is None:
-        return True, f"{metric} {new:.6g}; no production version yet"
-    old = current.metrics.get(metric)
-    if not is_finite_number(old):
-        return True, f"{metric} {new:.6g}; production v{current.version} has no usable {metric} ({old!r})"
-    verdict = "<=" if new <= old else ">"
-    return new <= old, f"{metric} {new:.6g} {verdict} {old:.6g} of production v{current.version}"
-
-
-def utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _to_json(obj: Any, what: str) -> bytes:
-    try:
-        text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
-    except ValueError:
-        raise StoreError(f"{what} contains NaN or infinity, which JSON cannot represent; nothing registered") from None
-    except TypeError as exc:
-        raise StoreError(f"{what} is not JSON-serialisable ({exc}); nothing registered") from None
-    return (text + "\n").encode()
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StoreError(f"model registry: unreadable {path}: {exc}") from None
-
-
-def version_record(created: str, description: str, metrics: dict[str, Any], metadata: dict[str, Any],
-                   name: str) -> bytes:
-    """The `version.json` every backend keeps beside a version's artifacts; refuses what JSON cannot hold."""
-    return _to_json({"created": created, "description": description, "metrics": metrics, "metadata": metadata},
-                    f"model {name}: metrics or metadata")
-
-
-def load_version(name: str, version: int, directory: Path) -> ModelVersion:
-    """A version from its directory (`version.json` + `artifacts/`), checked so a damaged copy fails loudly."""
-    path = directory / "version.json"
-    record = _read_json(path)
-    if not isinstance(record, dict) or any(not isinstance(record.get(k), t) for k, t in _RECORD_TYPES.items()):
-        raise StoreError(f"model registry: {path} lacks one of {', '.join(_RECORD_TYPES)} or has a wrong type")
-    if not (directory / "artifacts").is_dir():
-        raise StoreError(f"model registry: {directory / 'artifacts'} is missing")
-    return ModelVersion(name=name, version=version, created=record["created"], description=record["description"],
-                        metrics=record["metrics"], metadata=record["metadata"], path=directory / "artifacts")
 
 
 def _fsync(path: Path) -> None:
@@ -186,7 +90,7 @@ class LocalModelRegistry:
         path = self._model_dir(name) / "production.json"
         if not path.exists():
             return None
-        version = _read_json(path)
+        version = read_json(path)
         version = version.get("version") if isinstance(version, dict) else None
         if not isinstance(version, int) or isinstance(version, bool):
             raise StoreError(f"model registry: {path} does not hold {{\"version\": <int>}}")
@@ -195,7 +99,7 @@ class LocalModelRegistry:
     def set_production(self, name: str, version: int) -> None:
         with self._locked():
             self.get(name, version)
-            record = _to_json({"version": version}, f"model {name}: production version")
+            record = to_json({"version": version}, f"model {name}: production version")
             atomic_write_bytes(self._model_dir(name) / "production.json", record)
         log.info("model %s: production is now v%d", name, version)
 
@@ -259,27 +163,3 @@ class LocalModelRegistry:
         """Reentrant (one FileLock object), so `register_and_promote` can hold it around its own calls."""
         self.home.mkdir(parents=True, exist_ok=True)
         return exclusive(self._lock, f"model registry {self.root}", LOCK_TIMEOUT_S)
-
-
-def register_and_promote(registry: ModelRegistry, name: str, artifacts: Path, metrics: dict[str, Any],
-                         description: str, metadata: dict[str, Any], metric: str) -> tuple[ModelVersion, bool]:
-    """Register, then promote by `promotion_decision`; the caller holds its registry's lock around this."""
-    if not is_finite_number(metrics.get(metric)):
-        raise StoreError(f"model {name}: metric {metric!r} must be a finite number, got "
-                         f"{metrics.get(metric)!r}; nothing registered")
-    current = registry.production(name)
-    candidate = registry.register(name, artifacts, metrics, description, metadata)
-    promoted, reason = promotion_decision(candidate, current, metric)
-    if promoted:
-        registry.set_production(name, candidate.version)
-    log.info("model %s v%d %s: %s", name, candidate.version, "promoted" if promoted else "not promoted", reason)
-    return candidate, promoted
-
-
-def open_model_registry(settings: Settings) -> ModelRegistry:
-    """The registry for this run's backend. Hopsworks is imported only when it is the chosen backend."""
-    if settings.backend == "local":
-        return LocalModelRegistry(settings.home)
-    from cryptocast.registry_hopsworks import HopsworksModelRegistry
-
-    return HopsworksModelRegistry(settings)
