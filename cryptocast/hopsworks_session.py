@@ -7,6 +7,12 @@ prints progress to stdout, so while a call runs stdout goes to stderr and `statu
 stay parseable; stdin is empty, so a prompt (several projects and no HOPSWORKS_PROJECT) fails at
 once instead of waiting for a keyboard.
 
+`hopsworks.login` reads HOPSWORKS_HOST, HOPSWORKS_PROJECT, HOPSWORKS_PORT and more from `os.environ`
+whenever its argument is None, and takes an empty value as given: the workflows set HOPSWORKS_HOST=""
+when a repository defines none, which would become a connection to an empty host. Settings treat an
+empty value as unset, so during the login the client sees those variables unset too. The engine is
+always "python": left to choose, the client picks Spark whenever pyspark is installed.
+
 `hopsworks` is imported inside `_login` only: the local backend never pays for it.
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -62,8 +69,9 @@ class HopsworksSession:
         cached = _logins.get(key)
         if cached is not None and cached[0] is hopsworks:
             return cached[1]
-        project = hopsworks.login(host=s.hopsworks_host or None, project=s.hopsworks_project or None,
-                                  api_key_value=s.hopsworks_api_key)
+        with _empty_client_settings_unset():
+            project = hopsworks.login(host=s.hopsworks_host or None, project=s.hopsworks_project or None,
+                                      api_key_value=s.hopsworks_api_key, engine="python")
         if project is None:
             raise StoreError(f"hopsworks: login found no project for this API key; {LOGIN_HINT}")
         _logins[key] = (hopsworks, project)
@@ -98,6 +106,17 @@ class HopsworksSession:
         hint = f" ({LOGIN_HINT})" if step == "login" else ""
         line = f"hopsworks: {step} failed: {type(exc).__name__}{': ' + detail if detail else ''}{hint}"
         return StoreError(redact(line, self.settings.secrets))
+
+
+@contextlib.contextmanager
+def _empty_client_settings_unset() -> Iterator[None]:
+    empty = {name: value for name, value in os.environ.items() if name.startswith("HOPSWORKS_") and not value}
+    for name in empty:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.update(empty)
 
 
 class _ToStderr(io.TextIOBase):

@@ -11,9 +11,12 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 
 import pandas as pd
 import pytest
+from hopsworks_common.client.exceptions import FeatureStoreException
+from hopsworks_common.constants import HOSTS
 
 from cryptocast import __main__ as cryptocast_main
 from cryptocast.errors import StoreError
@@ -26,7 +29,7 @@ import feature_backfill
 import feature_pipeline
 import hopsworks_double
 from conftest import REPO, error_lines, run_main
-from hopsworks_double import API_KEY, FG, RestAPIError
+from hopsworks_double import API_KEY, FG, rest_error
 
 
 def output(capsys) -> tuple[str, str]:
@@ -55,12 +58,37 @@ def test_a_wrong_key_fails_at_login_with_one_line_and_never_shows_the_key(on_hop
 
 
 def test_a_key_echoed_in_an_error_is_redacted(on_hopsworks, capsys):
-    on_hopsworks.fail("hopsworks.login", RestAPIError(f"invalid api key {API_KEY} for project"))
+    on_hopsworks.fail("hopsworks.login", rest_error(401, "Unauthorized", 160040, f"invalid api key {API_KEY}"))
     assert run_main(feature_backfill.main, "-v") == 1
     out, err = output(capsys)
-    assert only_error(err) == "error: feature_backfill: hopsworks: login failed: RestAPIError: invalid api key *** " \
-                              "for project (check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and HOPSWORKS_HOST)"
+    line = only_error(err)
+    assert line.startswith("error: feature_backfill: hopsworks: login failed: RestAPIError: Metadata operation error")
+    assert "invalid api key ***" in line
     assert API_KEY not in out + err
+
+
+def test_empty_host_project_and_port_in_the_environment_never_reach_the_connection(on_hopsworks, monkeypatch,
+                                                                                  capsys):
+    """The workflows set HOPSWORKS_HOST and HOPSWORKS_PROJECT to "" when the repository defines neither; the
+    real `hopsworks.login` (which the double runs) reads os.environ whenever an argument is None."""
+    for name in ("HOPSWORKS_HOST", "HOPSWORKS_PROJECT", "HOPSWORKS_PORT"):
+        monkeypatch.setenv(name, "")
+    assert run_main(feature_backfill.main) == 0, output(capsys)[1]
+    (connection,) = on_hopsworks.connections
+    assert connection["host"] == HOSTS.SAAS_HOST and connection["port"] == 443
+    assert connection["project"] is None and connection["engine"] == "python"
+    logins = [kwargs for target, _, kwargs, _ in on_hopsworks.calls if target == "hopsworks.login"]
+    assert [kwargs["engine"] for kwargs in logins] == ["python"]
+    assert (os.environ["HOPSWORKS_HOST"], os.environ["HOPSWORKS_PROJECT"]) == ("", ""), "the environment is restored"
+
+
+def test_a_named_host_and_project_are_passed_as_given(on_hopsworks, monkeypatch, capsys):
+    monkeypatch.setenv("HOPSWORKS_HOST", "my.cluster.example")
+    assert run_main(feature_backfill.main) == 0, output(capsys)[1]
+    (connection,) = on_hopsworks.connections
+    assert connection["host"] == "my.cluster.example"
+    (login,) = [kwargs for target, _, kwargs, _ in on_hopsworks.calls if target == "hopsworks.login"]
+    assert (login["host"], login["project"]) == ("my.cluster.example", hopsworks_double.PROJECT)
 
 
 def test_several_projects_and_none_named_fails_instead_of_prompting(api, monkeypatch, capsys):
@@ -92,9 +120,38 @@ def test_an_unusable_timeout_is_a_settings_error(on_hopsworks, monkeypatch, caps
 # --- groups ----------------------------------------------------------------------------------------------
 
 
+def test_inserts_send_what_the_client_expects_and_raise_no_client_warnings(on_hopsworks):
+    """DELTA keeps microseconds: a `day` sent in nanoseconds warns on every insert; `features` is deprecated."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert run_main(feature_backfill.main) == 0
+        assert run_main(cryptocast_main.main, "status", "--json") == 0
+    from_client = [f"{w.category.__name__}: {w.message}" for w in caught
+                   if "Casting timestamp" in str(w.message) or "Hopsworks" in w.category.__name__]
+    assert from_client == []
+    assert {str(g.rows["day"].dtype) for g in on_hopsworks.groups.values()} == {"datetime64[us]"}
+
+
+def test_groups_are_made_without_a_statistics_job_per_insert_in_the_clients_default_format(on_hopsworks):
+    assert run_main(feature_backfill.main) == 0
+    assert run_main(feature_backfill.main, "--as-of", "2024-03-02") == 0
+    made = {g.name: (g.metadata.time_travel_format, g.direct_write, g.statistics_jobs)
+            for g in on_hopsworks.groups.values()}
+    assert made == dict.fromkeys(("solana", "bitcoin", "fear_greed"), ("DELTA", True, 0))
+
+
+def test_the_format_setting_chooses_the_write_path_of_new_groups(on_hopsworks, monkeypatch):
+    monkeypatch.setenv("CRYPTOCAST_HOPSWORKS_FORMAT", "hudi")
+    assert run_main(feature_backfill.main) == 0
+    made = {g.name: (g.metadata.time_travel_format, g.direct_write, len(g.rows)) for g in on_hopsworks.groups.values()}
+    assert made == {"solana": ("HUDI", False, 60), "bitcoin": ("HUDI", False, 60), "fear_greed": ("HUDI", False, 58)}
+    inserts = [kwargs for target, _, kwargs, _ in on_hopsworks.calls if target == f"{FG}.insert"]
+    assert inserts and all(kwargs["wait"] is True for kwargs in inserts), "a materialization job is waited for"
+
+
 def test_a_failed_insert_names_the_group_and_the_cause(on_hopsworks, capsys):
-    on_hopsworks.fail(f"{FG}.insert", hopsworks_double.FeatureStoreException(
-        "Materialization job failed:\nstate FAILED, see the job logs"))
+    failure = FeatureStoreException("Materialization job failed:\nstate FAILED, see the job logs")
+    on_hopsworks.fail(f"{FG}.insert", failure)
     assert run_main(feature_backfill.main) == 1
     assert only_error(output(capsys)[1]) == ("error: feature_backfill: hopsworks: insert into solana v1 failed: "
                                              "FeatureStoreException: Materialization job failed: state FAILED, "
