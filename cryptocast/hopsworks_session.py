@@ -33,6 +33,7 @@ from cryptocast.settings import Settings
 T = TypeVar("T")
 MAX_DETAIL = 300
 LOGIN_HINT = "check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and HOPSWORKS_HOST"
+SCOPE_HINT = "the API key lacks a scope this call needs: see README, Run on Hopsworks"
 
 _logins: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # (host, project, key) -> (hopsworks module, Project)
 
@@ -100,12 +101,38 @@ class HopsworksSession:
     def _one_line(self, step: str, exc: BaseException) -> CryptocastError:
         if isinstance(exc, CryptocastError):
             return exc
-        detail = " ".join(str(exc).split())
+        detail = " ".join((_rest_detail(exc) or str(exc)).split())
         if len(detail) > MAX_DETAIL:
             detail = detail[:MAX_DETAIL] + " ..."
-        hint = f" ({LOGIN_HINT})" if step == "login" else ""
-        line = f"hopsworks: {step} failed: {type(exc).__name__}{': ' + detail if detail else ''}{hint}"
+        line = f"hopsworks: {step} failed: {type(exc).__name__}{': ' + detail if detail else ''}{_hint(step, exc)}"
         return StoreError(redact(line, self.settings.secrets))
+
+
+def _hint(step: str, exc: BaseException) -> str:
+    if step == "login" or http_status(exc) == 401:
+        return f" ({LOGIN_HINT})"
+    return f" ({SCOPE_HINT})" if http_status(exc) == 403 else ""
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a failed Hopsworks REST call (the client's RestAPIError keeps the response), else None."""
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def _rest_detail(exc: BaseException) -> str | None:
+    """What the server said, without the URL and raw body the client's RestAPIError message repeats."""
+    response = getattr(exc, "response", None)
+    if http_status(exc) is None:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    code = body.get("errorCode")
+    message = body.get("usrMsg") or body.get("errorMsg") or ""
+    return (f"HTTP {response.status_code} {response.reason}{f', error {code}' if code else ''}"
+            f"{': ' + message if message else ''}")
 
 
 @contextlib.contextmanager

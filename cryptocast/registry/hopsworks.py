@@ -13,7 +13,12 @@ Production is an append-only log of small files in the project's datasets,
 `Resources/cryptocast/model_registry/<name>/promotions/<sequence>_v<N>.json`; the newest names the
 production version. A file is never overwritten (Hopsworks has no atomic replace) and needs no tag
 schema (which only an administrator can create), and the log records every promotion. The promotion
-rule is `base.promotion_decision`, the same as locally.
+rule is `base.promotion_decision`, the same as locally. `Resources/cryptocast/model_registry/<name>/`
+is made when a model is first registered, so `summary()` lists cryptocast's models, not the project's.
+
+The log is read with `DatasetApi.list`, never `exists`: the client's `exists` answers False on any
+REST error, so a key without the dataset scopes would read as "no production version yet" (promote
+without comparing, retrain every day). Only a 404 means "not there"; any other error is a StoreError.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from filelock import FileLock
 
 from cryptocast.errors import StoreError
 from cryptocast.features import FEATURE_VIEW
-from cryptocast.hopsworks_session import HopsworksSession
+from cryptocast.hopsworks_session import HopsworksSession, http_status
 from cryptocast.registry.base import (
     DEFAULT_METRIC,
     INPUT_EXAMPLE,
@@ -51,7 +56,6 @@ from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
 
 log = logging.getLogger(__name__)
 
-MODELS_DATASET = "Models"
 PROMOTIONS_ROOT = "Resources/cryptocast/model_registry"
 PAGE = 1000
 _NAME = re.compile(r"[A-Za-z0-9_]+")  # what Hopsworks accepts as a model name
@@ -76,6 +80,21 @@ def _created(model: Any) -> str:
     else:
         return ""
     return stamp.isoformat(timespec="seconds")
+
+
+def _entries(datasets: Any, path: str) -> list[str] | None:
+    """Everything under `path`, page by page, or None when Hopsworks answers 404; other errors propagate."""
+    found: list[str] = []
+    while True:
+        try:
+            page = datasets.list(path, offset=len(found), limit=PAGE)
+        except Exception as exc:
+            if http_status(exc) == 404 and not found:
+                return None
+            raise
+        found += page
+        if len(page) < PAGE:
+            return found
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
@@ -164,22 +183,14 @@ class HopsworksModelRegistry:
         return None if latest is None else self.get(name, latest[1])
 
     def _latest_promotion(self, name: str) -> tuple[int, int] | None:
-        directory = _promotions_dir(name)
-        datasets = self.datasets
-        if not self.session.call(f"read production of model {name}", datasets.exists, directory):
-            return None
-        found = sorted((int(m.group(1)), int(m.group(2))) for path in self._list(directory)
+        entries = self._entries(_promotions_dir(name), f"read production of model {name}")
+        found = sorted((int(m.group(1)), int(m.group(2))) for path in entries or []
                        if (m := _PROMOTION.fullmatch(PurePosixPath(path).name)))
         return found[-1] if found else None
 
-    def _list(self, path: str) -> list[str]:
+    def _entries(self, path: str, step: str) -> list[str] | None:
         datasets = self.datasets
-        found: list[str] = []
-        while True:
-            page = self.session.call(f"list {path}", datasets.list, path, offset=len(found), limit=PAGE)
-            found += page
-            if len(page) < PAGE:
-                return found
+        return self.session.call(step, _entries, datasets, path)
 
     def set_production(self, name: str, version: int) -> None:
         with self._locked():
@@ -201,7 +212,7 @@ class HopsworksModelRegistry:
         parts = PurePosixPath(path).parts
         for depth in range(2, len(parts) + 1):  # the first part is the dataset itself (Resources)
             directory = "/".join(parts[:depth])
-            if not self.session.call(f"look up {directory}", datasets.exists, directory):
+            if self._entries(directory, f"look up {directory}") is None:
                 self.session.call(f"create {directory}", datasets.mkdir, directory)
 
     def register(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
@@ -210,6 +221,7 @@ class HopsworksModelRegistry:
         if not artifacts.is_dir():
             raise StoreError(f"model artifacts {artifacts} is not a directory; nothing registered")
         record = version_record(utc_now(), description, metrics, metadata, name)
+        self._makedirs(f"{PROMOTIONS_ROOT}/{name}")
         mr = self.mr
         self.cache.joinpath(name).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.cache / name) as tmp:
@@ -248,7 +260,7 @@ class HopsworksModelRegistry:
         return {n: self._model_summary(n) for n in names}
 
     def _names(self) -> list[str]:
-        names = (PurePosixPath(path).name for path in self._list(MODELS_DATASET))
+        names = (PurePosixPath(path).name for path in self._entries(PROMOTIONS_ROOT, "list cryptocast's models") or [])
         return sorted(n for n in names if _NAME.fullmatch(n))
 
     def _model_summary(self, name: str) -> dict:

@@ -51,9 +51,9 @@ def test_a_wrong_key_fails_at_login_with_one_line_and_never_shows_the_key(on_hop
     monkeypatch.setenv("HOPSWORKS_API_KEY", wrong)
     assert run_main(feature_backfill.main, "-v") == 1
     out, err = output(capsys)
-    line = only_error(err)
-    assert line.startswith("error: feature_backfill: hopsworks: login failed: RestAPIError: Metadata operation error")
-    assert "HTTP code: 401" in line and line.endswith("(check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and HOPSWORKS_HOST)")
+    assert only_error(err) == ("error: feature_backfill: hopsworks: login failed: RestAPIError: HTTP 401 Unauthorized, "
+                               "error 160040: Api key not found (check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and "
+                               "HOPSWORKS_HOST)")
     assert wrong not in out + err and on_hopsworks.groups == {}
 
 
@@ -61,9 +61,9 @@ def test_a_key_echoed_in_an_error_is_redacted(on_hopsworks, capsys):
     on_hopsworks.fail("hopsworks.login", rest_error(401, "Unauthorized", 160040, f"invalid api key {API_KEY}"))
     assert run_main(feature_backfill.main, "-v") == 1
     out, err = output(capsys)
-    line = only_error(err)
-    assert line.startswith("error: feature_backfill: hopsworks: login failed: RestAPIError: Metadata operation error")
-    assert "invalid api key ***" in line
+    assert only_error(err) == ("error: feature_backfill: hopsworks: login failed: RestAPIError: HTTP 401 Unauthorized, "
+                               "error 160040: invalid api key *** (check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and "
+                               "HOPSWORKS_HOST)")
     assert API_KEY not in out + err
 
 
@@ -207,6 +207,51 @@ def test_backfill_then_status_keeps_stdout_for_the_report(on_hopsworks, capsys):
 
 
 # --- registry ----------------------------------------------------------------------------------------------
+
+
+def model_dir(tmp_path, content: bytes = b"PK"):
+    artifacts = tmp_path / f"model-{content.hex()}"
+    artifacts.mkdir()
+    (artifacts / "weights.npz").write_bytes(content)
+    return artifacts
+
+
+def test_an_unreadable_registry_is_an_error_never_an_empty_one(on_hopsworks, tmp_path, capsys):
+    """The client's DatasetApi.exists answers False on a 403: reading production through it made a key without
+    the dataset scopes look like "no model yet": promote without comparing, retrain every day."""
+    registry = open_model_registry(load_settings())
+    registry.register_and_promote("sol_lstm", model_dir(tmp_path), {"rel_mae_mean": 0.9}, "first", {})
+    on_hopsworks.deny_datasets()
+    registry = open_model_registry(load_settings())
+    with pytest.raises(StoreError, match=r"^hopsworks: read production of model sol_lstm failed: RestAPIError: "
+                                         r"HTTP 403 Forbidden, error 320004: No valid scope .*\[DATASET_VIEW\] "
+                                         r"\(the API key lacks a scope this call needs"):
+        registry.production("sol_lstm")
+    with pytest.raises(StoreError, match="read production of model sol_lstm failed"):
+        registry.register_and_promote("sol_lstm", model_dir(tmp_path, b"v2"), {"rel_mae_mean": 0.5}, "second", {})
+    assert sorted(on_hopsworks.models["sol_lstm"]) == [1], "nothing registered while production is unreadable"
+
+    assert run_main(cryptocast_main.main, "status", "--json") == 1  # so store.sh train-if-no-model stops too
+    out, err = output(capsys)
+    assert out == "" and "HTTP 403 Forbidden" in only_error(err)
+
+
+def test_a_missing_promotion_log_is_no_production_yet(on_hopsworks, tmp_path):
+    registry = open_model_registry(load_settings())
+    registry.register("sol_lstm", model_dir(tmp_path), {"rel_mae_mean": 0.9}, "first", {})
+    assert registry.production("sol_lstm") is None
+    assert registry.summary() == {"sol_lstm": {"production": None, "versions": [
+        {"version": 1, "created": registry.get("sol_lstm", 1).created, "description": "first",
+         "metrics": {"rel_mae_mean": 0.9}}]}}
+
+
+def test_the_summary_lists_only_models_cryptocast_registered(on_hopsworks, tmp_path):
+    registry = open_model_registry(load_settings())
+    assert registry.summary() == {}
+    other = hopsworks_double.FakeModel(on_hopsworks, "someone_elses_model", None, {}, "not ours", None)
+    other.save(str(model_dir(tmp_path)))
+    registry.register_and_promote("sol_lstm", model_dir(tmp_path, b"v1"), {"rel_mae_mean": 0.9}, "first", {})
+    assert sorted(registry.summary()) == ["sol_lstm"]
 
 
 def test_the_summary_shows_the_numeric_metrics_and_get_shows_them_all(on_hopsworks, tmp_path):

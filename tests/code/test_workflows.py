@@ -679,6 +679,8 @@ case "${1:-}" in
   */feature_backfill.py|*/training_pipeline.py)
     echo "${1##*/}" >> "$CALLS"; exit "${FAKE_EXIT:-0}";;
   -m)
+    if [[ "$*" == "-m cryptocast status --json" && -n "${FAKE_STATUS_ERROR:-}" ]]; then
+      echo "$FAKE_STATUS_ERROR" >&2; exit 1; fi
     if [[ "$*" == "-m cryptocast status --json" && -n "${FAKE_STATUS:-}" ]]; then cat "$FAKE_STATUS"; exit 0; fi;;
 esac
 exec "$REAL_PYTHON" "$@"
@@ -739,6 +741,16 @@ def test_one_empty_group_or_no_production_version_is_enough(pipeline):
     assert calls == ["training_pipeline.py"]
     result, calls = pipeline("train-if-no-model", status_report({"solana": 1}, production=False))
     assert calls == ["training_pipeline.py"]
+
+
+def test_an_unreadable_store_fails_the_step_instead_of_backfilling_or_training(pipeline):
+    """`status --json` exits 1 when the registry cannot be read (a key without the dataset scopes): that must
+    stop the job, never read as "no model yet" and retrain every day."""
+    error = "error: status: hopsworks: read production of model sol_lstm failed: RestAPIError: HTTP 403 Forbidden"
+    for command in ("train-if-no-model", "backfill-if-empty"):
+        result, calls = pipeline(command, FAKE_STATUS_ERROR=error)
+        assert result.returncode == 1 and calls == [], result.stdout
+        assert error in result.stderr and "python -m cryptocast status --json failed" in result.stderr
 
 
 def test_a_failing_pipeline_fails_the_step(pipeline):
