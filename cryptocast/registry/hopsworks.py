@@ -1,11 +1,16 @@
 """The model registry on Hopsworks: versions in the project's model registry, production chosen as locally.
 
 A version is a Hopsworks model of the same name: `create_model` with the numeric metrics (Hopsworks
-accepts only numbers there), the description, the input example (the trainer's `input_example.csv`,
-when there is one) and the feature view the model reads (its provenance;
-5.x deprecates hand-written model schemas in its favour), then `save` of a directory laid out like a
-local version: `artifacts/` (the trainer's files) and `version.json` (every metric, including lists,
-and the metadata). `get`/`production` download a version once into
+accepts only numbers there), the description, the input example and the feature view the model reads
+(its provenance; 5.x deprecates hand-written model schemas in its favour), then `save` of a directory
+laid out like a local version: `artifacts/` (the trainer's files) and `version.json` (every metric,
+including lists, and the metadata).
+
+The input example is what hsml documents, "a single input for the model": the numeric columns of
+the trainer's `input_example.csv` (one whole window, a row per day) as an array, which hsml stores
+whole as `input_example.json`. Given the DataFrame itself, hsml would keep only its first row, and
+it refuses an empty one, so a header-only file registers without an example. The CSV, with its day
+column, stays among the artifacts. `get`/`production` download a version once into
 `CRYPTOCAST_HOME/hopsworks_cache/model_registry/<name>/v<N>-<identity>/`, so `ModelVersion.path` is a
 local directory as with the local registry; registering fills the cache with what it uploaded.
 
@@ -35,6 +40,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from filelock import FileLock
 
@@ -95,6 +101,16 @@ def _entries(datasets: Any, path: str) -> list[str] | None:
         found += page
         if len(page) < PAGE:
             return found
+
+
+def _input_example(path: Path) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    window = pd.read_csv(path).select_dtypes("number").to_numpy()
+    if not window.size:
+        log.info("%s has no rows: registering without an input example", path.name)
+        return None
+    return window
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
@@ -243,9 +259,8 @@ class HopsworksModelRegistry:
 
     @staticmethod
     def _save(mr: Any, name: str, staged: Path, metrics: dict[str, Any], description: str, view: Any) -> Any:
-        example = staged / "artifacts" / INPUT_EXAMPLE
         model = mr.python.create_model(name=name, metrics=_numeric(metrics), description=description,
-                                       input_example=pd.read_csv(example) if example.is_file() else None,
+                                       input_example=_input_example(staged / "artifacts" / INPUT_EXAMPLE),
                                        feature_view=view)
         return model.save(str(staged), keep_original_files=True)
 

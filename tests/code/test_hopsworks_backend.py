@@ -267,17 +267,30 @@ def test_the_summary_shows_the_numeric_metrics_and_get_shows_them_all(on_hopswor
     assert on_hopsworks.models["sol_lstm"][1].training_metrics == {"rel_mae_mean": 0.9, "coverage_80_mean": 0.8}
 
 
-def test_the_input_example_artifact_becomes_the_models_input_example(on_hopsworks, tmp_path):
+def test_the_input_example_is_one_whole_window_as_the_client_keeps_it(on_hopsworks, tmp_path):
+    """hsml keeps only the first row of a DataFrame; one input of our model is the whole window, as an array."""
     registry = open_model_registry(load_settings())
-    artifacts = tmp_path / "model"
-    artifacts.mkdir()
+    artifacts = model_dir(tmp_path)
     registry.register_and_promote("sol_lstm", artifacts, {"rel_mae_mean": 1.0}, "no example", {})
-    example = pd.DataFrame({"day": ["2024-02-28", "2024-02-29"], "sol_log_return": [0.01, -0.02]})
-    example.to_csv(artifacts / INPUT_EXAMPLE, index=False)
-    registry.register_and_promote("sol_lstm", artifacts, {"rel_mae_mean": 1.0}, "with example", {})
+    window = pd.DataFrame({"day": ["2024-02-27", "2024-02-28", "2024-02-29"], "sol_log_return": [0.01, -0.02, 0.5],
+                           "fng": [0.25, 0.5, 0.75]})
+    window.to_csv(artifacts / INPUT_EXAMPLE, index=False)
+    version = registry.register_and_promote("sol_lstm", artifacts, {"rel_mae_mean": 1.0}, "with example", {})[0]
 
-    assert on_hopsworks.models["sol_lstm"][1].input_example is None
-    pd.testing.assert_frame_equal(on_hopsworks.models["sol_lstm"][2].input_example, example)
+    stored = on_hopsworks.files.data
+    assert "Models/sol_lstm/1/input_example.json" not in stored
+    assert json.loads(stored["Models/sol_lstm/2/input_example.json"]) == [[0.01, 0.25], [-0.02, 0.5], [0.5, 0.75]]
+    assert stored["Models/sol_lstm/2/Files/artifacts/input_example.csv"] == (artifacts / INPUT_EXAMPLE).read_bytes()
+    assert (version.path / INPUT_EXAMPLE).read_bytes() == (artifacts / INPUT_EXAMPLE).read_bytes()
+
+
+def test_a_header_only_input_example_does_not_abort_registration(on_hopsworks, tmp_path):
+    registry = open_model_registry(load_settings())
+    artifacts = model_dir(tmp_path)
+    (artifacts / INPUT_EXAMPLE).write_text("day,sol_log_return\n")
+    version, promoted = registry.register_and_promote("sol_lstm", artifacts, {"rel_mae_mean": 1.0}, "empty", {})
+    assert (version.version, promoted) == (1, True)
+    assert "Models/sol_lstm/1/input_example.json" not in on_hopsworks.files.data
 
 
 def test_a_version_is_downloaded_once_and_a_foreign_model_is_refused(on_hopsworks, tmp_path):
