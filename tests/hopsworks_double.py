@@ -19,8 +19,9 @@ code, so a change in the client shows up here as a failing test instead of a sil
   after each insert when the group's statistics are enabled, as the backend runs one;
 - `Model.save` validates metrics and the name and converts the input example with hsml's own
   functions, and stores `input_example.json` as the client uploads it;
-- `DatasetApi.exists` is the real method over the double's file tree, so it answers False on any
-  REST error, as the real one does; errors are the client's own exception classes.
+- the dataset API has no `exists`: the real one answers False on any REST error (a 403 included),
+  which made an unreadable registry look empty; `Model.save` runs the real `exists` over the
+  double's files where hsml does (checking for the Models dataset). Errors are the client's classes.
 
 Reads return timestamps as tz-aware UTC microseconds, rows in no particular order; filters are the
 real hsfs `Filter`/`Logic` objects, evaluated here; a feature view is a left join on the key with
@@ -666,12 +667,6 @@ class FakeDatasetApi:
         if not self.files.exists(path):
             raise rest_error(404, "Not Found", 110018, f"Path {path} not found", f"project/119/dataset/{path}")
         return {"name": PurePosixPath(path).name}
-
-    @records(f"{DATASETS}.exists")
-    def exists(self, path: str) -> bool:
-        from hopsworks_common.core.dataset_api import DatasetApi
-
-        return DatasetApi.exists(self, path)
 
     @records(f"{DATASETS}.mkdir")
     def mkdir(self, path: str) -> str:

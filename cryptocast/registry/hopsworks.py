@@ -63,6 +63,7 @@ from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
 log = logging.getLogger(__name__)
 
 PROMOTIONS_ROOT = "Resources/cryptocast/model_registry"
+AWAIT_REGISTRATION = 480  # seconds Model.save polls for the new version (hsml's default)
 PAGE = 1000
 _NAME = re.compile(r"[A-Za-z0-9_]+")  # what Hopsworks accepts as a model name
 _PROMOTION = re.compile(r"([0-9]+)_v([0-9]+)\.json")
@@ -245,8 +246,9 @@ class HopsworksModelRegistry:
             shutil.copytree(artifacts, staged / "artifacts")
             (staged / "version.json").write_bytes(record)
             view = self._feature_view()
-            model = self.session.call(f"register model {name}", self._save, mr, name, staged, metrics, description,
-                                      view)
+            created, model = self.session.call(f"register model {name}", self._save, mr, name, staged, metrics,
+                                               description, view)
+            model = model or self._confirm(name, created.version)
             self._publish(staged, self._cache_dir(model))  # what was uploaded needs no download
         log.info("model %s: registered v%d from %s", name, model.version, artifacts)
         return self.get(name, model.version)
@@ -262,7 +264,21 @@ class HopsworksModelRegistry:
         model = mr.python.create_model(name=name, metrics=_numeric(metrics), description=description,
                                        input_example=_input_example(staged / "artifacts" / INPUT_EXAMPLE),
                                        feature_view=view)
-        return model.save(str(staged), keep_original_files=True)
+        try:
+            return model, model.save(str(staged), keep_original_files=True, await_registration=AWAIT_REGISTRATION)
+        except AttributeError as exc:  # hsml prints `found.get_url()`, and found is None when its poll gave up
+            if "get_url" not in str(exc):
+                raise
+            return model, None
+
+    def _confirm(self, name: str, version: int) -> Any:
+        """The version hsml uploaded but did not see registered within its wait: there now, or a clear error."""
+        model = self._model(name, version)
+        if model is None:
+            raise StoreError(f"model {name}: Hopsworks did not confirm version {version} within the client's wait "
+                             f"({AWAIT_REGISTRATION} s); it may still appear: check the project's model registry "
+                             "before training again")
+        return model
 
     def register_and_promote(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
                              metadata: dict[str, Any], metric: str = DEFAULT_METRIC) -> tuple[ModelVersion, bool]:

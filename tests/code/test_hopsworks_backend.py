@@ -293,6 +293,26 @@ def test_a_header_only_input_example_does_not_abort_registration(on_hopsworks, t
     assert "Models/sol_lstm/1/input_example.json" not in on_hopsworks.files.data
 
 
+def test_a_registration_confirmed_after_the_clients_poll_is_used(on_hopsworks, tmp_path):
+    """hsml polls for the new version, then prints `model.get_url()` on what the poll found: None when it found
+    nothing yet, an AttributeError after the version was made."""
+    on_hopsworks.registration = "late"
+    registry = open_model_registry(load_settings())
+    version, promoted = registry.register_and_promote("sol_lstm", model_dir(tmp_path), {"rel_mae_mean": 0.9}, "x", {})
+    assert (version.version, promoted) == (1, True)
+    assert (version.path / "weights.npz").read_bytes() == b"PK"
+
+
+def test_a_registration_hopsworks_never_confirms_is_one_line_and_promotes_nothing(on_hopsworks, tmp_path):
+    on_hopsworks.registration = "lost"
+    registry = open_model_registry(load_settings())
+    with pytest.raises(StoreError, match=r"^model sol_lstm: Hopsworks did not confirm version 1 within the "
+                                         r"client's wait \(480 s\); it may still appear: check the project's "
+                                         r"model registry before training again$"):
+        registry.register_and_promote("sol_lstm", model_dir(tmp_path), {"rel_mae_mean": 0.9}, "x", {})
+    assert registry.production("sol_lstm") is None
+
+
 def test_a_version_is_downloaded_once_and_a_foreign_model_is_refused(on_hopsworks, tmp_path):
     registry = open_model_registry(load_settings())
     artifacts = tmp_path / "model"
