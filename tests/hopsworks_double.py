@@ -29,7 +29,8 @@ prefixed right columns, and `get_batch_data` drops key and event-time columns un
 
 Every call is recorded in `Double.calls` as (the real callable's dotted path, args, kwargs), so a
 test can bind each against the installed package. Faults: `fail(target, exc)` makes a call raise,
-`block(target)` makes it hang until the test ends, `deny_datasets()` answers every dataset call with
+`block(target)` makes it hang until the test ends, `write_fault = exc` makes inserts fail after the
+group's metadata was saved (as a refused delta-rs write does), `deny_datasets()` answers every dataset call with
 the 403 a key without the dataset scopes gets, and `registration = "late" | "lost"` makes `Model.save`
 end as hsml's does when its registration poll finds nothing (`None.get_url()`), with the version
 visible afterwards or not.
@@ -127,6 +128,7 @@ class Double:
         self.ids = itertools.count(1)
         self.registration = "confirmed"
         self.dataset_fault: Exception | None = None
+        self.write_fault: Exception | None = None
         self._faults: dict[str, BaseException] = {}
         self._blocks: dict[str, threading.Event] = {}
         self.released = threading.Event()
@@ -152,7 +154,7 @@ class Double:
 
     def named(self, prefix: str) -> list[str]:
         """Everything in the project whose name starts with `prefix`: what a clean-up must leave empty."""
-        found = [f"feature group {n} v{v}" for n, v in self.groups if n.startswith(prefix)]
+        found = [f"feature group {n} v{v}" for (n, v), g in self.groups.items() if n.startswith(prefix) and g.saved]
         found += [f"feature view {n} v{v}" for n, v in self.views if n.startswith(prefix)]
         found += [f"model {n} v{v}" for n, versions in self.models.items() for v in versions if n.startswith(prefix)]
         return found + [f"file {p}" for p in sorted(self.files.dirs | set(self.files.data)) if prefix in p]
@@ -236,8 +238,10 @@ class FakeProjectApi:
 class FakeProject:
     def __init__(self, double: Double, name: str) -> None:
         self.double = double
-        self.name = name
+        self._name = name
         self.id = 119
+
+    name = recorded_property(f"{PROJECT_CLASS}.name", "_name")
 
     def get_url(self) -> str:
         return "https://eu-west.cloud.hopsworks.ai/p/119"
@@ -362,8 +366,10 @@ class FakeFeatureGroup:
             raise NotImplementedError("the double models materialization jobs that are waited for only")
         self._check_schema(features)
         rows = self._as_written(features)
-        if self._id is None:
+        if self._id is None:  # hsfs saves the group's metadata before it writes the first rows
             self._id = len(self.double.groups) * 100 + self.version
+        if self.double.write_fault is not None:
+            raise self.double.write_fault
         key = merge_key(self.metadata) if self.direct_write else self.primary_key
         merged = pd.concat([self.rows, rows], ignore_index=True)
         self.rows = merged.drop_duplicates(key, keep="last").reset_index(drop=True)

@@ -303,6 +303,23 @@ class HopsworksModelRegistry:
                           "metrics": {k: float(v) for k, v in (m.training_metrics or {}).items()}} for m in models],
         }
 
+    def drop_model(self, name: str) -> list[str]:
+        """Delete every version of `name`, its Models folder and its promotion log (the doctor's clean-up).
+
+        Returns what it deleted. hsml's `Model.delete` removes a version, not the folder `save` made for the name.
+        """
+        dropped = []
+        for model in self._models(name):
+            self.session.call(f"delete model {name} v{model.version}", model.delete)
+            dropped.append(f"model {name} v{model.version}")
+        datasets = self.datasets
+        for path in (f"Models/{name}", f"{PROMOTIONS_ROOT}/{name}"):
+            if self._entries(path, f"look up {path}") is not None:
+                self.session.call(f"delete {path}", datasets.remove, path)
+                dropped.append(path)
+        shutil.rmtree(self.cache / name, ignore_errors=True)
+        return dropped
+
     def _locked(self) -> AbstractContextManager[None]:
         """Serialise promotions on this machine; runs elsewhere rely on the workflow's concurrency group."""
         self.home.mkdir(parents=True, exist_ok=True)

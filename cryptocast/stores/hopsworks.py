@@ -42,6 +42,11 @@ from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
 log = logging.getLogger(__name__)
 
 HSFS_TYPES = {"date": "timestamp", "float": "double", "int": "bigint", "str": "string"}
+# How hsfs 5.2's python engine writes a new group of each format from outside the cluster.
+WRITE_PATHS = {"DELTA": "written directly from this machine with delta-rs, no job",
+               "HUDI": "sent through Kafka to a materialization job, which inserts wait for",
+               "ICEBERG": "sent through Kafka to a materialization job (from outside the cluster), which inserts "
+                          "wait for"}
 
 
 def label(spec: GroupSpec) -> str:
@@ -156,6 +161,24 @@ class HopsworksFeatureStore:
         condition = _day_filter(left.get_feature(view.left.group.event_time), start, end)
         return feature_view.get_batch_data(extra_filter=condition, primary_key=True, event_time=True,
                                            dataframe_type="pandas")
+
+    def drop_feature_view(self, view: ViewSpec) -> bool:
+        """Delete the view if it exists (the doctor's clean-up of its scratch objects); True if it did."""
+        fs = self.fs
+        name = f"feature view {view.name} v{view.version}"
+        handle = self.session.call(f"look up {name}", fs.get_feature_view, name=view.name, version=view.version)
+        if handle is not None:
+            self.session.call(f"delete {name}", handle.delete)
+        return handle is not None
+
+    def drop_feature_group(self, spec: GroupSpec) -> bool:
+        """Delete the group if it exists, whatever its schema (the doctor's clean-up); True if it did."""
+        fs = self.fs
+        handle = self.session.call(f"look up feature group {label(spec)}", fs.get_feature_group, name=spec.name,
+                                   version=spec.version)
+        if handle is not None:
+            self.session.call(f"delete feature group {label(spec)}", handle.delete)
+        return handle is not None
 
     def lock(self) -> AbstractContextManager[None]:
         """Serialise runs on this machine; runs elsewhere rely on the workflow's concurrency group."""

@@ -1,12 +1,13 @@
 """The double must not drift from the real client.
 
 A workload that takes the Hopsworks backend through every path it has (groups, upserts, filtered
-reads, the view, registering, promoting, downloads, summaries) runs on the double, which records each
-call as (the real callable's dotted path, args, kwargs). Each recorded call must then bind to the
-installed hopsworks package's own signature, keywords by their declared names (a `**kwargs` catch-all
-does not count), and each recorded property must be a property there. The workload must reach every
-callable the double stands in for, so none of them goes unchecked. `hopsworks.login` is only bound,
-never called.
+reads, the view, registering, promoting, downloads, summaries, the doctor's clean-up) runs on the
+double, which records each call as (the real callable's dotted path, args, kwargs). Each recorded
+call must then bind to the installed hopsworks package's own signature, keywords by their declared
+names (a `**kwargs` catch-all does not count), and each recorded property must be a property there;
+none may be deprecated. The workload must reach every callable the double stands in for, so none of
+them goes unchecked. Where the double runs the client's own code (login, group metadata, schema
+checks, merge key, input example), a change there fails the workload itself.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import inspect
+import io
 import shutil
 import sys
 
 import pytest
 
+from cryptocast.doctor import doctor
 from cryptocast.features import BITCOIN, FEATURE_VIEW, FORECASTS, validate
 from cryptocast.registry import open_model_registry
 from cryptocast.settings import load_settings
@@ -57,6 +60,7 @@ def run_workload(tmp_path, monkeypatch) -> hopsworks_double.Double:
     registry.production("sol_lstm")
     registry.versions("sol_lstm")
     registry.summary()
+    doctor(settings, out=io.StringIO())  # scratch objects made, then deleted
     return double
 
 
