@@ -123,7 +123,11 @@ def _parse_positive(name: str, value: str) -> float:
 
 
 def _parse_format(value: str) -> str:
-    """The time-travel format new feature groups get: the client's default unless a cluster refuses direct writes."""
+    """The time-travel format new feature groups get: the client's default unless a cluster refuses direct writes.
+
+    Empty means unset, as a workflow passes a repository variable nobody defined.
+    """
+    value = value or DEFAULTS["CRYPTOCAST_HOPSWORKS_FORMAT"]
     if value.upper() not in HOPSWORKS_FORMATS:
         raise SettingsError(f"CRYPTOCAST_HOPSWORKS_FORMAT={value!r} must be one of {', '.join(HOPSWORKS_FORMATS)}")
     return value.upper()

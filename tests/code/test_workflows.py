@@ -86,8 +86,8 @@ def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=120)
 
 
-def test_the_three_workflows_exist():
-    assert {p.name for p in WORKFLOW_FILES} >= {"daily.yml", "retrain.yml", "ci.yml"}
+def test_the_workflows_exist():
+    assert {p.name for p in WORKFLOW_FILES} >= {"daily.yml", "retrain.yml", "ci.yml", "doctor.yml"}
 
 
 def test_every_workflow_is_valid_against_the_github_workflow_schema():
@@ -398,6 +398,24 @@ def test_the_pipelines_get_their_settings_from_secrets_and_variables():
             if "store.sh" in runs(job):
                 assert job["env"]["HOPSWORKS_API_KEY"] == "${{ secrets.HOPSWORKS_API_KEY }}"
     assert workflow("daily.yml")["jobs"]["features"]["env"]["CRYPTO_API_KEY"] == "${{ secrets.CRYPTO_API_KEY }}"
+
+
+def test_the_doctor_runs_by_hand_with_exactly_the_pipelines_backend_settings():
+    """What the doctor checks is what the scheduled runs will use: same backend, format, key, project and host."""
+    doctor = workflow("doctor.yml")
+    assert set(triggers(doctor)) == {"workflow_dispatch"}
+    (job,) = doctor["jobs"].values()
+    assert [s["run"] for s in steps(job) if "run" in s] == ["python -m cryptocast doctor"]
+    assert job["permissions"] == {"contents": "read"} and doctor["permissions"] == {}
+    assert python_setup_problems(job, load(GITHUB / "actions" / "python" / "action.yml")) == []
+    backend = ("CRYPTOCAST_BACKEND", "CRYPTOCAST_HOPSWORKS_FORMAT")
+    hopsworks = ("HOPSWORKS_API_KEY", "HOPSWORKS_PROJECT", "HOPSWORKS_HOST")
+    for name in ("daily.yml", "retrain.yml"):
+        pipeline = workflow(name)
+        assert {k: pipeline["env"].get(k) for k in backend} == {k: doctor["env"][k] for k in backend}, name
+        for pipeline_job in pipeline["jobs"].values():
+            if "store.sh" in runs(pipeline_job):
+                assert {k: pipeline_job["env"].get(k) for k in hopsworks} == {k: job["env"][k] for k in hopsworks}
 
 
 # ---------------------------------------------------------------------------------------------------
