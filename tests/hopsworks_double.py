@@ -279,13 +279,7 @@ class FakeFeatureStore:
         existing = self.double.groups.get((name, version))
         if existing is not None and existing.saved:
             return existing
-        from hsfs.feature_store import FeatureStore
-
-        lookup = types.SimpleNamespace(_get=lambda *_: None)
-        store = types.SimpleNamespace(_feature_group_api=lookup, id=67, _id=67, _name=f"{PROJECT}_featurestore",
-                                      _normalize_tags=lambda tags: tags)
-        metadata = FeatureStore.get_or_create_feature_group(store, name=name, version=version, **options)
-        group = FakeFeatureGroup(self.double, metadata)
+        group = FakeFeatureGroup(self.double, group_metadata(name, version, **options))
         self.double.groups[(name, version)] = group
         return group
 
@@ -299,6 +293,17 @@ class FakeFeatureStore:
         if unsupported:
             raise NotImplementedError(f"the double does not model {sorted(unsupported)}")
         return self.double.views.setdefault((name, version), FakeFeatureView(self.double, name, version, query))
+
+
+def group_metadata(name: str, version: int, **options: Any) -> Any:
+    """A new group's metadata as the real `FeatureStore.get_or_create_feature_group` builds it (needs the
+    connection's engine type set, as after a login), with every default the client applies."""
+    from hsfs.feature_store import FeatureStore
+
+    lookup = types.SimpleNamespace(_get=lambda *_: None)  # the backend knows no such group yet
+    store = types.SimpleNamespace(_feature_group_api=lookup, id=67, _id=67, _name=f"{PROJECT}_featurestore",
+                                  _normalize_tags=lambda tags: tags)
+    return FeatureStore.get_or_create_feature_group(store, name=name, version=version, **options)
 
 
 def merge_key(metadata: Any) -> list[str]:

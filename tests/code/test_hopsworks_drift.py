@@ -24,7 +24,7 @@ import pytest
 from cryptocast.doctor import doctor
 from cryptocast.features import BITCOIN, FEATURE_VIEW, FORECASTS, validate
 from cryptocast.registry import open_model_registry
-from cryptocast.settings import load_settings
+from cryptocast.settings import DEFAULTS, load_settings
 from cryptocast.stores import open_feature_store
 
 import hopsworks_double
@@ -136,6 +136,22 @@ def test_the_deprecation_check_sees_each_way_the_client_marks_it():
 def test_nothing_cryptocast_uses_is_deprecated_in_the_installed_client(recorded):
     """A deprecated call still works, then disappears in a later client: move off it while it is announced."""
     assert [t for t in sorted(recorded.targets()) if is_deprecated(t, resolve(t)[1])] == []
+
+
+def test_what_the_backend_and_readme_say_of_the_clients_defaults_holds(monkeypatch):
+    """DELTA is the default format, written directly (no stream) by the python engine, with statistics on unless
+    turned off, and upserts match on primary key + event time."""
+    from hopsworks_common import client, connection
+
+    monkeypatch.setattr(connection, "_hsfs_engine_type", "python")
+    monkeypatch.setattr(client, "_client", hopsworks_double.FakeRestClient())  # external, as a runner is
+    default = hopsworks_double.group_metadata("g", 1, primary_key=["k"], event_time="day")
+    assert default.time_travel_format == DEFAULTS["CRYPTOCAST_HOPSWORKS_FORMAT"] == "DELTA"
+    assert default.stream is False and default.statistics_config.enabled is True
+    assert hopsworks_double.merge_key(default) == ["k", "day"]
+    assert hopsworks_double.group_metadata("g", 1, statistics_config=False).statistics_config.enabled is False
+    for fmt in ("HUDI", "ICEBERG"):  # ICEBERG from outside the cluster goes through the job as well
+        assert hopsworks_double.group_metadata("g", 1, time_travel_format=fmt).stream is True
 
 
 @pytest.mark.parametrize(("target", "args", "kwargs"), [
