@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -74,27 +75,28 @@ def scratch_rows(scratch: Scratch) -> dict[str, pd.DataFrame]:
             scratch.index.name: validate(scratch.index, index, "doctor")}
 
 
-class Backend:
+class Backend(ABC):
     """What differs per backend: where scratch objects live, the login line, and the clean-up."""
 
     def __init__(self, settings: Settings, home: Path) -> None:
         self.settings = settings
         self.scratch_settings = dataclasses.replace(settings, home=home)
 
+    @abstractmethod
     def login(self, store: FeatureStore) -> str:
-        raise NotImplementedError
+        """Connect, and say where the scratch objects go."""
 
+    @abstractmethod
     def production_registry(self) -> ModelRegistry:
         """The registry holding the real production pointer, opened so reading it changes nothing here."""
-        raise NotImplementedError
 
+    @abstractmethod
     def download_registry(self) -> ModelRegistry:
         """The scratch registry seen from an empty cache, so reading a version really fetches it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def clean(self, store: FeatureStore, registry: ModelRegistry, scratch: Scratch, touched: set[str]) -> list[str]:
         """Delete what the checks may have made in `touched` ("groups", "view", "model"); return what remains."""
-        raise NotImplementedError
 
 
 class LocalBackend(Backend):

@@ -353,6 +353,7 @@ def test_the_local_backend_never_imports_hopsworks(tmp_path):
         "import sys\n"
         "from cryptocast import __main__ as m, inference, ingest, status, training  # noqa: F401\n"
         f"code = m.main(['status', '--home', {str(tmp_path / 'home')!r}])\n"
+        f"code += m.main(['doctor', '--home', {str(tmp_path / 'home')!r}])\n"
         "print(code, sorted(n for n in ('hopsworks', 'hsfs', 'hsml', 'hopsworks_common') if n in sys.modules))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOPSWORKS_", "CRYPTOCAST_"))}
