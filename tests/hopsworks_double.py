@@ -30,10 +30,10 @@ prefixed right columns, and `get_batch_data` drops key and event-time columns un
 Every call is recorded in `Double.calls` as (the real callable's dotted path, args, kwargs), so a
 test can bind each against the installed package. Faults: `fail(target, exc)` makes a call raise,
 `block(target)` makes it hang until the test ends, `write_fault = exc` makes inserts fail after the
-group's metadata was saved (as a refused delta-rs write does), `deny_datasets()` answers every dataset call with
-the 403 a key without the dataset scopes gets, and `registration = "late" | "lost"` makes `Model.save`
-end as hsml's does when its registration poll finds nothing (`None.get_url()`), with the version
-visible afterwards or not.
+group's metadata was saved (as a refused delta-rs write does), `deny_datasets()` answers every dataset
+call with the 403 a key without the dataset scopes gets (or a 401), and `registration = "late"` or
+`"lost"` makes `Model.save` end as hsml's does when its registration poll finds nothing
+(`None.get_url()`), with the version visible afterwards or not.
 """
 
 from __future__ import annotations
@@ -146,8 +146,11 @@ class Double:
     def block(self, target: str) -> None:
         self._blocks[target] = self.released
 
-    def deny_datasets(self, scope: str = "DATASET_VIEW") -> None:
-        self.dataset_fault = scope_error(scope, "project/119/dataset")
+    def deny_datasets(self, status: int = 403, scope: str = "DATASET_VIEW") -> None:
+        """Every dataset call fails: 403 as for a key without `scope`, 401 as for a key revoked meanwhile."""
+        path = "project/119/dataset"
+        self.dataset_fault = scope_error(scope, path) if status == 403 else rest_error(
+            401, "Unauthorized", 160040, "Api key not found", path)
 
     def targets(self) -> set[str]:
         return {target for target, _, _, _ in self.calls}

@@ -236,6 +236,14 @@ def test_an_unreadable_registry_is_an_error_never_an_empty_one(on_hopsworks, tmp
     assert out == "" and "HTTP 403 Forbidden" in only_error(err)
 
 
+def test_a_revoked_key_on_the_registry_is_a_login_problem_not_an_empty_registry(on_hopsworks, tmp_path):
+    registry = open_model_registry(load_settings())
+    on_hopsworks.deny_datasets(status=401)
+    with pytest.raises(StoreError, match=r"read production of model sol_lstm failed: RestAPIError: HTTP 401 "
+                                         r"Unauthorized, error 160040: Api key not found \(check HOPSWORKS_API_KEY"):
+        registry.production("sol_lstm")
+
+
 def test_a_missing_promotion_log_is_no_production_yet(on_hopsworks, tmp_path):
     registry = open_model_registry(load_settings())
     registry.register("sol_lstm", model_dir(tmp_path), {"rel_mae_mean": 0.9}, "first", {})
