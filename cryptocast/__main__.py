@@ -1,4 +1,4 @@
-"""`python -m cryptocast status|export`: look inside the store without touching it."""
+"""`python -m cryptocast status|export|doctor`: look inside the store, or check a backend end to end."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from cryptocast import cli
+from cryptocast import cli, doctor
 from cryptocast.errors import CryptocastError
 from cryptocast.settings import Settings
 from cryptocast.status import ALL_GROUPS, export_frame, format_status, status
@@ -28,6 +28,10 @@ def _export(args: argparse.Namespace, settings: Settings) -> None:
         frame.to_csv(sys.stdout, index=False)
 
 
+def _doctor(args: argparse.Namespace, settings: Settings) -> None:
+    doctor.doctor(settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Inspect the cryptocast store.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -37,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     export_cmd = commands.add_parser("export", parents=[cli.common_flags()], help="dump a feature group as CSV")
     export_cmd.add_argument("group", help=f"one of: {', '.join(ALL_GROUPS)}")
     export_cmd.add_argument("--out", metavar="FILE.csv", help="write here instead of stdout")
+    commands.add_parser("doctor", parents=[cli.common_flags()],
+                        help="try every kind of call the pipeline makes on scratch objects, then delete them")
     args = parser.parse_args(argv)
-    action = _status if args.command == "status" else _export
-    return cli.execute(args, lambda settings: action(args, settings), args.command, quiet=True)
+    action = {"status": _status, "export": _export, "doctor": _doctor}[args.command]
+    return cli.execute(args, lambda settings: action(args, settings), args.command, quiet=args.command != "doctor")
 
 
 if __name__ == "__main__":

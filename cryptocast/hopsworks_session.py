@@ -7,6 +7,12 @@ prints progress to stdout, so while a call runs stdout goes to stderr and `statu
 stay parseable; stdin is empty, so a prompt (several projects and no HOPSWORKS_PROJECT) fails at
 once instead of waiting for a keyboard.
 
+`hopsworks.login` reads HOPSWORKS_HOST, HOPSWORKS_PROJECT, HOPSWORKS_PORT and more from `os.environ`
+whenever its argument is None, and takes an empty value as given: the workflows set HOPSWORKS_HOST=""
+when a repository defines none, which would become a connection to an empty host. Settings treat an
+empty value as unset, so during the login the client sees those variables unset too. The engine is
+always "python": left to choose, the client picks Spark whenever pyspark is installed.
+
 `hopsworks` is imported inside `_login` only: the local backend never pays for it.
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -26,6 +33,7 @@ from cryptocast.settings import Settings
 T = TypeVar("T")
 MAX_DETAIL = 300
 LOGIN_HINT = "check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and HOPSWORKS_HOST"
+SCOPE_HINT = "the API key lacks a scope this call needs: see README, Run on Hopsworks"
 
 _logins: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # (host, project, key) -> (hopsworks module, Project)
 
@@ -62,8 +70,9 @@ class HopsworksSession:
         cached = _logins.get(key)
         if cached is not None and cached[0] is hopsworks:
             return cached[1]
-        project = hopsworks.login(host=s.hopsworks_host or None, project=s.hopsworks_project or None,
-                                  api_key_value=s.hopsworks_api_key)
+        with _empty_client_settings_unset():
+            project = hopsworks.login(host=s.hopsworks_host or None, project=s.hopsworks_project or None,
+                                      api_key_value=s.hopsworks_api_key, engine="python")
         if project is None:
             raise StoreError(f"hopsworks: login found no project for this API key; {LOGIN_HINT}")
         _logins[key] = (hopsworks, project)
@@ -92,12 +101,49 @@ class HopsworksSession:
     def _one_line(self, step: str, exc: BaseException) -> CryptocastError:
         if isinstance(exc, CryptocastError):
             return exc
-        detail = " ".join(str(exc).split())
+        detail = " ".join((_rest_detail(exc) or str(exc)).split())
         if len(detail) > MAX_DETAIL:
             detail = detail[:MAX_DETAIL] + " ..."
-        hint = f" ({LOGIN_HINT})" if step == "login" else ""
-        line = f"hopsworks: {step} failed: {type(exc).__name__}{': ' + detail if detail else ''}{hint}"
+        line = f"hopsworks: {step} failed: {type(exc).__name__}{': ' + detail if detail else ''}{_hint(step, exc)}"
         return StoreError(redact(line, self.settings.secrets))
+
+
+def _hint(step: str, exc: BaseException) -> str:
+    if step == "login" or http_status(exc) == 401:
+        return f" ({LOGIN_HINT})"
+    return f" ({SCOPE_HINT})" if http_status(exc) == 403 else ""
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a failed Hopsworks REST call (the client's RestAPIError keeps the response), else None."""
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def _rest_detail(exc: BaseException) -> str | None:
+    """What the server said, without the URL and raw body the client's RestAPIError message repeats."""
+    response = getattr(exc, "response", None)
+    if http_status(exc) is None:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    code = body.get("errorCode")
+    message = body.get("usrMsg") or body.get("errorMsg") or ""
+    return (f"HTTP {response.status_code} {response.reason}{f', error {code}' if code else ''}"
+            f"{': ' + message if message else ''}")
+
+
+@contextlib.contextmanager
+def _empty_client_settings_unset() -> Iterator[None]:
+    empty = {name: value for name, value in os.environ.items() if name.startswith("HOPSWORKS_") and not value}
+    for name in empty:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.update(empty)
 
 
 class _ToStderr(io.TextIOBase):

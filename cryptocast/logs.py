@@ -35,14 +35,40 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class RedactingHandler(logging.StreamHandler):
+    """One line per record on the current `sys.stderr` (tests swap it), in UTC, with every secret scrubbed."""
+
+    def __init__(self, secrets: Iterable[str], level: int = logging.NOTSET) -> None:
+        super().__init__()
+        formatter = logging.Formatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+        formatter.converter = time.gmtime
+        self.setFormatter(formatter)
+        self.addFilter(RedactingFilter(secrets))
+        self.setLevel(level)
+
+    @property
+    def stream(self):  # the stream of the moment, never one a test has since closed
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(secrets: Iterable[str] = (), verbose: bool = False) -> None:
-    """Route `cryptocast` logs to stderr in UTC, replacing handlers from any earlier call."""
-    handler = logging.StreamHandler(sys.stderr)
-    formatter = logging.Formatter("%(asctime)sZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
-    formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
-    handler.addFilter(RedactingFilter(secrets))
-    root = logging.getLogger("cryptocast")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root.propagate = False
+    """Route `cryptocast` logs to stderr in UTC, and everything else's warnings through the same redaction.
+
+    The handler on the root logger also keeps `import hopsworks` from configuring it: the client calls
+    `logging.basicConfig(level=INFO)`, which does nothing once the root logger has a handler, so client
+    and library records reach the screen only as warnings or worse, scrubbed like ours. Handlers from an
+    earlier call are replaced.
+    """
+    secrets = tuple(secrets)
+    ours = logging.getLogger("cryptocast")
+    ours.handlers[:] = [RedactingHandler(secrets)]
+    ours.setLevel(logging.DEBUG if verbose else logging.INFO)
+    ours.propagate = False
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, RedactingHandler)]:
+        root.removeHandler(handler)
+    root.addHandler(RedactingHandler(secrets, logging.WARNING))

@@ -17,6 +17,8 @@ from dotenv import dotenv_values
 from cryptocast.errors import SettingsError
 
 BACKENDS = ("auto", "local", "hopsworks")
+# Feature-group time-travel formats hsfs 5.2 documents for `get_or_create_feature_group`; DELTA is its default.
+HOPSWORKS_FORMATS = ("DELTA", "HUDI", "ICEBERG")
 
 DEFAULTS = {
     "CRYPTOCAST_BACKEND": "auto",
@@ -39,6 +41,7 @@ DEFAULTS = {
     "CRYPTOCAST_BACKTEST_DAYS": "365",
     "CRYPTOCAST_REFIT_EVERY": "30",
     "CRYPTOCAST_HOPSWORKS_TIMEOUT": "900",
+    "CRYPTOCAST_HOPSWORKS_FORMAT": "DELTA",
 }
 MODEL_SETTINGS = {  # env name -> (TrainConfig field, type)
     "CRYPTOCAST_LSTM_UNITS": ("units", int),
@@ -71,6 +74,7 @@ class Settings:
     hopsworks_project: str = ""
     hopsworks_host: str = ""
     hopsworks_timeout: float = 900.0
+    hopsworks_format: str = "DELTA"
     model: dict = field(default_factory=dict)
     backtest_days: int = 365
     refit_every: int = 30
@@ -118,6 +122,17 @@ def _parse_positive(name: str, value: str) -> float:
     return number
 
 
+def _parse_format(value: str) -> str:
+    """The time-travel format new feature groups get: the client's default unless a cluster refuses direct writes.
+
+    Empty means unset, as a workflow passes a repository variable nobody defined.
+    """
+    value = value or DEFAULTS["CRYPTOCAST_HOPSWORKS_FORMAT"]
+    if value.upper() not in HOPSWORKS_FORMATS:
+        raise SettingsError(f"CRYPTOCAST_HOPSWORKS_FORMAT={value!r} must be one of {', '.join(HOPSWORKS_FORMATS)}")
+    return value.upper()
+
+
 def _resolve_backend(value: str, hopsworks_key: str) -> str:
     if value not in BACKENDS:
         raise SettingsError(f"CRYPTOCAST_BACKEND={value!r} must be one of {', '.join(BACKENDS)}")
@@ -159,6 +174,7 @@ def load_settings(
         hopsworks_project=merged.get("HOPSWORKS_PROJECT", ""),
         hopsworks_host=merged.get("HOPSWORKS_HOST", ""),
         hopsworks_timeout=_parse_positive("CRYPTOCAST_HOPSWORKS_TIMEOUT", merged["CRYPTOCAST_HOPSWORKS_TIMEOUT"]),
+        hopsworks_format=_parse_format(merged["CRYPTOCAST_HOPSWORKS_FORMAT"]),
         model={key: _parse_number(env, merged[env], kind) for env, (key, kind) in MODEL_SETTINGS.items()},
         backtest_days=_parse_number("CRYPTOCAST_BACKTEST_DAYS", merged["CRYPTOCAST_BACKTEST_DAYS"], int),
         refit_every=max(1, _parse_number("CRYPTOCAST_REFIT_EVERY", merged["CRYPTOCAST_REFIT_EVERY"], int)),

@@ -4,30 +4,45 @@
 feature views, models, project files) lives on the returned `Double` and survives repeated
 `hopsworks.login()` calls within one test, the way a real project outlives each script's login.
 
-It behaves like the real client where the backend depends on it:
-- `login` prints to stdout, prompts on stdin when several projects exist and none is named, and
-  refuses a wrong key or project;
-- `get_or_create_feature_group` saves nothing until the first `insert`; `get_feature_group` returns
-  None for a group that was never saved; `insert` checks the frame against the declared features
-  and upserts on the primary key; reads return timestamps as tz-aware UTC microseconds, rows in no
-  particular order; filters are the real hsfs `Filter`/`Logic` objects, evaluated here;
-- a feature view is a point-in-time (left) join on the key with prefixed right columns, and
-  `get_batch_data` drops key and event-time columns unless asked for them;
-- `create_model(...).save(dir)` numbers versions, refuses non-numeric metrics and bad names, and
-  keeps the files under `Models/<name>/<version>/Files`; `download` copies them back;
-- the dataset API is a small file tree with `Models` and `Resources` as top-level datasets;
-  `mkdir` needs the parent to exist and `upload` the target directory.
+Where the installed client decides something without the network, the double runs the client's own
+code, so a change in the client shows up here as a failing test instead of a silent difference:
+- `login` IS the real `hopsworks.login`: its reading of the environment, its host default, its
+  project prompt and its errors; only the connection underneath (`Connection._connect`, where the
+  network starts) is replaced. That connection refuses an empty host, a wrong key and any engine
+  but "python" (left to itself the client picks Spark when pyspark is installed);
+- a feature group's metadata is a real `hsfs.feature_group.FeatureGroup`, built by the real
+  `FeatureStore.get_or_create_feature_group`, so its defaults (time-travel format, write path,
+  statistics) are the client's;
+- `insert` parses the frame's schema and checks it against the group with hsfs' own functions,
+  prepares a DELTA write with hsfs' own `_prepare_df_for_delta` (and its warnings), and upserts on
+  the key hsfs' own delta-rs merge query uses (primary key + event time); a statistics job is counted
+  after each insert when the group's statistics are enabled, as the backend runs one;
+- `Model.save` validates metrics and the name and converts the input example with hsml's own
+  functions, and stores `input_example.json` as the client uploads it;
+- the dataset API has no `exists`: the real one answers False on any REST error (a 403 included),
+  which made an unreadable registry look empty; `Model.save` runs the real `exists` over the
+  double's files where hsml does (checking for the Models dataset). Errors are the client's classes.
+
+Reads return timestamps as tz-aware UTC microseconds, rows in no particular order; filters are the
+real hsfs `Filter`/`Logic` objects, evaluated here; a feature view is a left join on the key with
+prefixed right columns, and `get_batch_data` drops key and event-time columns unless asked for them.
 
 Every call is recorded in `Double.calls` as (the real callable's dotted path, args, kwargs), so a
-test can bind each against the installed package. `fail(target, exc)` makes a call raise and
-`block(target)` makes it hang until the test ends, to test failures and timeouts.
+test can bind each against the installed package. Faults: `fail(target, exc)` makes a call raise,
+`block(target)` makes it hang until the test ends, `write_fault = exc` makes inserts fail after the
+group's metadata was saved (as a refused delta-rs write does), `deny_datasets()` answers every dataset
+call with the 403 a key without the dataset scopes gets (or a 401), and `registration = "late"` or
+`"lost"` makes `Model.save` end as hsml's does when its registration poll finds nothing
+(`None.get_url()`), with the version visible afterwards or not.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import importlib
 import itertools
+import json
 import re
 import sys
 import threading
@@ -36,9 +51,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
+import requests
 
 API_KEY = "hw-double-key-9f3c2e"
 PROJECT = "cryptocast_test"
+URL = "https://eu-west.cloud.hopsworks.ai/hopsworks-api/api"
 
 FS = "hsfs.feature_store.FeatureStore"
 FG = "hsfs.feature_group.FeatureGroup"
@@ -48,26 +65,28 @@ MR = "hsml.model_registry.ModelRegistry"
 MODEL = "hsml.model.Model"
 DATASETS = "hopsworks_common.core.dataset_api.DatasetApi"
 PROJECT_CLASS = "hopsworks_common.project.Project"
-PANDAS_TYPES = {"datetime64[ns]": "timestamp", "float64": "double", "int64": "bigint", "object": "string"}
-
-
-class RestAPIError(Exception):
-    pass
-
-
-class FeatureStoreException(Exception):
-    pass
-
-
-class DatasetException(Exception):
-    pass
-
-
-class ModelRegistryException(Exception):
-    pass
-
+NO_URL = "'NoneType' object has no attribute 'get_url'"  # what hsml's save raises when its poll found nothing
+# What the double models of `get_or_create_feature_group`; anything else it refuses rather than pretends.
+GROUP_OPTIONS = {"description", "online_enabled", "time_travel_format", "primary_key", "event_time", "features",
+                 "statistics_config"}
 
 TARGETS = {"hopsworks.login", f"{MR}.python"}  # every real callable or property the double stands in for
+
+
+def rest_error(status: int, reason: str, error_code: int | None = None, message: str = "",
+               path: str = "") -> Exception:
+    """The client's own RestAPIError, as `_send_request` raises it for a response with this status and body."""
+    from hopsworks_common.client.exceptions import RestAPIError
+
+    response = requests.Response()
+    response.status_code, response.reason, response.url = status, reason, f"{URL}/{path}"
+    response._content = json.dumps({"errorCode": error_code, "errorMsg": message, "usrMsg": message}).encode()
+    return RestAPIError(response.url, response)
+
+
+def scope_error(scope: str, path: str) -> Exception:
+    """What Hopsworks answers a key that lacks a scope (error 320004, as the client's CLI decodes it)."""
+    return rest_error(403, "Forbidden", 320004, f"No valid scope found for this invocation: [{scope}]", path)
 
 
 def records(target: str):
@@ -95,16 +114,21 @@ def recorded_property(target: str, attribute: str) -> property:
 class Double:
     """The project behind the fake client: everything a test may inspect or break."""
 
-    def __init__(self, projects: tuple[str, ...] = (PROJECT,), api_key: str = API_KEY) -> None:
+    def __init__(self, real: types.ModuleType, projects: tuple[str, ...] = (PROJECT,), api_key: str = API_KEY) -> None:
+        self.real = real
         self.projects = projects
         self.api_key = api_key
         self.calls: list[tuple[str, tuple, dict, str]] = []
+        self.connections: list[dict[str, Any]] = []
         self.logins = 0
         self.groups: dict[tuple[str, int], FakeFeatureGroup] = {}
         self.views: dict[tuple[str, int], FakeFeatureView] = {}
         self.models: dict[str, dict[int, FakeModel]] = {}
         self.files = FakeFiles()
         self.ids = itertools.count(1)
+        self.registration = "confirmed"
+        self.dataset_fault: Exception | None = None
+        self.write_fault: Exception | None = None
         self._faults: dict[str, BaseException] = {}
         self._blocks: dict[str, threading.Event] = {}
         self.released = threading.Event()
@@ -122,8 +146,21 @@ class Double:
     def block(self, target: str) -> None:
         self._blocks[target] = self.released
 
+    def deny_datasets(self, status: int = 403, scope: str = "DATASET_VIEW") -> None:
+        """Every dataset call fails: 403 as for a key without `scope`, 401 as for a key revoked meanwhile."""
+        path = "project/119/dataset"
+        self.dataset_fault = scope_error(scope, path) if status == 403 else rest_error(
+            401, "Unauthorized", 160040, "Api key not found", path)
+
     def targets(self) -> set[str]:
         return {target for target, _, _, _ in self.calls}
+
+    def named(self, prefix: str) -> list[str]:
+        """Everything in the project whose name starts with `prefix`: what a clean-up must leave empty."""
+        found = [f"feature group {n} v{v}" for (n, v), g in self.groups.items() if n.startswith(prefix) and g.saved]
+        found += [f"feature view {n} v{v}" for n, v in self.views if n.startswith(prefix)]
+        found += [f"model {n} v{v}" for n, versions in self.models.items() for v in versions if n.startswith(prefix)]
+        return found + [f"file {p}" for p in sorted(self.files.dirs | set(self.files.data)) if prefix in p]
 
     def module(self) -> types.ModuleType:
         module = types.ModuleType("hopsworks")
@@ -134,36 +171,83 @@ class Double:
 
     def login(self, *args: Any, **kwargs: Any) -> FakeProject:
         self.record("hopsworks.login", args, kwargs)
-        return self._login(*args, **kwargs)
-
-    def _login(self, host: str | None = None, port: int = 443, project: str | None = None,
-               api_key_value: str | None = None, api_key_file: str | None = None, hostname_verification: bool = False,
-               trust_store_path: str | None = None, cert_folder: str | None = None,
-               engine: str | None = None) -> FakeProject:
-        if api_key_value != self.api_key:
-            raise RestAPIError("Metadata operation error: (url: https://c.app.hopsworks.ai/hopsworks-api/api/auth)."
-                               "\nServer response: HTTP code: 401, HTTP reason: Unauthorized, error code: 160040")
-        if project is None and len(self.projects) > 1:
-            print("\nMultiple projects found.")
-            input("\nEnter number corresponding to the project to use: ")
-        name = project or self.projects[0]
-        if name not in self.projects:
-            raise RestAPIError(f"Could not find project {name}")
+        project = self.real.login(*args, **kwargs)
         self.logins += 1
-        print("\nLogged in to project, explore it here https://c.app.hopsworks.ai/p/119")
-        return FakeProject(self, name)
+        return project
+
+    def connect(self, connection: Any) -> None:
+        """Stands in for `Connection._connect`: where the real client first talks to the cluster."""
+        from hopsworks_common import client
+        from hopsworks_common import connection as connection_module
+
+        self.connections.append({name: getattr(connection, f"_{name}") for name in
+                                 ("host", "port", "project", "engine", "api_key_value", "trust_store_path")})
+        if not connection._host:
+            raise requests.exceptions.InvalidURL(f"Invalid URL 'https://:{connection._port}/hopsworks-api/api/"
+                                                 "variables/hopsworks': No host supplied")
+        if connection._engine != "python":
+            raise NotImplementedError(f"engine={connection._engine!r}: the double models the python engine only")
+        if connection._api_key_value != self.api_key:
+            raise rest_error(401, "Unauthorized", 160040, "Api key not found", "auth")
+        connection._connected = True
+        connection._project_api = FakeProjectApi(self)
+        connection_module._hsfs_engine_type = connection._engine  # as the real `_connect` sets it
+        client._client = FakeRestClient()
 
 
 def install(monkeypatch, **options: Any) -> Double:
-    double = Double(**options)
+    real = importlib.import_module("hopsworks")
+    assert not hasattr(real, "double"), "install the double once per test"
+    from hopsworks_common import client, connection
+
+    double = Double(real, **options)
+    monkeypatch.setattr(connection.Connection, "_connect", lambda conn: double.connect(conn))
+    monkeypatch.setattr(connection, "_hsfs_engine_type", None)
+    monkeypatch.setattr(client, "_client", None)
+    monkeypatch.setattr(real, "_hw_connection", real._make_connection)
+    monkeypatch.setattr(real, "_connected_project", None)
     monkeypatch.setitem(sys.modules, "hopsworks", double.module())
     return double
+
+
+class FakeRestClient:
+    """The REST client the login hands the project to; nothing here talks to a network."""
+
+    _project_name = None
+
+    def _is_external(self) -> bool:
+        return True
+
+    def _provide_project(self, name: str, project_id: int | None = None) -> None:
+        self._project_name = name
+
+    def _close(self) -> None:
+        pass
+
+
+class FakeProjectApi:
+    def __init__(self, double: Double) -> None:
+        self.double = double
+
+    def _get_projects(self) -> list[FakeProject]:
+        return [FakeProject(self.double, name) for name in self.double.projects]
+
+    def _get_project(self, name: str) -> FakeProject:
+        if name not in self.double.projects:
+            raise rest_error(404, "Not Found", 150004, "Project wasn't found.", f"project/getProjectInfo/{name}")
+        return FakeProject(self.double, name)
 
 
 class FakeProject:
     def __init__(self, double: Double, name: str) -> None:
         self.double = double
-        self.name = name
+        self._name = name
+        self.id = 119
+
+    name = recorded_property(f"{PROJECT_CLASS}.name", "_name")
+
+    def get_url(self) -> str:
+        return "https://eu-west.cloud.hopsworks.ai/p/119"
 
     @records(f"{PROJECT_CLASS}.get_feature_store")
     def get_feature_store(self, name: str | None = None) -> FakeFeatureStore:
@@ -191,17 +275,14 @@ class FakeFeatureStore:
         return group if group is not None and group.saved else None
 
     @records(f"{FS}.get_or_create_feature_group")
-    def get_or_create_feature_group(self, name: str, version: int, description: str | None = "",
-                                    online_enabled: bool | None = False, primary_key: list[str] | None = None,
-                                    event_time: str | None = None, features: list | None = None,
-                                    **unsupported: Any) -> FakeFeatureGroup:
-        if unsupported:
-            raise NotImplementedError(f"the double does not model {sorted(unsupported)}")
+    def get_or_create_feature_group(self, name: str, version: int, **options: Any) -> FakeFeatureGroup:
+        unmodelled = sorted(set(options) - GROUP_OPTIONS)
+        if unmodelled or options.get("online_enabled"):
+            raise NotImplementedError(f"the double does not model {unmodelled or 'online feature groups'}")
         existing = self.double.groups.get((name, version))
         if existing is not None and existing.saved:
             return existing
-        group = FakeFeatureGroup(self.double, name, version, description, list(primary_key or []), event_time,
-                                 list(features or []))
+        group = FakeFeatureGroup(self.double, group_metadata(name, version, **options))
         self.double.groups[(name, version)] = group
         return group
 
@@ -217,26 +298,52 @@ class FakeFeatureStore:
         return self.double.views.setdefault((name, version), FakeFeatureView(self.double, name, version, query))
 
 
+def group_metadata(name: str, version: int, **options: Any) -> Any:
+    """A new group's metadata as the real `FeatureStore.get_or_create_feature_group` builds it (needs the
+    connection's engine type set, as after a login), with every default the client applies."""
+    from hsfs.feature_store import FeatureStore
+
+    lookup = types.SimpleNamespace(_get=lambda *_: None)  # the backend knows no such group yet
+    store = types.SimpleNamespace(_feature_group_api=lookup, id=67, _id=67, _name=f"{PROJECT}_featurestore",
+                                  _normalize_tags=lambda tags: tags)
+    return FeatureStore.get_or_create_feature_group(store, name=name, version=version, **options)
+
+
+def merge_key(metadata: Any) -> list[str]:
+    """The columns hsfs' delta-rs upsert matches rows on, read from hsfs' own merge query."""
+    from hsfs.core.delta_engine import DeltaEngine
+
+    query = DeltaEngine._generate_merge_query(types.SimpleNamespace(_feature_group=metadata), "old", "new")
+    return list(dict.fromkeys(re.findall(r"old\.(\w+) == new\.", query)))
+
+
 class FakeFeatureGroup:
-    def __init__(self, double: Double, name: str, version: int, description: str, primary_key: list[str],
-                 event_time: str, features: list) -> None:
+    """A feature group: real hsfs metadata, rows kept here."""
+
+    def __init__(self, double: Double, metadata: Any) -> None:
         self.double = double
-        self.name = name
-        self.version = version
-        self.description = description
-        self.primary_key = primary_key
-        self.event_time = event_time
-        self._features = features
+        self.metadata = metadata
+        self.name = metadata.name
+        self.version = metadata.version
+        self.primary_key = list(metadata.primary_key)
+        self.event_time = metadata.event_time
+        self._features = metadata.columns
         self._id: int | None = None
         self.rows = pd.DataFrame()
         self.inserts = 0
+        self.statistics_jobs = 0
 
     id = recorded_property(f"{FG}.id", "_id")
-    features = recorded_property(f"{FG}.features", "_features")
+    columns = recorded_property(f"{FG}.columns", "_features")
 
     @property
     def saved(self) -> bool:
         return self._id is not None
+
+    @property
+    def direct_write(self) -> bool:
+        """hsfs' python engine writes DELTA itself (delta-rs); other formats go through a materialization job."""
+        return not self.metadata.stream
 
     @records(f"{FG}.get_feature")
     def get_feature(self, name: str):
@@ -254,29 +361,50 @@ class FakeFeatureGroup:
     def select(self, features: list) -> FakeQuery:
         unknown = [f for f in features if self._feature(f) is None]
         if unknown:
-            raise FeatureStoreException(f"features {unknown} are not in feature group {self.name}")
+            raise _fs_exception(f"features {unknown} are not in feature group {self.name}")
         return FakeQuery(self, list(features))
 
     @records(f"{FG}.insert")
     def insert(self, features: pd.DataFrame, overwrite: bool = False, operation: str = "upsert",
                storage: str | None = None, write_options: dict | None = None, validation_options: dict | None = None,
                wait: bool = False, **unsupported: Any):
-        if unsupported or overwrite or operation != "upsert":
-            raise NotImplementedError("the double models upserts only")
+        if unsupported or overwrite or operation != "upsert" or storage is not None:
+            raise NotImplementedError("the double models upserts to both stores only")
+        if not self.direct_write and not wait:
+            raise NotImplementedError("the double models materialization jobs that are waited for only")
         self._check_schema(features)
-        if self._id is None:
+        rows = self._as_written(features)
+        if self._id is None:  # hsfs saves the group's metadata before it writes the first rows
             self._id = len(self.double.groups) * 100 + self.version
-        merged = pd.concat([self.rows, features], ignore_index=True)
-        self.rows = merged.drop_duplicates(self.primary_key, keep="last").reset_index(drop=True)
+        if self.double.write_fault is not None:
+            raise self.double.write_fault
+        key = merge_key(self.metadata) if self.direct_write else self.primary_key
+        merged = pd.concat([self.rows, rows], ignore_index=True)
+        self.rows = merged.drop_duplicates(key, keep="last").reset_index(drop=True)
         self.inserts += 1
+        if self.metadata.statistics_config.enabled:
+            self.statistics_jobs += 1
         return None, None
 
     def _check_schema(self, df: pd.DataFrame) -> None:
-        """As hsfs does on insert: the frame's columns and inferred types must match the declared features."""
-        given = sorted((str(c), PANDAS_TYPES.get(str(t), str(t))) for c, t in df.dtypes.items())
-        declared = sorted((f.name, f.type) for f in self._features)
-        if given != declared:
-            raise FeatureStoreException(f"Features are not compatible with Feature Group schema: {given} vs {declared}")
+        """As hsfs does on insert: the frame's schema, parsed by hsfs, must match the group's features."""
+        from hsfs.core.feature_group_base_engine import FeatureGroupBaseEngine
+        from hsfs.engine.python import Engine
+
+        parsed = Engine._parse_schema_feature_group(None, df, self.metadata.time_travel_format, self._features)
+        FeatureGroupBaseEngine._verify_schema_compatibility(None, self._features, parsed)
+
+    def _as_written(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The rows as the offline table keeps them: for DELTA, what hsfs' delta-rs preparation makes of them."""
+        if not self.direct_write:
+            return df.copy()
+        from hsfs.core.delta_engine import DeltaEngine
+
+        return DeltaEngine._prepare_df_for_delta(df.copy()).to_pandas()
+
+    @records(f"{FG}.delete")
+    def delete(self, force: bool = False, delete_feature_views: bool = False) -> None:
+        self.double.groups.pop((self.name, self.version), None)
 
     def stored(self) -> pd.DataFrame:
         """The rows as a read returns them: tz-aware UTC timestamps in microseconds, newest key first."""
@@ -287,6 +415,12 @@ class FakeFeatureGroup:
             if f.type == "timestamp":
                 df[f.name] = df[f.name].dt.tz_localize("UTC").astype("datetime64[us, UTC]")
         return df.sort_values(self.primary_key, ascending=False).reset_index(drop=True)
+
+
+def _fs_exception(message: str) -> Exception:
+    from hopsworks_common.client.exceptions import FeatureStoreException
+
+    return FeatureStoreException(message)
 
 
 def _matches(df: pd.DataFrame, condition: Any, column_of) -> pd.Series:
@@ -340,7 +474,7 @@ class FakeQuery:
         for query, prefix in [(self, ""), *[(q, p) for q, _, _, p in self.joins]]:
             if any(f is feature for f in query.group._features):
                 return prefix + feature.name
-        raise FeatureStoreException(f"feature {feature.name} is not in this query")
+        raise _fs_exception(f"feature {feature.name} is not in this query")
 
     def evaluate(self, condition: Any) -> pd.DataFrame:
         left = self.group.stored()[self.columns]
@@ -376,6 +510,10 @@ class FakeFeatureView:
             if not event_time:
                 dropped.append(prefix + query.group.event_time)
         return df.drop(columns=[c for c in set(dropped) if c in df.columns])
+
+    @records(f"{FV}.delete")
+    def delete(self, force: bool = False) -> None:
+        self.double.views.pop((self.name, self.version), None)
 
 
 # --- model registry ------------------------------------------------------------------------------
@@ -424,6 +562,7 @@ class FakeModel:
         self._metrics = metrics
         self._description = description
         self.feature_view = feature_view
+        self.input_example: Any = None
         self._created: int | None = None
         self._id: int | None = None
 
@@ -434,32 +573,51 @@ class FakeModel:
     created = recorded_property(f"{MODEL}.created", "_created")
     training_metrics = recorded_property(f"{MODEL}.training_metrics", "_metrics")
 
-    def files_path(self) -> str:
-        return f"Models/{self._name}/{self._version}/Files"
+    def version_path(self) -> str:
+        return f"Models/{self._name}/{self._version}"
 
     @records(f"{MODEL}.save")
     def save(self, model_path: str, await_registration: int = 480, keep_original_files: bool = False,
              upload_configuration: dict | None = None) -> FakeModel:
-        if not re.fullmatch(r"[a-zA-Z0-9_]+", self._name):
-            raise ModelRegistryException(f"Invalid model name '{self._name}'")
-        for value in self._metrics.values():
-            float(value)  # as hsml's _validate_metrics: a list raises TypeError, text raises ValueError
+        """As hsml's `ModelEngine._save`: checks, upload, input_example.json, then registration."""
+        from hopsworks_common import util
+        from hopsworks_common.client.exceptions import ModelRegistryException
+        from hopsworks_common.core.dataset_api import DatasetApi
+
+        util._validate_metrics(self._metrics)
+        util._validate_model_name(self._name)
+        if not DatasetApi.exists(FakeDatasetApi(self.double), "Models"):
+            raise AssertionError("Models dataset does not exist in this project. Please enable the Serving "
+                                 "service or create it manually.")
         versions = self.double.models.setdefault(self._name, {})
         self._version = self._version or max(versions, default=0) + 1
         if self._version in versions:
-            raise ModelRegistryException(f"Model {self._name} version {self._version} already exists")
+            raise ModelRegistryException(f"Model with name {self._name} and version {self._version} already exists, "
+                                         "please select another version.")
+        example = None if self.input_example is None else util._input_example_to_json(self.input_example)
+        self.double.files.put_tree(Path(model_path), f"{self.version_path()}/Files")
+        if example is not None:
+            self.double.files.data[f"{self.version_path()}/input_example.json"] = json.dumps(
+                example, cls=util.NumpyEncoder).encode()
         self._created = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
         self._id = next(self.double.ids)
-        self.double.files.put_tree(Path(model_path), self.files_path())
-        versions[self._version] = self
+        if self.double.registration != "lost":
+            versions[self._version] = self
+        if self.double.registration != "confirmed":
+            raise AttributeError(NO_URL)
         return self
 
     @records(f"{MODEL}.download")
     def download(self, local_path: str | None = None) -> str:
         if local_path is None:
             raise NotImplementedError("the double downloads to an explicit local_path only")
-        self.double.files.get_tree(self.files_path(), Path(local_path))
+        self.double.files.get_tree(f"{self.version_path()}/Files", Path(local_path))
         return local_path
+
+    @records(f"{MODEL}.delete")
+    def delete(self) -> None:
+        self.double.models.get(self._name, {}).pop(self._version, None)
+        self.double.files.remove(self.version_path())
 
 
 # --- project files -------------------------------------------------------------------------------
@@ -475,6 +633,9 @@ class FakeFiles:
     @staticmethod
     def norm(path: str) -> str:
         return str(PurePosixPath(path.strip("/")))
+
+    def exists(self, path: str) -> bool:
+        return path in self.dirs or path in self.data
 
     def mkdirs(self, path: str) -> None:
         parts = PurePosixPath(path).parts
@@ -501,41 +662,53 @@ class FakeFiles:
         entries = self.dirs | set(self.data)
         return sorted(p for p in entries if str(PurePosixPath(p).parent) == path)
 
+    def remove(self, path: str) -> None:
+        inside = path + "/"
+        self.dirs = {d for d in self.dirs if d != path and not d.startswith(inside)}
+        self.data = {p: b for p, b in self.data.items() if p != path and not p.startswith(inside)}
+
 
 class FakeDatasetApi:
     def __init__(self, double: Double) -> None:
         self.double = double
         self.files = double.files
 
-    @records(f"{DATASETS}.exists")
-    def exists(self, path: str) -> bool:
+    def _get(self, path: str) -> dict:
+        """The metadata request every dataset call starts with: where the scope check and 404s happen."""
+        if self.double.dataset_fault is not None:
+            raise self.double.dataset_fault
         path = self.files.norm(path)
-        return path in self.files.dirs or path in self.files.data
+        if not self.files.exists(path):
+            raise rest_error(404, "Not Found", 110018, f"Path {path} not found", f"project/119/dataset/{path}")
+        return {"name": PurePosixPath(path).name}
 
     @records(f"{DATASETS}.mkdir")
     def mkdir(self, path: str) -> str:
         path = self.files.norm(path)
-        if str(PurePosixPath(path).parent) not in self.files.dirs:
-            raise RestAPIError(f"parent of {path} does not exist")
+        self._get(str(PurePosixPath(path).parent))
         self.files.dirs.add(path)
         return path
 
     @records(f"{DATASETS}.list")
     def list(self, path: str, offset: int = 0, limit: int = 1000) -> list[str]:
-        path = self.files.norm(path)
-        if path not in self.files.dirs:
-            raise RestAPIError(f"{path} not found")
-        return self.files.children(path)[offset:offset + limit]
+        self._get(path)
+        return self.files.children(self.files.norm(path))[offset:offset + limit]
 
     @records(f"{DATASETS}.upload")
     def upload(self, local_path: str, upload_path: str, overwrite: bool = False, chunk_size: int = 10485760,
                simultaneous_uploads: int = 3, simultaneous_chunks: int = 3, max_chunk_retries: int = 1,
                chunk_retry_interval: int = 1) -> str:
+        from hopsworks_common.client.exceptions import DatasetException
+
         directory = self.files.norm(upload_path)
-        if directory not in self.files.dirs:
-            raise RestAPIError(f"{directory} does not exist")
+        self._get(directory)
         destination = f"{directory}/{Path(local_path).name}"
         if destination in self.files.data and not overwrite:
             raise DatasetException(f"{destination} already exists, set overwrite=True to overwrite it")
         self.files.data[destination] = Path(local_path).read_bytes()
         return destination
+
+    @records(f"{DATASETS}.remove")
+    def remove(self, path: str) -> None:
+        self._get(path)
+        self.files.remove(self.files.norm(path))

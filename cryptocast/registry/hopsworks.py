@@ -1,11 +1,16 @@
 """The model registry on Hopsworks: versions in the project's model registry, production chosen as locally.
 
 A version is a Hopsworks model of the same name: `create_model` with the numeric metrics (Hopsworks
-accepts only numbers there), the description, the input example (the trainer's `input_example.csv`,
-when there is one) and the feature view the model reads (its provenance;
-5.x deprecates hand-written model schemas in its favour), then `save` of a directory laid out like a
-local version: `artifacts/` (the trainer's files) and `version.json` (every metric, including lists,
-and the metadata). `get`/`production` download a version once into
+accepts only numbers there), the description, the input example and the feature view the model reads
+(its provenance; 5.x deprecates hand-written model schemas in its favour), then `save` of a directory
+laid out like a local version: `artifacts/` (the trainer's files) and `version.json` (every metric,
+including lists, and the metadata).
+
+The input example is what hsml documents, "a single input for the model": the numeric columns of
+the trainer's `input_example.csv` (one whole window, a row per day) as an array, which hsml stores
+whole as `input_example.json`. Given the DataFrame itself, hsml would keep only its first row, and
+it refuses an empty one, so a header-only file registers without an example. The CSV, with its day
+column, stays among the artifacts. `get`/`production` download a version once into
 `CRYPTOCAST_HOME/hopsworks_cache/model_registry/<name>/v<N>-<identity>/`, so `ModelVersion.path` is a
 local directory as with the local registry; registering fills the cache with what it uploaded.
 
@@ -13,7 +18,12 @@ Production is an append-only log of small files in the project's datasets,
 `Resources/cryptocast/model_registry/<name>/promotions/<sequence>_v<N>.json`; the newest names the
 production version. A file is never overwritten (Hopsworks has no atomic replace) and needs no tag
 schema (which only an administrator can create), and the log records every promotion. The promotion
-rule is `base.promotion_decision`, the same as locally.
+rule is `base.promotion_decision`, the same as locally. `Resources/cryptocast/model_registry/<name>/`
+is made when a model is first registered, so `summary()` lists cryptocast's models, not the project's.
+
+The log is read with `DatasetApi.list`, never `exists`: the client's `exists` answers False on any
+REST error, so a key without the dataset scopes would read as "no production version yet" (promote
+without comparing, retrain every day). Only a 404 means "not there"; any other error is a StoreError.
 """
 
 from __future__ import annotations
@@ -30,12 +40,13 @@ from contextlib import AbstractContextManager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from filelock import FileLock
 
 from cryptocast.errors import StoreError
 from cryptocast.features import FEATURE_VIEW
-from cryptocast.hopsworks_session import HopsworksSession
+from cryptocast.hopsworks_session import HopsworksSession, http_status
 from cryptocast.registry.base import (
     DEFAULT_METRIC,
     INPUT_EXAMPLE,
@@ -51,8 +62,8 @@ from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
 
 log = logging.getLogger(__name__)
 
-MODELS_DATASET = "Models"
 PROMOTIONS_ROOT = "Resources/cryptocast/model_registry"
+AWAIT_REGISTRATION = 480  # seconds Model.save polls for the new version (hsml's default)
 PAGE = 1000
 _NAME = re.compile(r"[A-Za-z0-9_]+")  # what Hopsworks accepts as a model name
 _PROMOTION = re.compile(r"([0-9]+)_v([0-9]+)\.json")
@@ -76,6 +87,31 @@ def _created(model: Any) -> str:
     else:
         return ""
     return stamp.isoformat(timespec="seconds")
+
+
+def _entries(datasets: Any, path: str) -> list[str] | None:
+    """Everything under `path`, page by page, or None when Hopsworks answers 404; other errors propagate."""
+    found: list[str] = []
+    while True:
+        try:
+            page = datasets.list(path, offset=len(found), limit=PAGE)
+        except Exception as exc:
+            if http_status(exc) == 404 and not found:
+                return None
+            raise
+        found += page
+        if len(page) < PAGE:
+            return found
+
+
+def _input_example(path: Path) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    window = pd.read_csv(path).select_dtypes("number").to_numpy()
+    if not window.size:
+        log.info("%s has no rows: registering without an input example", path.name)
+        return None
+    return window
 
 
 def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
@@ -164,22 +200,14 @@ class HopsworksModelRegistry:
         return None if latest is None else self.get(name, latest[1])
 
     def _latest_promotion(self, name: str) -> tuple[int, int] | None:
-        directory = _promotions_dir(name)
-        datasets = self.datasets
-        if not self.session.call(f"read production of model {name}", datasets.exists, directory):
-            return None
-        found = sorted((int(m.group(1)), int(m.group(2))) for path in self._list(directory)
+        entries = self._entries(_promotions_dir(name), f"read production of model {name}")
+        found = sorted((int(m.group(1)), int(m.group(2))) for path in entries or []
                        if (m := _PROMOTION.fullmatch(PurePosixPath(path).name)))
         return found[-1] if found else None
 
-    def _list(self, path: str) -> list[str]:
+    def _entries(self, path: str, step: str) -> list[str] | None:
         datasets = self.datasets
-        found: list[str] = []
-        while True:
-            page = self.session.call(f"list {path}", datasets.list, path, offset=len(found), limit=PAGE)
-            found += page
-            if len(page) < PAGE:
-                return found
+        return self.session.call(step, _entries, datasets, path)
 
     def set_production(self, name: str, version: int) -> None:
         with self._locked():
@@ -201,7 +229,7 @@ class HopsworksModelRegistry:
         parts = PurePosixPath(path).parts
         for depth in range(2, len(parts) + 1):  # the first part is the dataset itself (Resources)
             directory = "/".join(parts[:depth])
-            if not self.session.call(f"look up {directory}", datasets.exists, directory):
+            if self._entries(directory, f"look up {directory}") is None:
                 self.session.call(f"create {directory}", datasets.mkdir, directory)
 
     def register(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
@@ -210,6 +238,7 @@ class HopsworksModelRegistry:
         if not artifacts.is_dir():
             raise StoreError(f"model artifacts {artifacts} is not a directory; nothing registered")
         record = version_record(utc_now(), description, metrics, metadata, name)
+        self._makedirs(f"{PROMOTIONS_ROOT}/{name}")
         mr = self.mr
         self.cache.joinpath(name).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.cache / name) as tmp:
@@ -217,8 +246,9 @@ class HopsworksModelRegistry:
             shutil.copytree(artifacts, staged / "artifacts")
             (staged / "version.json").write_bytes(record)
             view = self._feature_view()
-            model = self.session.call(f"register model {name}", self._save, mr, name, staged, metrics, description,
-                                      view)
+            created, model = self.session.call(f"register model {name}", self._save, mr, name, staged, metrics,
+                                               description, view)
+            model = model or self._confirm(name, created.version)
             self._publish(staged, self._cache_dir(model))  # what was uploaded needs no download
         log.info("model %s: registered v%d from %s", name, model.version, artifacts)
         return self.get(name, model.version)
@@ -231,11 +261,24 @@ class HopsworksModelRegistry:
 
     @staticmethod
     def _save(mr: Any, name: str, staged: Path, metrics: dict[str, Any], description: str, view: Any) -> Any:
-        example = staged / "artifacts" / INPUT_EXAMPLE
         model = mr.python.create_model(name=name, metrics=_numeric(metrics), description=description,
-                                       input_example=pd.read_csv(example) if example.is_file() else None,
+                                       input_example=_input_example(staged / "artifacts" / INPUT_EXAMPLE),
                                        feature_view=view)
-        return model.save(str(staged), keep_original_files=True)
+        try:
+            return model, model.save(str(staged), keep_original_files=True, await_registration=AWAIT_REGISTRATION)
+        except AttributeError as exc:  # hsml prints `found.get_url()`, and found is None when its poll gave up
+            if "get_url" not in str(exc):
+                raise
+            return model, None
+
+    def _confirm(self, name: str, version: int) -> Any:
+        """The version hsml uploaded but did not see registered within its wait: there now, or a clear error."""
+        model = self._model(name, version)
+        if model is None:
+            raise StoreError(f"model {name}: Hopsworks did not confirm version {version} within the client's wait "
+                             f"({AWAIT_REGISTRATION} s); it may still appear: check the project's model registry "
+                             "before training again")
+        return model
 
     def register_and_promote(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
                              metadata: dict[str, Any], metric: str = DEFAULT_METRIC) -> tuple[ModelVersion, bool]:
@@ -248,7 +291,7 @@ class HopsworksModelRegistry:
         return {n: self._model_summary(n) for n in names}
 
     def _names(self) -> list[str]:
-        names = (PurePosixPath(path).name for path in self._list(MODELS_DATASET))
+        names = (PurePosixPath(path).name for path in self._entries(PROMOTIONS_ROOT, "list cryptocast's models") or [])
         return sorted(n for n in names if _NAME.fullmatch(n))
 
     def _model_summary(self, name: str) -> dict:
@@ -259,6 +302,23 @@ class HopsworksModelRegistry:
             "versions": [{"version": m.version, "created": _created(m), "description": m.description or "",
                           "metrics": {k: float(v) for k, v in (m.training_metrics or {}).items()}} for m in models],
         }
+
+    def drop_model(self, name: str) -> list[str]:
+        """Delete every version of `name`, its Models folder and its promotion log (the doctor's clean-up).
+
+        Returns what it deleted. hsml's `Model.delete` removes a version, not the folder `save` made for the name.
+        """
+        dropped = []
+        for model in self._models(name):
+            self.session.call(f"delete model {name} v{model.version}", model.delete)
+            dropped.append(f"model {name} v{model.version}")
+        datasets = self.datasets
+        for path in (f"Models/{name}", f"{PROMOTIONS_ROOT}/{name}"):
+            if self._entries(path, f"look up {path}") is not None:
+                self.session.call(f"delete {path}", datasets.remove, path)
+                dropped.append(path)
+        shutil.rmtree(self.cache / name, ignore_errors=True)
+        return dropped
 
     def _locked(self) -> AbstractContextManager[None]:
         """Serialise promotions on this machine; runs elsewhere rely on the workflow's concurrency group."""

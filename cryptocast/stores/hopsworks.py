@@ -2,9 +2,20 @@
 
 Each group is a Hopsworks feature group of the same name and version, created with its primary key,
 event time, description and per-feature descriptions; Hopsworks creates it on the first insert.
-Inserts upsert on the primary key and wait for the materialisation job (`wait=True`), so the next
-step reads what was written. Only new or changed rows are sent, after reading the stored rows in the
-batch's date range, which is also how the added/updated/unchanged counts match the local store's.
+It is offline only, in the time-travel format CRYPTOCAST_HOPSWORKS_FORMAT names (default DELTA, the
+client's own default), and without statistics: the backend would otherwise run a statistics job
+after every insert, against the project's compute quota, for numbers nothing here reads.
+
+Write path (hsfs 5.2, python engine): a DELTA group is written by the client itself, a delta-rs merge
+straight into the offline table on HopsFS; no job runs, so `wait=True` has nothing to wait for and
+the write is visible when `insert` returns. HUDI (and ICEBERG from outside the cluster) goes through
+Kafka and a materialization job, which `wait=True` waits for. The merge matches rows on the primary
+key plus the event time; every group here has its event time in its key. Days are sent as
+microsecond timestamps, the precision a DELTA table keeps (nanoseconds would be cast, with a warning
+on every insert). Reads go through the Query Service (Arrow Flight).
+
+Inserts are upserts. Only new or changed rows are sent, after reading the stored rows in the batch's
+date range, which is also how the added/updated/unchanged counts match the local store's.
 The view is a Hopsworks feature view: the left group's query joined (left) with the others on the
 day, read with `get_batch_data` filtered on the left group's day.
 
@@ -31,6 +42,11 @@ from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
 log = logging.getLogger(__name__)
 
 HSFS_TYPES = {"date": "timestamp", "float": "double", "int": "bigint", "str": "string"}
+# How hsfs 5.2's python engine writes a new group of each format from outside the cluster.
+WRITE_PATHS = {"DELTA": "written directly from this machine with delta-rs, no job",
+               "HUDI": "sent through Kafka to a materialization job, which inserts wait for",
+               "ICEBERG": "sent through Kafka to a materialization job (from outside the cluster), which inserts "
+                          "wait for"}
 
 
 def label(spec: GroupSpec) -> str:
@@ -45,7 +61,7 @@ def _features(spec: GroupSpec) -> list[Any]:
 
 def _check_schema(spec: GroupSpec, handle: Any) -> None:
     """Refuse a group whose stored schema differs, as the local store does: versions, not edits."""
-    found = sorted((f.name.lower(), str(f.type).lower()) for f in handle.features)
+    found = sorted((f.name.lower(), str(f.type).lower()) for f in handle.columns)
     if found != sorted((c.name, HSFS_TYPES[c.dtype]) for c in spec.columns):
         raise StoreError(f"feature group {label(spec)} in Hopsworks has a different schema than this code; "
                          "bump the group version instead of editing it")
@@ -57,6 +73,10 @@ def _day_filter(feature: Any, start: dt.date | None, end: dt.date | None) -> Any
     if not conditions:
         return None
     return conditions[0] & conditions[1] if len(conditions) == 2 else conditions[0]
+
+
+def _as_sent(spec: GroupSpec, rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.astype({c.name: "datetime64[us]" for c in spec.columns if c.dtype == "date"})
 
 
 class HopsworksFeatureGroup:
@@ -84,7 +104,8 @@ class HopsworksFeatureGroup:
         is_new, changed = compare_rows(self.spec, stored, df)
         rows = df[is_new | changed].reset_index(drop=True)
         if len(rows):
-            self.session.call(f"insert into {label(self.spec)}", self.handle.insert, rows, wait=True)
+            self.session.call(f"insert into {label(self.spec)}", self.handle.insert, _as_sent(self.spec, rows),
+                              wait=True)
         return insert_result(is_new, changed)
 
 
@@ -96,6 +117,7 @@ class HopsworksFeatureStore:
     def __init__(self, settings: Settings) -> None:
         self.session = HopsworksSession(settings)
         self.home = settings.home
+        self.format = settings.hopsworks_format
 
     @property
     def fs(self) -> Any:
@@ -115,7 +137,8 @@ class HopsworksFeatureStore:
         handle = self.session.call(
             f"get or create feature group {label(spec)}", fs.get_or_create_feature_group, name=spec.name,
             version=spec.version, description=spec.description, primary_key=list(spec.primary_key),
-            event_time=spec.event_time, features=_features(spec), online_enabled=False)
+            event_time=spec.event_time, features=_features(spec), online_enabled=False,
+            time_travel_format=self.format, statistics_config=False)
         if handle.id is not None:
             _check_schema(spec, handle)
         return HopsworksFeatureGroup(spec, handle, self.session)
@@ -138,6 +161,24 @@ class HopsworksFeatureStore:
         condition = _day_filter(left.get_feature(view.left.group.event_time), start, end)
         return feature_view.get_batch_data(extra_filter=condition, primary_key=True, event_time=True,
                                            dataframe_type="pandas")
+
+    def drop_feature_view(self, view: ViewSpec) -> bool:
+        """Delete the view if it exists (the doctor's clean-up of its scratch objects); True if it did."""
+        fs = self.fs
+        name = f"feature view {view.name} v{view.version}"
+        handle = self.session.call(f"look up {name}", fs.get_feature_view, name=view.name, version=view.version)
+        if handle is not None:
+            self.session.call(f"delete {name}", handle.delete)
+        return handle is not None
+
+    def drop_feature_group(self, spec: GroupSpec) -> bool:
+        """Delete the group if it exists, whatever its schema (the doctor's clean-up); True if it did."""
+        fs = self.fs
+        handle = self.session.call(f"look up feature group {label(spec)}", fs.get_feature_group, name=spec.name,
+                                   version=spec.version)
+        if handle is not None:
+            self.session.call(f"delete feature group {label(spec)}", handle.delete)
+        return handle is not None
 
     def lock(self) -> AbstractContextManager[None]:
         """Serialise runs on this machine; runs elsewhere rely on the workflow's concurrency group."""

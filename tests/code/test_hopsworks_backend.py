@@ -11,9 +11,12 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 
 import pandas as pd
 import pytest
+from hopsworks_common.client.exceptions import FeatureStoreException
+from hopsworks_common.constants import HOSTS
 
 from cryptocast import __main__ as cryptocast_main
 from cryptocast.errors import StoreError
@@ -26,7 +29,7 @@ import feature_backfill
 import feature_pipeline
 import hopsworks_double
 from conftest import REPO, error_lines, run_main
-from hopsworks_double import API_KEY, FG, RestAPIError
+from hopsworks_double import API_KEY, FG, rest_error
 
 
 def output(capsys) -> tuple[str, str]:
@@ -48,19 +51,44 @@ def test_a_wrong_key_fails_at_login_with_one_line_and_never_shows_the_key(on_hop
     monkeypatch.setenv("HOPSWORKS_API_KEY", wrong)
     assert run_main(feature_backfill.main, "-v") == 1
     out, err = output(capsys)
-    line = only_error(err)
-    assert line.startswith("error: feature_backfill: hopsworks: login failed: RestAPIError: Metadata operation error")
-    assert "HTTP code: 401" in line and line.endswith("(check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and HOPSWORKS_HOST)")
+    assert only_error(err) == ("error: feature_backfill: hopsworks: login failed: RestAPIError: HTTP 401 Unauthorized, "
+                               "error 160040: Api key not found (check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and "
+                               "HOPSWORKS_HOST)")
     assert wrong not in out + err and on_hopsworks.groups == {}
 
 
 def test_a_key_echoed_in_an_error_is_redacted(on_hopsworks, capsys):
-    on_hopsworks.fail("hopsworks.login", RestAPIError(f"invalid api key {API_KEY} for project"))
+    on_hopsworks.fail("hopsworks.login", rest_error(401, "Unauthorized", 160040, f"invalid api key {API_KEY}"))
     assert run_main(feature_backfill.main, "-v") == 1
     out, err = output(capsys)
-    assert only_error(err) == "error: feature_backfill: hopsworks: login failed: RestAPIError: invalid api key *** " \
-                              "for project (check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and HOPSWORKS_HOST)"
+    assert only_error(err) == ("error: feature_backfill: hopsworks: login failed: RestAPIError: HTTP 401 Unauthorized, "
+                               "error 160040: invalid api key *** (check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and "
+                               "HOPSWORKS_HOST)")
     assert API_KEY not in out + err
+
+
+def test_empty_host_project_and_port_in_the_environment_never_reach_the_connection(on_hopsworks, monkeypatch,
+                                                                                  capsys):
+    """The workflows set HOPSWORKS_HOST and HOPSWORKS_PROJECT to "" when the repository defines neither; the
+    real `hopsworks.login` (which the double runs) reads os.environ whenever an argument is None."""
+    for name in ("HOPSWORKS_HOST", "HOPSWORKS_PROJECT", "HOPSWORKS_PORT"):
+        monkeypatch.setenv(name, "")
+    assert run_main(feature_backfill.main) == 0, output(capsys)[1]
+    (connection,) = on_hopsworks.connections
+    assert connection["host"] == HOSTS.SAAS_HOST and connection["port"] == 443
+    assert connection["project"] is None and connection["engine"] == "python"
+    logins = [kwargs for target, _, kwargs, _ in on_hopsworks.calls if target == "hopsworks.login"]
+    assert [kwargs["engine"] for kwargs in logins] == ["python"]
+    assert (os.environ["HOPSWORKS_HOST"], os.environ["HOPSWORKS_PROJECT"]) == ("", ""), "the environment is restored"
+
+
+def test_a_named_host_and_project_are_passed_as_given(on_hopsworks, monkeypatch, capsys):
+    monkeypatch.setenv("HOPSWORKS_HOST", "my.cluster.example")
+    assert run_main(feature_backfill.main) == 0, output(capsys)[1]
+    (connection,) = on_hopsworks.connections
+    assert connection["host"] == "my.cluster.example"
+    (login,) = [kwargs for target, _, kwargs, _ in on_hopsworks.calls if target == "hopsworks.login"]
+    assert (login["host"], login["project"]) == ("my.cluster.example", hopsworks_double.PROJECT)
 
 
 def test_several_projects_and_none_named_fails_instead_of_prompting(api, monkeypatch, capsys):
@@ -92,9 +120,38 @@ def test_an_unusable_timeout_is_a_settings_error(on_hopsworks, monkeypatch, caps
 # --- groups ----------------------------------------------------------------------------------------------
 
 
+def test_inserts_send_what_the_client_expects_and_raise_no_client_warnings(on_hopsworks):
+    """DELTA keeps microseconds: a `day` sent in nanoseconds warns on every insert; `features` is deprecated."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert run_main(feature_backfill.main) == 0
+        assert run_main(cryptocast_main.main, "status", "--json") == 0
+    from_client = [f"{w.category.__name__}: {w.message}" for w in caught
+                   if "Casting timestamp" in str(w.message) or "Hopsworks" in w.category.__name__]
+    assert from_client == []
+    assert {str(g.rows["day"].dtype) for g in on_hopsworks.groups.values()} == {"datetime64[us]"}
+
+
+def test_groups_are_made_without_a_statistics_job_per_insert_in_the_clients_default_format(on_hopsworks):
+    assert run_main(feature_backfill.main) == 0
+    assert run_main(feature_backfill.main, "--as-of", "2024-03-02") == 0
+    made = {g.name: (g.metadata.time_travel_format, g.direct_write, g.statistics_jobs)
+            for g in on_hopsworks.groups.values()}
+    assert made == dict.fromkeys(("solana", "bitcoin", "fear_greed"), ("DELTA", True, 0))
+
+
+def test_the_format_setting_chooses_the_write_path_of_new_groups(on_hopsworks, monkeypatch):
+    monkeypatch.setenv("CRYPTOCAST_HOPSWORKS_FORMAT", "hudi")
+    assert run_main(feature_backfill.main) == 0
+    made = {g.name: (g.metadata.time_travel_format, g.direct_write, len(g.rows)) for g in on_hopsworks.groups.values()}
+    assert made == {"solana": ("HUDI", False, 60), "bitcoin": ("HUDI", False, 60), "fear_greed": ("HUDI", False, 58)}
+    inserts = [kwargs for target, _, kwargs, _ in on_hopsworks.calls if target == f"{FG}.insert"]
+    assert inserts and all(kwargs["wait"] is True for kwargs in inserts), "a materialization job is waited for"
+
+
 def test_a_failed_insert_names_the_group_and_the_cause(on_hopsworks, capsys):
-    on_hopsworks.fail(f"{FG}.insert", hopsworks_double.FeatureStoreException(
-        "Materialization job failed:\nstate FAILED, see the job logs"))
+    failure = FeatureStoreException("Materialization job failed:\nstate FAILED, see the job logs")
+    on_hopsworks.fail(f"{FG}.insert", failure)
     assert run_main(feature_backfill.main) == 1
     assert only_error(output(capsys)[1]) == ("error: feature_backfill: hopsworks: insert into solana v1 failed: "
                                              "FeatureStoreException: Materialization job failed: state FAILED, "
@@ -152,6 +209,59 @@ def test_backfill_then_status_keeps_stdout_for_the_report(on_hopsworks, capsys):
 # --- registry ----------------------------------------------------------------------------------------------
 
 
+def model_dir(tmp_path, content: bytes = b"PK"):
+    artifacts = tmp_path / f"model-{content.hex()}"
+    artifacts.mkdir()
+    (artifacts / "weights.npz").write_bytes(content)
+    return artifacts
+
+
+def test_an_unreadable_registry_is_an_error_never_an_empty_one(on_hopsworks, tmp_path, capsys):
+    """The client's DatasetApi.exists answers False on a 403: reading production through it made a key without
+    the dataset scopes look like "no model yet": promote without comparing, retrain every day."""
+    registry = open_model_registry(load_settings())
+    registry.register_and_promote("sol_lstm", model_dir(tmp_path), {"rel_mae_mean": 0.9}, "first", {})
+    on_hopsworks.deny_datasets()
+    registry = open_model_registry(load_settings())
+    with pytest.raises(StoreError, match=r"^hopsworks: read production of model sol_lstm failed: RestAPIError: "
+                                         r"HTTP 403 Forbidden, error 320004: No valid scope .*\[DATASET_VIEW\] "
+                                         r"\(the API key lacks a scope this call needs"):
+        registry.production("sol_lstm")
+    with pytest.raises(StoreError, match="read production of model sol_lstm failed"):
+        registry.register_and_promote("sol_lstm", model_dir(tmp_path, b"v2"), {"rel_mae_mean": 0.5}, "second", {})
+    assert sorted(on_hopsworks.models["sol_lstm"]) == [1], "nothing registered while production is unreadable"
+
+    assert run_main(cryptocast_main.main, "status", "--json") == 1  # so store.sh train-if-no-model stops too
+    out, err = output(capsys)
+    assert out == "" and "HTTP 403 Forbidden" in only_error(err)
+
+
+def test_a_revoked_key_on_the_registry_is_a_login_problem_not_an_empty_registry(on_hopsworks, tmp_path):
+    registry = open_model_registry(load_settings())
+    on_hopsworks.deny_datasets(status=401)
+    with pytest.raises(StoreError, match=r"read production of model sol_lstm failed: RestAPIError: HTTP 401 "
+                                         r"Unauthorized, error 160040: Api key not found \(check HOPSWORKS_API_KEY"):
+        registry.production("sol_lstm")
+
+
+def test_a_missing_promotion_log_is_no_production_yet(on_hopsworks, tmp_path):
+    registry = open_model_registry(load_settings())
+    registry.register("sol_lstm", model_dir(tmp_path), {"rel_mae_mean": 0.9}, "first", {})
+    assert registry.production("sol_lstm") is None
+    assert registry.summary() == {"sol_lstm": {"production": None, "versions": [
+        {"version": 1, "created": registry.get("sol_lstm", 1).created, "description": "first",
+         "metrics": {"rel_mae_mean": 0.9}}]}}
+
+
+def test_the_summary_lists_only_models_cryptocast_registered(on_hopsworks, tmp_path):
+    registry = open_model_registry(load_settings())
+    assert registry.summary() == {}
+    other = hopsworks_double.FakeModel(on_hopsworks, "someone_elses_model", None, {}, "not ours", None)
+    other.save(str(model_dir(tmp_path)))
+    registry.register_and_promote("sol_lstm", model_dir(tmp_path, b"v1"), {"rel_mae_mean": 0.9}, "first", {})
+    assert sorted(registry.summary()) == ["sol_lstm"]
+
+
 def test_the_summary_shows_the_numeric_metrics_and_get_shows_them_all(on_hopsworks, tmp_path):
     registry = open_model_registry(load_settings())
     artifacts = tmp_path / "model"
@@ -165,17 +275,50 @@ def test_the_summary_shows_the_numeric_metrics_and_get_shows_them_all(on_hopswor
     assert on_hopsworks.models["sol_lstm"][1].training_metrics == {"rel_mae_mean": 0.9, "coverage_80_mean": 0.8}
 
 
-def test_the_input_example_artifact_becomes_the_models_input_example(on_hopsworks, tmp_path):
+def test_the_input_example_is_one_whole_window_as_the_client_keeps_it(on_hopsworks, tmp_path):
+    """hsml keeps only the first row of a DataFrame; one input of our model is the whole window, as an array."""
     registry = open_model_registry(load_settings())
-    artifacts = tmp_path / "model"
-    artifacts.mkdir()
+    artifacts = model_dir(tmp_path)
     registry.register_and_promote("sol_lstm", artifacts, {"rel_mae_mean": 1.0}, "no example", {})
-    example = pd.DataFrame({"day": ["2024-02-28", "2024-02-29"], "sol_log_return": [0.01, -0.02]})
-    example.to_csv(artifacts / INPUT_EXAMPLE, index=False)
-    registry.register_and_promote("sol_lstm", artifacts, {"rel_mae_mean": 1.0}, "with example", {})
+    window = pd.DataFrame({"day": ["2024-02-27", "2024-02-28", "2024-02-29"], "sol_log_return": [0.01, -0.02, 0.5],
+                           "fng": [0.25, 0.5, 0.75]})
+    window.to_csv(artifacts / INPUT_EXAMPLE, index=False)
+    version = registry.register_and_promote("sol_lstm", artifacts, {"rel_mae_mean": 1.0}, "with example", {})[0]
 
-    assert on_hopsworks.models["sol_lstm"][1].input_example is None
-    pd.testing.assert_frame_equal(on_hopsworks.models["sol_lstm"][2].input_example, example)
+    stored = on_hopsworks.files.data
+    assert "Models/sol_lstm/1/input_example.json" not in stored
+    assert json.loads(stored["Models/sol_lstm/2/input_example.json"]) == [[0.01, 0.25], [-0.02, 0.5], [0.5, 0.75]]
+    assert stored["Models/sol_lstm/2/Files/artifacts/input_example.csv"] == (artifacts / INPUT_EXAMPLE).read_bytes()
+    assert (version.path / INPUT_EXAMPLE).read_bytes() == (artifacts / INPUT_EXAMPLE).read_bytes()
+
+
+def test_a_header_only_input_example_does_not_abort_registration(on_hopsworks, tmp_path):
+    registry = open_model_registry(load_settings())
+    artifacts = model_dir(tmp_path)
+    (artifacts / INPUT_EXAMPLE).write_text("day,sol_log_return\n")
+    version, promoted = registry.register_and_promote("sol_lstm", artifacts, {"rel_mae_mean": 1.0}, "empty", {})
+    assert (version.version, promoted) == (1, True)
+    assert "Models/sol_lstm/1/input_example.json" not in on_hopsworks.files.data
+
+
+def test_a_registration_confirmed_after_the_clients_poll_is_used(on_hopsworks, tmp_path):
+    """hsml polls for the new version, then prints `model.get_url()` on what the poll found: None when it found
+    nothing yet, an AttributeError after the version was made."""
+    on_hopsworks.registration = "late"
+    registry = open_model_registry(load_settings())
+    version, promoted = registry.register_and_promote("sol_lstm", model_dir(tmp_path), {"rel_mae_mean": 0.9}, "x", {})
+    assert (version.version, promoted) == (1, True)
+    assert (version.path / "weights.npz").read_bytes() == b"PK"
+
+
+def test_a_registration_hopsworks_never_confirms_is_one_line_and_promotes_nothing(on_hopsworks, tmp_path):
+    on_hopsworks.registration = "lost"
+    registry = open_model_registry(load_settings())
+    with pytest.raises(StoreError, match=r"^model sol_lstm: Hopsworks did not confirm version 1 within the "
+                                         r"client's wait \(480 s\); it may still appear: check the project's "
+                                         r"model registry before training again$"):
+        registry.register_and_promote("sol_lstm", model_dir(tmp_path), {"rel_mae_mean": 0.9}, "x", {})
+    assert registry.production("sol_lstm") is None
 
 
 def test_a_version_is_downloaded_once_and_a_foreign_model_is_refused(on_hopsworks, tmp_path):
@@ -218,6 +361,7 @@ def test_the_local_backend_never_imports_hopsworks(tmp_path):
         "import sys\n"
         "from cryptocast import __main__ as m, inference, ingest, status, training  # noqa: F401\n"
         f"code = m.main(['status', '--home', {str(tmp_path / 'home')!r}])\n"
+        f"code += m.main(['doctor', '--home', {str(tmp_path / 'home')!r}])\n"
         "print(code, sorted(n for n in ('hopsworks', 'hsfs', 'hsml', 'hopsworks_common') if n in sys.modules))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOPSWORKS_", "CRYPTOCAST_"))}

@@ -1,12 +1,13 @@
 """The double must not drift from the real client.
 
 A workload that takes the Hopsworks backend through every path it has (groups, upserts, filtered
-reads, the view, registering, promoting, downloads, summaries) runs on the double, which records each
-call as (the real callable's dotted path, args, kwargs). Each recorded call must then bind to the
-installed hopsworks package's own signature, keywords by their declared names (a `**kwargs` catch-all
-does not count), and each recorded property must be a property there. The workload must reach every
-callable the double stands in for, so none of them goes unchecked. `hopsworks.login` is only bound,
-never called.
+reads, the view, registering, promoting, downloads, summaries, the doctor's clean-up) runs on the
+double, which records each call as (the real callable's dotted path, args, kwargs). Each recorded
+call must then bind to the installed hopsworks package's own signature, keywords by their declared
+names (a `**kwargs` catch-all does not count), and each recorded property must be a property there;
+none may be deprecated. The workload must reach every callable the double stands in for, so none of
+them goes unchecked. Where the double runs the client's own code (login, group metadata, schema
+checks, merge key, input example), a change there fails the workload itself.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import inspect
+import io
 import shutil
 import sys
 
 import pytest
 
+from cryptocast.doctor import doctor
 from cryptocast.features import BITCOIN, FEATURE_VIEW, FORECASTS, validate
 from cryptocast.registry import open_model_registry
-from cryptocast.settings import load_settings
+from cryptocast.settings import DEFAULTS, load_settings
 from cryptocast.stores import open_feature_store
 
 import hopsworks_double
@@ -57,6 +60,7 @@ def run_workload(tmp_path, monkeypatch) -> hopsworks_double.Double:
     registry.production("sol_lstm")
     registry.versions("sol_lstm")
     registry.summary()
+    doctor(settings, out=io.StringIO())  # scratch objects made, then deleted
     return double
 
 
@@ -110,6 +114,44 @@ def test_every_property_read_is_a_property_of_the_installed_client(recorded):
     for target in sorted({target for target, _, _, kind in recorded.calls if kind == "property"}):
         _, member = resolve(target)
         assert isinstance(member, property), f"{target} is not a property in the installed package"
+
+
+def is_deprecated(target: str, member: object) -> bool:
+    """The client's three ways of saying so: its @deprecated wrapper, a docstring opening with **Deprecated**,
+    or a warning that `<member> is deprecated` (as FeatureGroup.features has)."""
+    function = member.fget if isinstance(member, property) else member
+    documented = (function.__doc__ or "").strip()
+    wrapped = getattr(getattr(function, "__code__", None), "co_name", "") == "deprecated_f"
+    return wrapped or documented.startswith("**Deprecated**") or f".{target.split('.')[-1]} is deprecated" in documented
+
+
+def test_the_deprecation_check_sees_each_way_the_client_marks_it():
+    for target in ("hsfs.feature_group.FeatureGroup.features", "hopsworks_common.core.dataset_api.DatasetApi.get",
+                   "hopsworks_common.core.dataset_api.DatasetApi.path_exists", "hsfs.feature.Feature.contains"):
+        assert is_deprecated(target, resolve(target)[1]), target
+    insert = "hsfs.feature_group.FeatureGroup.insert"  # its docstring mentions a deprecated write option
+    assert not is_deprecated(insert, resolve(insert)[1])
+
+
+def test_nothing_cryptocast_uses_is_deprecated_in_the_installed_client(recorded):
+    """A deprecated call still works, then disappears in a later client: move off it while it is announced."""
+    assert [t for t in sorted(recorded.targets()) if is_deprecated(t, resolve(t)[1])] == []
+
+
+def test_what_the_backend_and_readme_say_of_the_clients_defaults_holds(monkeypatch):
+    """DELTA is the default format, written directly (no stream) by the python engine, with statistics on unless
+    turned off, and upserts match on primary key + event time."""
+    from hopsworks_common import client, connection
+
+    monkeypatch.setattr(connection, "_hsfs_engine_type", "python")
+    monkeypatch.setattr(client, "_client", hopsworks_double.FakeRestClient())  # external, as a runner is
+    default = hopsworks_double.group_metadata("g", 1, primary_key=["k"], event_time="day")
+    assert default.time_travel_format == DEFAULTS["CRYPTOCAST_HOPSWORKS_FORMAT"] == "DELTA"
+    assert default.stream is False and default.statistics_config.enabled is True
+    assert hopsworks_double.merge_key(default) == ["k", "day"]
+    assert hopsworks_double.group_metadata("g", 1, statistics_config=False).statistics_config.enabled is False
+    for fmt in ("HUDI", "ICEBERG"):  # ICEBERG from outside the cluster goes through the job as well
+        assert hopsworks_double.group_metadata("g", 1, time_travel_format=fmt).stream is True
 
 
 @pytest.mark.parametrize(("target", "args", "kwargs"), [

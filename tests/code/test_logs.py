@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 
 from cryptocast import cli
 from cryptocast.errors import CryptocastError, StoreError
 from cryptocast.logs import REDACTED, RedactingFilter, redact
+
+from conftest import REPO
 
 SECRET = "k3y-5ecret-0a1b2c"
 ENV_NAMES = ("CRYPTO_API_KEY", "HOPSWORKS_API_KEY", "HOPSWORKS_PROJECT", "HOPSWORKS_HOST", "CRYPTOCAST_BACKEND",
@@ -161,3 +166,32 @@ def test_execute_bad_setting_is_a_user_error(cli_env, monkeypatch, capsys):
     assert cli.execute(cli_env, lambda settings: None, "demo") == 1
     assert error_lines(capsys.readouterr().err) == [
         "error: demo: CRYPTOCAST_AS_OF='2024-02-30' is not a date in YYYY-MM-DD form"]
+
+
+# --- the hopsworks client's logging --------------------------------------------------------------------
+
+CLIENT_PROBE = """
+import logging
+from cryptocast.logs import setup_logging
+setup_logging(["{secret}"])
+import hopsworks  # noqa: F401  (configures the root logger at INFO unless it is configured already)
+logging.getLogger("hopsworks_common.client.base").warning("request sent with key %s", "{secret}")
+logging.getLogger("somelibrary").error("library error mentioning {secret}")
+logging.getLogger("hsfs.engine.python").info("info chatter from the client")
+logging.getLogger("urllib3.connectionpool").info("info chatter from a library")
+print(sorted(type(h).__name__ for h in logging.getLogger().handlers))
+"""
+
+
+def test_the_hopsworks_clients_logging_passes_through_our_redaction(tmp_path):
+    """`import hopsworks` calls logging.basicConfig(level=INFO): without a handler of ours on the root logger first,
+    every client and library record would print unredacted, INFO chatter included."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOPSWORKS_", "CRYPTOCAST_"))}
+    result = subprocess.run([sys.executable, "-c", CLIENT_PROBE.format(secret=SECRET)], cwd=tmp_path,
+                            env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert "WARNING hopsworks_common.client.base: request sent with key ***" in result.stderr
+    assert "ERROR somelibrary: library error mentioning ***" in result.stderr
+    assert "chatter" not in result.stderr
+    assert result.stdout.strip() == "['RedactingHandler']", "basicConfig added no handler of its own"

@@ -236,3 +236,19 @@ def test_trailing_slashes_are_stripped(tmp_path):
     assert s.cryptocompare_url == "http://127.0.0.1:8080"
     assert s.binance_url == "https://b.example"
     assert s.fear_greed_url == "http://fng.example/api"
+
+
+# --- Hopsworks feature-group format -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "DELTA"), ("", "DELTA"), ("HUDI", "HUDI"),
+                                                  ("iceberg", "ICEBERG"), ("delta", "DELTA")])
+def test_the_hopsworks_format_defaults_to_the_clients_and_is_upper_cased(tmp_path, given, expected):
+    environ = {} if given is None else {"CRYPTOCAST_HOPSWORKS_FORMAT": given}
+    assert load(tmp_path, environ=environ).hopsworks_format == expected
+
+
+@pytest.mark.parametrize("bad", ["parquet", "NONE", " "])
+def test_an_unknown_hopsworks_format_is_a_settings_error(tmp_path, bad):
+    with pytest.raises(SettingsError, match=f"CRYPTOCAST_HOPSWORKS_FORMAT={bad!r} must be one of DELTA, HUDI, ICEBERG"):
+        load(tmp_path, environ={"CRYPTOCAST_HOPSWORKS_FORMAT": bad})

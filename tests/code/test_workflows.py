@@ -86,8 +86,8 @@ def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=120)
 
 
-def test_the_three_workflows_exist():
-    assert {p.name for p in WORKFLOW_FILES} >= {"daily.yml", "retrain.yml", "ci.yml"}
+def test_the_workflows_exist():
+    assert {p.name for p in WORKFLOW_FILES} >= {"daily.yml", "retrain.yml", "ci.yml", "doctor.yml"}
 
 
 def test_every_workflow_is_valid_against_the_github_workflow_schema():
@@ -400,6 +400,24 @@ def test_the_pipelines_get_their_settings_from_secrets_and_variables():
     assert workflow("daily.yml")["jobs"]["features"]["env"]["CRYPTO_API_KEY"] == "${{ secrets.CRYPTO_API_KEY }}"
 
 
+def test_the_doctor_runs_by_hand_with_exactly_the_pipelines_backend_settings():
+    """What the doctor checks is what the scheduled runs will use: same backend, format, key, project and host."""
+    doctor = workflow("doctor.yml")
+    assert set(triggers(doctor)) == {"workflow_dispatch"}
+    (job,) = doctor["jobs"].values()
+    assert [s["run"] for s in steps(job) if "run" in s] == ["python -m cryptocast doctor"]
+    assert job["permissions"] == {"contents": "read"} and doctor["permissions"] == {}
+    assert python_setup_problems(job, load(GITHUB / "actions" / "python" / "action.yml")) == []
+    backend = ("CRYPTOCAST_BACKEND", "CRYPTOCAST_HOPSWORKS_FORMAT")
+    hopsworks = ("HOPSWORKS_API_KEY", "HOPSWORKS_PROJECT", "HOPSWORKS_HOST")
+    for name in ("daily.yml", "retrain.yml"):
+        pipeline = workflow(name)
+        assert {k: pipeline["env"].get(k) for k in backend} == {k: doctor["env"][k] for k in backend}, name
+        for pipeline_job in pipeline["jobs"].values():
+            if "store.sh" in runs(pipeline_job):
+                assert {k: pipeline_job["env"].get(k) for k in hopsworks} == {k: job["env"][k] for k in hopsworks}
+
+
 # ---------------------------------------------------------------------------------------------------
 # Concurrency, Python, store handling
 
@@ -679,6 +697,8 @@ case "${1:-}" in
   */feature_backfill.py|*/training_pipeline.py)
     echo "${1##*/}" >> "$CALLS"; exit "${FAKE_EXIT:-0}";;
   -m)
+    if [[ "$*" == "-m cryptocast status --json" && -n "${FAKE_STATUS_ERROR:-}" ]]; then
+      echo "$FAKE_STATUS_ERROR" >&2; exit 1; fi
     if [[ "$*" == "-m cryptocast status --json" && -n "${FAKE_STATUS:-}" ]]; then cat "$FAKE_STATUS"; exit 0; fi;;
 esac
 exec "$REAL_PYTHON" "$@"
@@ -739,6 +759,16 @@ def test_one_empty_group_or_no_production_version_is_enough(pipeline):
     assert calls == ["training_pipeline.py"]
     result, calls = pipeline("train-if-no-model", status_report({"solana": 1}, production=False))
     assert calls == ["training_pipeline.py"]
+
+
+def test_an_unreadable_store_fails_the_step_instead_of_backfilling_or_training(pipeline):
+    """`status --json` exits 1 when the registry cannot be read (a key without the dataset scopes): that must
+    stop the job, never read as "no model yet" and retrain every day."""
+    error = "error: status: hopsworks: read production of model sol_lstm failed: RestAPIError: HTTP 403 Forbidden"
+    for command in ("train-if-no-model", "backfill-if-empty"):
+        result, calls = pipeline(command, FAKE_STATUS_ERROR=error)
+        assert result.returncode == 1 and calls == [], result.stdout
+        assert error in result.stderr and "python -m cryptocast status --json failed" in result.stderr
 
 
 def test_a_failing_pipeline_fails_the_step(pipeline):
