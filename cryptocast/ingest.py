@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cryptocast.errors import StoreError
+from cryptocast.errors import SourceError, StoreError
 from cryptocast.features import DAY, INGESTED_GROUPS, GroupSpec, missing_days, validate
 from cryptocast.settings import Settings
 from cryptocast.sources.csv_exports import load_export
@@ -49,8 +49,15 @@ class Upstream:
     def fetch(self, spec: GroupSpec, start: dt.date, end: dt.date) -> pd.DataFrame:
         """Validated rows for days in [start, end]; the API's partial 'today' never gets through."""
         rows = self.by_group[spec.name].fetch(spec.name, start, end)
-        rows = rows[(rows[DAY] >= pd.Timestamp(start)) & (rows[DAY] <= pd.Timestamp(end))]
-        return validate(spec, rows, self.origin(spec))
+        return validate(spec, within(rows, start, end), self.origin(spec))
+
+
+def within(rows: pd.DataFrame, start: dt.date | None, end: dt.date) -> pd.DataFrame:
+    """Rows outside [start, end] dropped; a row without a day is kept, so validation names it."""
+    outside = rows[DAY] > pd.Timestamp(end)
+    if start is not None:
+        outside |= rows[DAY] < pd.Timestamp(start)
+    return rows[~outside]
 
 
 def contiguous_runs(days: list[pd.Timestamp]) -> list[tuple[dt.date, dt.date]]:
@@ -103,8 +110,10 @@ def backfill(settings: Settings, csv_files: dict[str, Path] | None = None) -> No
             started = time.monotonic()
             if spec.name in csv_files:
                 origin = f"csv {csv_files[spec.name].name}"
-                raw = load_export(spec.name, csv_files[spec.name])
-                rows = validate(spec, raw[raw[DAY] <= pd.Timestamp(end)], origin)
+                raw = load_export(spec.name, csv_files[spec.name], settings.today)
+                rows = validate(spec, within(raw, None, end), origin)
+                if rows.empty:
+                    raise SourceError(f"{origin}: no complete day on or before {end}")
             else:
                 origin = upstream.origin(spec)
                 rows = upstream.fetch(spec, settings.history_start, end)

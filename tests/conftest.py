@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from werkzeug import Request, Response
 
@@ -101,6 +102,14 @@ def snapshot(directory: Path) -> dict[str, str]:
         str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(directory.rglob("*")) if p.is_file()
     }
+
+
+def group_rows(home: Path, spec) -> pd.DataFrame | None:
+    """A group's stored rows read through the store (None if the group does not exist)."""
+    from cryptocast.stores.local import LocalFeatureStore
+
+    group = LocalFeatureStore(home).get_feature_group(spec)
+    return None if group is None else group.read()
 
 
 def run_main(main, *argv: str) -> int:

@@ -15,6 +15,7 @@ import pandas as pd
 from cryptocast.errors import SourceError
 from cryptocast.settings import Settings
 from cryptocast.sources.http import HttpClient
+from cryptocast.sources.parsing import Where, epoch_days, item
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +30,14 @@ def epoch_s(day: dt.date) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
-def day_of(seconds: pd.Series) -> pd.Series:
-    """UTC day of epoch seconds; non-numbers become NaT so validation names the bad row."""
-    return pd.to_datetime(pd.to_numeric(seconds, errors="coerce"), unit="s", utc=True).dt.tz_localize(None)
-
-
-def candles_from_cryptocompare(records: list[dict[str, Any]], origin: str) -> pd.DataFrame:
+def candles_from_cryptocompare(records: list[dict[str, Any]], origin: str, where: Where) -> pd.DataFrame:
     """Map CryptoCompare rows (API items and CSV export rows share these field names) to candles."""
     frame = pd.DataFrame.from_records(records)
     absent = [f for f in CRYPTOCOMPARE_FIELDS if f not in frame.columns]
     if absent:
         raise SourceError(f"{origin}: missing field(s) {', '.join(absent)}")
     out = frame[list(CRYPTOCOMPARE_FIELDS)].rename(columns=CRYPTOCOMPARE_FIELDS)
-    out["day"] = day_of(out["day"])
+    out["day"] = epoch_days(out["day"], where, "TIMESTAMP")
     out["source"] = frame["MARKET"].astype(str) if "MARKET" in frame.columns else "cryptocompare"
     return out
 
@@ -88,7 +84,7 @@ class CryptoCompare:
             if first:
                 raise SourceError(f"{origin}: empty Data for days up to {to_day}")
             return pd.DataFrame()
-        return candles_from_cryptocompare(body["Data"], origin)
+        return candles_from_cryptocompare(body["Data"], origin, item(origin))
 
 
 class Binance:
@@ -131,7 +127,7 @@ class Binance:
         if short:
             raise SourceError(f"{origin}: missing field(s) in kline starting {short[0][:1]}")
         frame = pd.DataFrame([row[: len(self.fields)] for row in body], columns=list(self.fields))
-        frame["day"] = day_of(pd.to_numeric(frame["day"], errors="coerce") / 1000)
+        frame["day"] = epoch_days(frame["day"], item(origin, "kline"), "open time")
         frame["source"] = "binance"
         return frame
 

@@ -53,7 +53,7 @@ def fails_cleanly(capsys, home, before, *expected: str) -> None:
         ("solana", {"low": -1.0}, "binance SOLUSDT 2024-02-25: price is zero or negative"),
         ("bitcoin", {"close": 0.0}, "binance BTCUSDT 2024-02-25: price is zero or negative"),
         ("solana", {"high": 0.5, "low": 0.9, "open": 0.6, "close": 0.7}, "binance SOLUSDT 2024-02-25: high < low"),
-        ("solana", {"close": 1e9}, "binance SOLUSDT 2024-02-25: open or close above high"),
+        ("solana", {"close": 1e6}, "binance SOLUSDT 2024-02-25: open or close above high"),
         ("solana", {"volume": -5.0}, "binance SOLUSDT 2024-02-25: volume is negative"),
         ("fear_greed", {"value": 140}, "alternative.me fear_greed 2024-02-25: value outside 0..100"),
         ("fear_greed", {"classification": "Euphoria"}, "alternative.me fear_greed 2024-02-25: unknown classification"),
