@@ -20,6 +20,8 @@ from cryptocast.sources.parsing import Where, epoch_days, item
 log = logging.getLogger(__name__)
 
 DAY_S = 86_400
+# A full history is 1-3 pages; an API that ignores its paging parameters must not keep a run asking.
+MAX_PAGES = 100
 CRYPTOCOMPARE_INSTRUMENTS = {"solana": "SOL-USD", "bitcoin": "BTC-USD"}
 BINANCE_SYMBOLS = {"solana": "SOLUSDT", "bitcoin": "BTCUSDT"}
 CRYPTOCOMPARE_FIELDS = {"TIMESTAMP": "day", "OPEN": "open", "HIGH": "high", "LOW": "low", "CLOSE": "close",
@@ -42,10 +44,15 @@ def candles_from_cryptocompare(records: list[dict[str, Any]], origin: str, where
     return out
 
 
+def span(page: pd.DataFrame) -> str:
+    return f"{page['day'].min():%Y-%m-%d}..{page['day'].max():%Y-%m-%d}"
+
+
 class CryptoCompare:
     """`GET /spot/v1/historical/days`, paged back with `to_ts`; the key goes in a header."""
 
     max_limit = 5000
+    max_pages = MAX_PAGES
 
     def __init__(self, http: HttpClient, settings: Settings) -> None:
         self.http = http
@@ -58,16 +65,21 @@ class CryptoCompare:
     def fetch(self, asset: str, start: dt.date, end: dt.date) -> pd.DataFrame:
         pages: list[pd.DataFrame] = []
         cursor = end
-        while cursor >= start:
+        for _ in range(self.max_pages):
             limit = min(self.max_limit, (cursor - start).days + 1)
             page = self._page(asset, cursor, limit, first=not pages)
             if page.empty:
                 break
+            if page["day"].max() > pd.Timestamp(cursor):
+                raise SourceError(f"{self.origin(asset)}: page for days up to {cursor} holds "
+                                  f"{span(page)}: the API ignored to_ts")
             pages.append(page)
             oldest = page["day"].min().date()
             if len(page) < limit or oldest <= start:
                 break
             cursor = oldest - dt.timedelta(days=1)
+        else:
+            raise SourceError(f"{self.origin(asset)}: more than {self.max_pages} pages for {start}..{end}")
         return pd.concat(pages, ignore_index=True)
 
     def _page(self, asset: str, to_day: dt.date, limit: int, first: bool) -> pd.DataFrame:
@@ -91,6 +103,7 @@ class Binance:
     """`GET /api/v3/klines?interval=1d`, paged forward with `startTime`; public, no key."""
 
     max_limit = 1000
+    max_pages = MAX_PAGES
     fields = ("day", "open", "high", "low", "close", "volume")
 
     def __init__(self, http: HttpClient, settings: Settings) -> None:
@@ -103,17 +116,22 @@ class Binance:
     def fetch(self, asset: str, start: dt.date, end: dt.date) -> pd.DataFrame:
         pages: list[pd.DataFrame] = []
         cursor = start
-        while cursor <= end:
+        for _ in range(self.max_pages):
             limit = min(self.max_limit, (end - cursor).days + 1)
             page = self._page(asset, cursor, end, limit)
             if page.empty:
                 if not pages:
                     raise SourceError(f"{self.origin(asset)}: no klines for {cursor}..{end}")
                 break
+            if page["day"].min() < pd.Timestamp(cursor) or page["day"].max() > pd.Timestamp(end):
+                raise SourceError(f"{self.origin(asset)}: page for {cursor}..{end} holds {span(page)}: "
+                                  "the API ignored startTime/endTime")
             pages.append(page)
             cursor = page["day"].max().date() + dt.timedelta(days=1)
-            if len(page) < limit:
+            if len(page) < limit or cursor > end:
                 break
+        else:
+            raise SourceError(f"{self.origin(asset)}: more than {self.max_pages} pages for {start}..{end}")
         return pd.concat(pages, ignore_index=True)
 
     def _page(self, asset: str, start: dt.date, end: dt.date, limit: int) -> pd.DataFrame:
