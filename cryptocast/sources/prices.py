@@ -44,6 +44,12 @@ def candles_from_cryptocompare(records: list[dict[str, Any]], origin: str, where
     return out
 
 
+def empty_candles() -> pd.DataFrame:
+    """What a source returns for a range the API has nothing for: not an error by itself."""
+    return pd.DataFrame({name: pd.Series(dtype="datetime64[ns]" if name == "day" else "object")
+                         for name in (*CRYPTOCOMPARE_FIELDS.values(), "source")})
+
+
 def span(page: pd.DataFrame) -> str:
     return f"{page['day'].min():%Y-%m-%d}..{page['day'].max():%Y-%m-%d}"
 
@@ -67,7 +73,7 @@ class CryptoCompare:
         cursor = end
         for _ in range(self.max_pages):
             limit = min(self.max_limit, (cursor - start).days + 1)
-            page = self._page(asset, cursor, limit, first=not pages)
+            page = self._page(asset, cursor, limit)
             if page.empty:
                 break
             if page["day"].max() > pd.Timestamp(cursor):
@@ -80,9 +86,9 @@ class CryptoCompare:
             cursor = oldest - dt.timedelta(days=1)
         else:
             raise SourceError(f"{self.origin(asset)}: more than {self.max_pages} pages for {start}..{end}")
-        return pd.concat(pages, ignore_index=True)
+        return pd.concat(pages, ignore_index=True) if pages else empty_candles()
 
-    def _page(self, asset: str, to_day: dt.date, limit: int, first: bool) -> pd.DataFrame:
+    def _page(self, asset: str, to_day: dt.date, limit: int) -> pd.DataFrame:
         origin = self.origin(asset)
         params = {"market": "kraken", "instrument": CRYPTOCOMPARE_INSTRUMENTS[asset], "limit": limit,
                   "to_ts": epoch_s(to_day)}
@@ -93,9 +99,7 @@ class CryptoCompare:
             message = body["Err"].get("message", body["Err"]) if isinstance(body["Err"], dict) else body["Err"]
             raise SourceError(f"{origin}: API error: {message}")
         if not body["Data"]:
-            if first:
-                raise SourceError(f"{origin}: empty Data for days up to {to_day}")
-            return pd.DataFrame()
+            return empty_candles()
         return candles_from_cryptocompare(body["Data"], origin, item(origin))
 
 
@@ -119,9 +123,7 @@ class Binance:
         for _ in range(self.max_pages):
             limit = min(self.max_limit, (end - cursor).days + 1)
             page = self._page(asset, cursor, end, limit)
-            if page.empty:
-                if not pages:
-                    raise SourceError(f"{self.origin(asset)}: no klines for {cursor}..{end}")
+            if page.empty:  # nothing (more) in the range: the caller decides whether that is a hole
                 break
             if page["day"].min() < pd.Timestamp(cursor) or page["day"].max() > pd.Timestamp(end):
                 raise SourceError(f"{self.origin(asset)}: page for {cursor}..{end} holds {span(page)}: "
@@ -132,7 +134,7 @@ class Binance:
                 break
         else:
             raise SourceError(f"{self.origin(asset)}: more than {self.max_pages} pages for {start}..{end}")
-        return pd.concat(pages, ignore_index=True)
+        return pd.concat(pages, ignore_index=True) if pages else empty_candles()
 
     def _page(self, asset: str, start: dt.date, end: dt.date, limit: int) -> pd.DataFrame:
         origin = self.origin(asset)
