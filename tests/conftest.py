@@ -96,6 +96,22 @@ def home(api, tmp_path) -> Path:
     return tmp_path / "home"
 
 
+EARLIER = "2024-02-20"
+
+
+@pytest.fixture
+def stocked(api, home, monkeypatch) -> dict[str, pd.DataFrame]:
+    """A store backfilled through 2024-02-19 (so an update has 02-20..02-29 to fetch); each group's rows."""
+    from cryptocast.features import INGESTED_GROUPS
+
+    import feature_backfill
+
+    monkeypatch.setenv("CRYPTOCAST_AS_OF", EARLIER)
+    assert run_main(feature_backfill.main) == 0
+    monkeypatch.setenv("CRYPTOCAST_AS_OF", NOW.isoformat())
+    return {spec.name: group_rows(home, spec) for spec in INGESTED_GROUPS}
+
+
 def snapshot(directory: Path) -> dict[str, str]:
     """Every file under `directory` by relative path and content hash: 'byte-for-byte as before'."""
     return {

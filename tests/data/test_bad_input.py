@@ -16,21 +16,8 @@ import feature_pipeline
 from conftest import error_lines, group_rows, run_main
 from fakeapi import BINANCE_PATH, CC_PATH, FNG_PATH
 
-EARLIER = "2024-02-20"  # backfill as of this day, so the update has 02-20..02-29 to fetch
 BAD_DAY = pd.Timestamp("2024-02-25")
-
-
 PRICES, FNG = ("solana", "bitcoin"), ("fear_greed",)
-BY_PATH = {BINANCE_PATH: PRICES, CC_PATH: PRICES, FNG_PATH: FNG}
-
-
-@pytest.fixture
-def stocked(api, home, monkeypatch):
-    """A store backfilled through 2024-02-19; returns each group's rows."""
-    monkeypatch.setenv("CRYPTOCAST_AS_OF", EARLIER)
-    assert run_main(feature_backfill.main) == 0
-    monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-03-01")
-    return {spec.name: group_rows(home, spec) for spec in INGESTED_GROUPS}
 
 
 def corrupt(api, group: str, **values) -> None:

@@ -128,16 +128,6 @@ def test_hole_settings(longer, monkeypatch, asks, spread):
 
 # --- one failing source no longer stops the others --------------------------------------------------------
 
-EARLIER = "2024-02-20"
-
-
-@pytest.fixture
-def stocked(api, home, monkeypatch):
-    monkeypatch.setenv("CRYPTOCAST_AS_OF", EARLIER)
-    assert run_main(feature_backfill.main) == 0
-    monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-03-01")
-    return {spec.name: group_rows(home, spec) for spec in (SOLANA, BITCOIN, FEAR_GREED)}
-
 
 def down(query):
     return 503, b'{"msg": "maintenance"}'

@@ -157,52 +157,46 @@ def test_an_echoed_key_is_redacted_before_the_error_is_shortened():
 # --- paging --------------------------------------------------------------------------------------------------
 
 
-def test_binance_ignoring_start_time_is_an_error(api):
-    """Before: paging never ended (1,210 requests in 60 s) when the API kept sending the same page."""
-    normal = api._binance
+def ignoring(api, path: str, parameter: str, value: str, nothing: bytes) -> None:
+    """Serve `path` as if `parameter` were always `value` (an API ignoring it); after 50 requests, nothing."""
+    normal = {BINANCE_PATH: api._binance, CC_PATH: api._cryptocompare}[path]
 
-    def ignores_start(query):
-        served = sum(path == BINANCE_PATH for path, _ in api.requests)
-        return (200, b"[]") if served > 50 else normal({**query, "startTime": "0"}, {})
+    def fault(query):
+        if sum(p == path for p, _ in api.requests) > 50:
+            return 200, nothing
+        return normal({**query, parameter: value}, {"authorization": f"Apikey {api.api_key}"})
 
-    api.faults[BINANCE_PATH] = ignores_start
+    api.faults[path] = fault
+
+
+def fetch_error(source_class, start: dt.date, end: dt.date) -> str:
     settings = load_settings(today=dt.date(2026, 1, 1))
-    source = Binance(HttpClient(settings), settings)
+    source = source_class(HttpClient(settings), settings)
     source.max_limit = 7
     with pytest.raises(SourceError) as info:
-        source.fetch("solana", dt.date(2024, 1, 1), dt.date(2024, 2, 29))
-    assert str(info.value) == ("binance SOLUSDT: page for 2024-01-08..2024-02-29 holds 2024-01-01..2024-01-07: "
-                               "the API ignored startTime/endTime")
+        source.fetch("solana", start, end)
+    return str(info.value)
+
+
+def test_binance_ignoring_start_time_is_an_error(api):
+    """Before: paging never ended (1,210 requests in 60 s) when the API kept sending the same page."""
+    ignoring(api, BINANCE_PATH, "startTime", "0", b"[]")
+    assert fetch_error(Binance, dt.date(2024, 1, 1), dt.date(2024, 2, 29)) == (
+        "binance SOLUSDT: page for 2024-01-08..2024-02-29 holds 2024-01-01..2024-01-07: "
+        "the API ignored startTime/endTime")
     assert sum(path == BINANCE_PATH for path, _ in api.requests) == 2
 
 
 def test_cryptocompare_ignoring_to_ts_is_an_error(api, monkeypatch):
     monkeypatch.setenv("CRYPTO_API_KEY", api.api_key)
-    normal = api._cryptocompare
-
-    def ignores_to_ts(query):
-        served = sum(path == CC_PATH for path, _ in api.requests)
-        if served > 50:
-            return 200, json.dumps({"Data": [], "Err": {}}).encode()
-        return normal({**query, "to_ts": str(10**10)}, {"authorization": f"Apikey {api.api_key}"})
-
-    api.faults[CC_PATH] = ignores_to_ts
-    settings = load_settings(today=dt.date(2026, 1, 1))
-    source = CryptoCompare(HttpClient(settings), settings)
-    source.max_limit = 7
-    with pytest.raises(SourceError) as info:
-        source.fetch("solana", dt.date(2024, 1, 1), dt.date(2024, 2, 20))
-    assert str(info.value) == ("cryptocompare SOL-USD: page for days up to 2024-02-20 holds 2024-02-23..2024-02-29: "
-                               "the API ignored to_ts")
+    ignoring(api, CC_PATH, "to_ts", str(10**10), json.dumps({"Data": [], "Err": {}}).encode())
+    assert fetch_error(CryptoCompare, dt.date(2024, 1, 1), dt.date(2024, 2, 20)) == (
+        "cryptocompare SOL-USD: page for days up to 2024-02-20 holds 2024-02-23..2024-02-29: the API ignored to_ts")
     assert sum(path == CC_PATH for path, _ in api.requests) == 1
 
 
 def test_pages_are_capped(api, monkeypatch):
     monkeypatch.setattr(Binance, "max_pages", 5)
-    settings = load_settings(today=dt.date(2026, 1, 1))
-    source = Binance(HttpClient(settings), settings)
-    source.max_limit = 7
-    with pytest.raises(SourceError) as info:
-        source.fetch("solana", dt.date(2024, 1, 1), dt.date(2024, 2, 29))
-    assert str(info.value) == "binance SOLUSDT: more than 5 pages for 2024-01-01..2024-02-29"
+    assert fetch_error(Binance, dt.date(2024, 1, 1), dt.date(2024, 2, 29)) == (
+        "binance SOLUSDT: more than 5 pages for 2024-01-01..2024-02-29")
     assert sum(path == BINANCE_PATH for path, _ in api.requests) == 5

@@ -143,16 +143,6 @@ def test_a_binance_data_dump_with_milli_and_microseconds(api, home, tmp_path, mo
 
 # --- the APIs: timestamps and types --------------------------------------------------------------------------
 
-EARLIER = "2024-02-20"
-
-
-@pytest.fixture
-def stocked(api, home, monkeypatch):
-    monkeypatch.setenv("CRYPTOCAST_AS_OF", EARLIER)
-    assert run_main(feature_backfill.main) == 0
-    monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-03-01")
-    return {spec.name: group_rows(home, spec) for spec in features.INGESTED_GROUPS}
-
 
 def rewrite_klines(api, change) -> None:
     normal = api._binance
