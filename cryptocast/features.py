@@ -15,7 +15,6 @@ import pandas as pd
 
 from cryptocast.errors import DataValidationError
 from cryptocast.settings import EARLIEST_DAY
-from cryptocast.sources.parsing import is_boolean
 
 DAY = "day"
 # Plausible bounds for any crypto candle (quote currency USD or USDT, volume in the base asset). The real
@@ -48,6 +47,15 @@ class GroupSpec:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+
+def is_boolean(values: pd.Series) -> np.ndarray:
+    """JSON `true` arrives as a Python bool, which pandas would happily read as 1."""
+    if values.dtype == bool:
+        return np.ones(len(values), dtype=bool)
+    if values.dtype != object:
+        return np.zeros(len(values), dtype=bool)
+    return values.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(dtype=bool)
 
 
 def _day_rule(df: pd.DataFrame) -> Rule:

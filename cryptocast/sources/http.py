@@ -64,7 +64,7 @@ def deadline(seconds: float) -> Iterator[None]:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)  # None: set from C
 
 
 RETRYABLE_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
@@ -111,6 +111,7 @@ class HttpClient:
                 response, body = self._attempt(where, url, params, headers)
             except RETRYABLE_ERRORS as exc:
                 retry = self._next(retry, where, url, attempts, error=exc)
+                log.info("%s: %s, retrying (attempt %d)", where, type(exc).__name__, attempts + 1)
                 retry.sleep()
                 continue
             if not retry.is_retry("GET", response.status_code, "Retry-After" in response.headers):
@@ -131,7 +132,7 @@ class HttpClient:
         """The policy after a failed attempt; when it is spent, the one-line error."""
         try:
             return retry.increment("GET", url, error=error)
-        except (MaxRetryError, type(error)):
+        except MaxRetryError:
             reason = (f"no complete response within {self.timeout:g} s" if isinstance(error, DeadlineExceeded)
                       else type(error).__name__)
             raise SourceError(f"{where}: request failed after {attempts} attempt{'s' if attempts > 1 else ''}: "

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cryptocast.errors import SourceError
+from cryptocast.features import is_boolean
 
 DAY_S = 86_400
 # Epoch units told apart by magnitude: below 1e11 seconds (until the year 5138), then milliseconds,
@@ -62,15 +63,6 @@ def _date_problem(text: str) -> str:
     except ValueError:
         return "is not a date in YYYY-MM-DD form"
     return "is outside the years 1678..2261"  # a real calendar day that no day of market data can be
-
-
-def is_boolean(values: pd.Series) -> np.ndarray:
-    """JSON `true` arrives as a Python bool, which pandas would happily read as 1."""
-    if values.dtype == bool:
-        return np.ones(len(values), dtype=bool)
-    if values.dtype != object:
-        return np.zeros(len(values), dtype=bool)
-    return values.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(dtype=bool)
 
 
 def epoch_seconds(values: pd.Series, where: Where, column: str = "timestamp") -> np.ndarray:
