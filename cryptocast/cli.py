@@ -54,6 +54,8 @@ def execute(args: argparse.Namespace, step: Callable[[Settings], None], name: st
         settings = settings_from_args(args)
         secrets = settings.secrets
         setup_logging(secrets, verbose=args.verbose)
+        for note in settings.notes:
+            log.warning("settings: %s", note)
         if not quiet:
             log.info("%s: backend=%s as_of=%s home=%s", name, settings.backend, settings.as_of, settings.home)
         step(settings)

@@ -70,7 +70,7 @@ def scratch_rows(scratch: Scratch) -> dict[str, pd.DataFrame]:
     opens = 100.0 + np.arange(len(DAYS))
     candles = pd.DataFrame({"day": DAYS, "open": opens, "high": opens + 2, "low": opens - 2, "close": opens + 1,
                             "volume": 1000.5 + np.arange(len(DAYS)), "source": "doctor"})
-    index = pd.DataFrame({"day": DAYS, "value": 20 + 10 * np.arange(len(DAYS)), "classification": "Neutral"})
+    index = pd.DataFrame({"day": DAYS, "value": 47 + np.arange(len(DAYS)), "classification": "Neutral"})
     return {scratch.candles.name: validate(scratch.candles, candles, "doctor"),
             scratch.index.name: validate(scratch.index, index, "doctor")}
 

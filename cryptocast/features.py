@@ -14,8 +14,17 @@ import numpy as np
 import pandas as pd
 
 from cryptocast.errors import DataValidationError
+from cryptocast.settings import EARLIEST_DAY
 
 DAY = "day"
+# Plausible bounds for any crypto candle (quote currency USD or USDT, volume in the base asset). The real
+# history spans 1.03..108,353 and a high at most 2.2x the low; these are far wider, and only catch garbage
+# such as 1e308 or 1e-300 that every other rule lets through.
+PRICE_MIN, PRICE_MAX = 1e-4, 1e7
+MAX_HIGH_OVER_LOW = 10
+VOLUME_MAX = 1e11
+# Rule = (mask of bad rows, problem): the problem is text, or made from the first bad row to name its values.
+Rule = tuple[pd.Series, "str | Callable[[pd.Series], str]"]
 
 
 @dataclass(frozen=True)
@@ -33,33 +42,68 @@ class GroupSpec:
     primary_key: tuple[str, ...]
     event_time: str
     columns: tuple[Column, ...]
-    rules: Callable[[pd.DataFrame], list[tuple[pd.Series, str]]] | None = None
+    rules: Callable[[pd.DataFrame], list[Rule]] | None = None
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
 
-def _price_rules(df: pd.DataFrame) -> list[tuple[pd.Series, str]]:
+def is_boolean(values: pd.Series) -> np.ndarray:
+    """JSON `true` arrives as a Python bool, which pandas would happily read as 1."""
+    if values.dtype == bool:
+        return np.ones(len(values), dtype=bool)
+    if values.dtype != object:
+        return np.zeros(len(values), dtype=bool)
+    return values.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(dtype=bool)
+
+
+def _day_rule(df: pd.DataFrame) -> Rule:
+    """A day before any market existed (a CSV's 1900-01-01) would make every update ask for a century."""
+    return df[DAY] < pd.Timestamp(EARLIEST_DAY), f"day before {EARLIEST_DAY}"
+
+
+def _price_rules(df: pd.DataFrame) -> list[Rule]:
     """Checks that catch a corrupt candle; each is a mask of bad rows and what is wrong."""
     prices = df[["open", "high", "low", "close"]]
     return [
+        _day_rule(df),
         ((prices <= 0).any(axis=1), "price is zero or negative"),
+        ((prices < PRICE_MIN).any(axis=1), f"price below {PRICE_MIN:g} (implausible)"),
+        ((prices > PRICE_MAX).any(axis=1), f"price above {PRICE_MAX:.0f} (implausible)"),
         (df["high"] < df["low"], "high < low"),
+        (df["high"] > MAX_HIGH_OVER_LOW * df["low"], f"high is more than {MAX_HIGH_OVER_LOW}x low (implausible)"),
         ((prices["open"] > df["high"]) | (prices["close"] > df["high"]), "open or close above high"),
         ((prices["open"] < df["low"]) | (prices["close"] < df["low"]), "open or close below low"),
         (df["volume"] < 0, "volume is negative"),
+        (df["volume"] > VOLUME_MAX, f"volume above {VOLUME_MAX:g} (implausible)"),
     ]
 
 
-def _fear_greed_rules(df: pd.DataFrame) -> list[tuple[pd.Series, str]]:
+# alternative.me's labels and the highest value of each, as in every row it has published (2018-2024:
+# 25 is "Extreme Fear", 26 "Fear"; its own page says 0-24, but the data never did).
+FEAR_GREED_BANDS = ((25, "Extreme Fear"), (46, "Fear"), (54, "Neutral"), (75, "Greed"), (100, "Extreme Greed"))
+FEAR_GREED_CLASSES = tuple(label for _, label in FEAR_GREED_BANDS)
+
+
+def fear_greed_band(value: int) -> str:
+    """The label of the band `value` (0..100) lies in."""
+    return next(label for top, label in FEAR_GREED_BANDS if value <= top)
+
+
+def _fear_greed_rules(df: pd.DataFrame) -> list[Rule]:
+    """A new label upstream is refused by name: the model's inputs must not change meaning silently."""
+    in_range = (df["value"] >= 0) & (df["value"] <= 100)
+    known = df["classification"].isin(FEAR_GREED_CLASSES)
+    band = df["value"].where(in_range, 0).map(fear_greed_band)
     return [
-        ((df["value"] < 0) | (df["value"] > 100), "value outside 0..100"),
-        (~df["classification"].isin(FEAR_GREED_CLASSES), "unknown classification"),
+        _day_rule(df),
+        (~in_range, "value outside 0..100"),
+        (~known, lambda row: f"unknown classification {row['classification']!r}"),
+        (df["classification"] != band, lambda row: f"classification {row['classification']!r} does not match "
+                                                   f"value {row['value']} ({fear_greed_band(row['value'])})"),
     ]
 
-
-FEAR_GREED_CLASSES = ("Extreme Fear", "Fear", "Neutral", "Greed", "Extreme Greed")
 
 _CANDLE = (
     Column(DAY, "date", "UTC day the daily candle opens (00:00 UTC)"),
@@ -127,7 +171,7 @@ FEATURE_VIEW = ViewSpec(
 )
 
 
-def _forecast_rules(df: pd.DataFrame) -> list[tuple[pd.Series, str]]:
+def _forecast_rules(df: pd.DataFrame) -> list[Rule]:
     ordered = (
         (df["lower_95"] <= df["lower_80"]) & (df["lower_80"] <= df["point"])
         & (df["point"] <= df["upper_80"]) & (df["upper_80"] <= df["upper_95"])
@@ -180,6 +224,9 @@ def _coerce(df: pd.DataFrame, column: Column, origin: str) -> pd.Series:
         return days.dt.normalize().astype("datetime64[ns]")
     if column.dtype == "str":
         return values.astype(str)
+    if is_boolean(values).any():
+        flags = pd.Series(is_boolean(values), index=df.index)
+        raise DataValidationError(f"{origin} {_day_label(df, flags)}: '{column.name}' is a boolean, not a number")
     numbers = pd.to_numeric(values, errors="coerce")
     bad = numbers.isna() | ~np.isfinite(numbers.astype(float))
     if bad.any():
@@ -206,7 +253,8 @@ def validate(spec: GroupSpec, df: pd.DataFrame, origin: str) -> pd.DataFrame:
         raise DataValidationError(f"{origin} {_day_label(out, duplicated)}: duplicate {'/'.join(spec.primary_key)}")
     for mask, problem in spec.rules(out) if spec.rules else []:
         if mask.any():
-            raise DataValidationError(f"{origin} {_day_label(out, mask)}: {problem}")
+            text = problem if isinstance(problem, str) else problem(out.loc[mask].iloc[0])
+            raise DataValidationError(f"{origin} {_day_label(out, mask)}: {text}")
     return out.sort_values(list(spec.primary_key)).reset_index(drop=True)
 
 

@@ -1,7 +1,9 @@
 """Getting rows into the feature groups: the full backfill and the daily, gap-filling update.
 
-Both steps fetch and validate every group first and write only when all of them are good, so a
-failure anywhere leaves the store exactly as it was. Writes are upserts, so re-running adds nothing.
+Each group is fetched, validated and written on its own (each write atomic), so one failing source
+never stops the others: a run writes every group that succeeded, then fails naming each one that did
+not, and a failed group is left exactly as it was. Writes are upserts, so re-running adds nothing.
+A day an upstream keeps not having becomes a known hole (`holes.py`) and is not asked for again.
 """
 
 from __future__ import annotations
@@ -9,13 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from cryptocast.errors import StoreError
+from cryptocast.errors import CryptocastError, DataValidationError, SourceError
 from cryptocast.features import DAY, INGESTED_GROUPS, GroupSpec, missing_days, validate
+from cryptocast.holes import HoleBook
 from cryptocast.settings import Settings
 from cryptocast.sources.csv_exports import load_export
 from cryptocast.sources.fear_greed import FearGreed
@@ -49,8 +54,15 @@ class Upstream:
     def fetch(self, spec: GroupSpec, start: dt.date, end: dt.date) -> pd.DataFrame:
         """Validated rows for days in [start, end]; the API's partial 'today' never gets through."""
         rows = self.by_group[spec.name].fetch(spec.name, start, end)
-        rows = rows[(rows[DAY] >= pd.Timestamp(start)) & (rows[DAY] <= pd.Timestamp(end))]
-        return validate(spec, rows, self.origin(spec))
+        return validate(spec, within(rows, start, end), self.origin(spec))
+
+
+def within(rows: pd.DataFrame, start: dt.date | None, end: dt.date) -> pd.DataFrame:
+    """Rows outside [start, end] dropped; a row without a day is kept, so validation names it."""
+    outside = rows[DAY] > pd.Timestamp(end)
+    if start is not None:
+        outside |= rows[DAY] < pd.Timestamp(start)
+    return rows[~outside]
 
 
 def contiguous_runs(days: list[pd.Timestamp]) -> list[tuple[dt.date, dt.date]]:
@@ -74,45 +86,123 @@ def _fetch_days(upstream: Upstream, spec: GroupSpec, wanted: list[pd.Timestamp])
     return rows[rows[DAY].isin(wanted)].reset_index(drop=True)
 
 
-def _report_holes(spec: GroupSpec, rows: pd.DataFrame, origin: str) -> None:
-    if rows.empty:
-        return
-    holes = missing_days(rows[DAY], rows[DAY].min(), rows[DAY].max())
-    if holes:
-        log.warning("%s: %d day(s) absent in %s, kept as holes: %s", spec.name, len(holes), origin,
-                    ", ".join(str(d.date()) for d in holes[:10]) + (" ..." if len(holes) > 10 else ""))
+class Failures:
+    """What failed in one run, group by group: each failure is kept and the other groups carry on.
+
+    Only a group's own input fails alone (its upstream, its export, its rows). A failing store is
+    shared by every group, so a StoreError still stops the run at once: waiting on a hung backend
+    once per group would only multiply the wait.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.messages.append(message)
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        try:
+            yield
+        except (SourceError, DataValidationError) as exc:
+            self.add(str(exc))
+
+    def raise_any(self) -> None:
+        """One line naming every failure; the groups that succeeded are written by now."""
+        if self.messages:
+            raise CryptocastError("; ".join(self.messages))
 
 
-def _write(store: FeatureStore, batches: list[Batch]) -> None:
-    for batch in batches:
-        started = time.monotonic()
-        result = store.get_or_create_feature_group(batch.spec).insert(batch.rows)
-        log.info("%s v%d: %s from %s (%.2fs)", batch.spec.name, batch.spec.version, result, batch.origin,
-                 time.monotonic() - started)
+def _shown_days(days: list[pd.Timestamp]) -> str:
+    return ", ".join(str(d.date()) for d in days[:10]) + (" ..." if len(days) > 10 else "")
+
+
+def _write(store: FeatureStore, batch: Batch) -> None:
+    started = time.monotonic()
+    result = store.get_or_create_feature_group(batch.spec).insert(batch.rows)
+    log.info("%s v%d: %s from %s (%.2fs)", batch.spec.name, batch.spec.version, result, batch.origin,
+             time.monotonic() - started)
+
+
+def _warn_if_late(spec: GroupSpec, origin: str, newest: pd.Timestamp, end: pd.Timestamp) -> None:
+    """Days after the newest the upstream has are late, not holes: the next run asks again.
+
+    Not a failure: the group is behind (status says how far), inference refuses stale prices, and a
+    Fear & Greed day that never comes is a hole the model fills (at most 3 days in a row).
+    """
+    if newest < end:
+        log.warning("%s: no rows for %s..%s from %s yet; the group ends %s", spec.name,
+                    (newest + pd.Timedelta(days=1)).date(), end.date(), origin, newest.date())
+
+
+def _backfill_group(store: FeatureStore, settings: Settings, spec: GroupSpec, csv_file: Path | None,
+                    upstream: Upstream | None, holes: HoleBook) -> None:
+    started = time.monotonic()
+    end = settings.last_complete_day
+    if csv_file is not None:
+        origin = f"csv {csv_file.name}"
+        raw = load_export(spec.name, csv_file, settings.today)
+        rows = validate(spec, within(raw, None, end), origin)
+        if rows.empty:
+            raise SourceError(f"{origin}: no complete day on or before {end}")
+    else:
+        origin = upstream.origin(spec)
+        rows = upstream.fetch(spec, settings.history_start, end)
+        if rows.empty:
+            raise SourceError(f"{origin}: no rows for {settings.history_start}..{end}")
+    log.info("%s: read %d rows %s..%s from %s (%.2fs)", spec.name, len(rows), rows[DAY].min().date(),
+             rows[DAY].max().date(), origin, time.monotonic() - started)
+    absent = missing_days(rows[DAY], rows[DAY].min(), rows[DAY].max())
+    if absent:
+        log.warning("%s: %d day(s) absent in %s, kept as holes: %s", spec.name, len(absent), origin,
+                    _shown_days(absent))
+    if csv_file is None:  # an export holds what it holds; only an upstream's answer says what it lacks
+        holes.record(spec.name, origin, absent)
+    _write(store, Batch(spec, rows, origin))
+    if csv_file is None:
+        _warn_if_late(spec, origin, rows[DAY].max(), pd.Timestamp(end))
 
 
 def backfill(settings: Settings, csv_files: dict[str, Path] | None = None) -> None:
     """Load full history into every group, from CSV exports where given and the APIs otherwise."""
     csv_files = csv_files or {}
     store = open_feature_store(settings)
-    end = settings.last_complete_day
     upstream = Upstream(settings) if set(g.name for g in INGESTED_GROUPS) - set(csv_files) else None
     with store.lock():
-        batches = []
+        holes, failures = HoleBook(store, settings), Failures()
         for spec in INGESTED_GROUPS:
-            started = time.monotonic()
-            if spec.name in csv_files:
-                origin = f"csv {csv_files[spec.name].name}"
-                raw = load_export(spec.name, csv_files[spec.name])
-                rows = validate(spec, raw[raw[DAY] <= pd.Timestamp(end)], origin)
-            else:
-                origin = upstream.origin(spec)
-                rows = upstream.fetch(spec, settings.history_start, end)
-            log.info("%s: read %d rows %s..%s from %s (%.2fs)", spec.name, len(rows),
-                     _first(rows), _last(rows), origin, time.monotonic() - started)
-            _report_holes(spec, rows, origin)
-            batches.append(Batch(spec, rows, origin))
-        _write(store, batches)
+            with failures.guard():
+                _backfill_group(store, settings, spec, csv_files.get(spec.name), upstream, holes)
+        holes.save()
+        failures.raise_any()
+
+
+def _update_group(store: FeatureStore, upstream: Upstream, holes: HoleBook, spec: GroupSpec,
+                  stored: pd.Series, end: pd.Timestamp) -> None:
+    origin = upstream.origin(spec)
+    known = holes.known(spec.name, origin)
+    missing = missing_days(stored, stored.min(), end)
+    wanted = [day for day in missing if day not in known]
+    skipped = f" ({len(missing) - len(wanted)} known upstream hole(s) not asked for)" if known & set(missing) else ""
+    if not wanted:
+        log.info("%s: up to date through %s%s", spec.name, end.date(), skipped)
+        return
+    rows = _fetch_days(upstream, spec, wanted)
+    log.info("%s: %d day(s) missing, %d fetched from %s%s", spec.name, len(wanted), len(rows), origin, skipped)
+    newest = max(stored.max(), rows[DAY].max()) if len(rows) else stored.max()
+    inside = [day for day in sorted(set(wanted) - set(rows[DAY])) if day < newest]
+    if inside:
+        log.warning("%s: %d day(s) not available upstream, left as holes: %s", spec.name, len(inside),
+                    _shown_days(inside))
+        holes.record(spec.name, origin, inside)
+    if len(rows):
+        _write(store, Batch(spec, rows, origin))
+    _warn_if_late(spec, origin, newest, end)
+
+
+def _stored_days(store: FeatureStore, spec: GroupSpec) -> pd.Series:
+    group = store.get_feature_group(spec)
+    return group.read()[DAY] if group else pd.Series(dtype="datetime64[ns]")
 
 
 def update(settings: Settings) -> None:
@@ -121,31 +211,14 @@ def update(settings: Settings) -> None:
     end = pd.Timestamp(settings.last_complete_day)
     upstream = Upstream(settings)
     with store.lock():
-        batches = []
-        for spec in INGESTED_GROUPS:
-            group = store.get_feature_group(spec)
-            days = group.read()[DAY] if group else pd.Series(dtype="datetime64[ns]")
-            if days.empty:
-                raise StoreError(f"feature group {spec.name} v{spec.version} is empty: run feature_backfill.py first")
-            wanted = missing_days(days, days.min(), end)
-            if not wanted:
-                log.info("%s: up to date through %s", spec.name, end.date())
-                continue
-            rows = _fetch_days(upstream, spec, wanted)
-            log.info("%s: %d day(s) missing, %d fetched from %s", spec.name, len(wanted), len(rows),
-                     upstream.origin(spec))
-            absent = sorted(set(wanted) - set(rows[DAY]))
-            if absent:
-                log.warning("%s: %d day(s) not available upstream, left as holes: %s", spec.name, len(absent),
-                            ", ".join(str(d.date()) for d in absent[:10]) + (" ..." if len(absent) > 10 else ""))
-            if len(rows):
-                batches.append(Batch(spec, rows, upstream.origin(spec)))
-        _write(store, batches)
-
-
-def _first(rows: pd.DataFrame) -> str:
-    return str(rows[DAY].min().date()) if len(rows) else "-"
-
-
-def _last(rows: pd.DataFrame) -> str:
-    return str(rows[DAY].max().date()) if len(rows) else "-"
+        stored = {spec.name: _stored_days(store, spec) for spec in INGESTED_GROUPS}
+        holes, failures = HoleBook(store, settings), Failures()
+        empty = [f"{spec.name} v{spec.version}" for spec in INGESTED_GROUPS if stored[spec.name].empty]
+        if empty:  # the other groups still update: an empty one needs a backfill, not a blocked store
+            failures.add(f"feature group{'s' if len(empty) > 1 else ''} {', '.join(empty)} "
+                         f"{'are' if len(empty) > 1 else 'is'} empty: run feature_backfill.py first")
+        for spec in (spec for spec in INGESTED_GROUPS if not stored[spec.name].empty):
+            with failures.guard():
+                _update_group(store, upstream, holes, spec, stored[spec.name], end)
+        holes.save()
+        failures.raise_any()

@@ -1,11 +1,14 @@
 """One settings object, so every knob has one name, one default and one place it is read.
 
 Precedence: command-line flags > process environment > `.env` in the working directory > defaults.
+The env names are a contract (the README's settings table): numbers are bounded, so a typo cannot
+make a run hang or hammer an API, and an unknown `CRYPTOCAST_*` name is reported, not ignored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 import os
 from collections.abc import Mapping
@@ -15,10 +18,13 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from cryptocast.errors import SettingsError
+from cryptocast.logs import redact
 
 BACKENDS = ("auto", "local", "hopsworks")
 # Feature-group time-travel formats hsfs 5.2 documents for `get_or_create_feature_group`; DELTA is its default.
 HOPSWORKS_FORMATS = ("DELTA", "HUDI", "ICEBERG")
+EARLIEST_DAY = dt.date(2009, 1, 3)  # Bitcoin's first block: no crypto market has a day before it
+MAX_SHOWN_CHARS = 32  # a longer value in an error may be a pasted key: say how long it is, not what
 
 DEFAULTS = {
     "CRYPTOCAST_BACKEND": "auto",
@@ -31,13 +37,17 @@ DEFAULTS = {
     "CRYPTOCAST_HTTP_TIMEOUT": "30",
     "CRYPTOCAST_HTTP_RETRIES": "3",
     "CRYPTOCAST_HTTP_BACKOFF": "1.0",
+    "CRYPTOCAST_HTTP_RETRY_AFTER_MAX": "60",
+    "CRYPTOCAST_HTTP_MAX_MB": "16",
+    "CRYPTOCAST_HOLE_ASKS": "3",
+    "CRYPTOCAST_HOLE_DAYS": "7",
     "CRYPTOCAST_LSTM_UNITS": "32",
-    "CRYPTOCAST_DROPOUT": "0.2",
-    "CRYPTOCAST_EPOCHS": "60",
-    "CRYPTOCAST_BATCH_SIZE": "64",
-    "CRYPTOCAST_LEARNING_RATE": "0.001",
-    "CRYPTOCAST_PATIENCE": "8",
-    "CRYPTOCAST_SEED": "42",
+    "CRYPTOCAST_LSTM_DROPOUT": "0.2",
+    "CRYPTOCAST_LSTM_EPOCHS": "60",
+    "CRYPTOCAST_LSTM_BATCH_SIZE": "64",
+    "CRYPTOCAST_LSTM_LEARNING_RATE": "0.001",
+    "CRYPTOCAST_LSTM_PATIENCE": "8",
+    "CRYPTOCAST_LSTM_SEED": "42",
     "CRYPTOCAST_BACKTEST_DAYS": "365",
     "CRYPTOCAST_REFIT_EVERY": "30",
     "CRYPTOCAST_HOPSWORKS_TIMEOUT": "900",
@@ -45,12 +55,27 @@ DEFAULTS = {
 }
 MODEL_SETTINGS = {  # env name -> (TrainConfig field, type)
     "CRYPTOCAST_LSTM_UNITS": ("units", int),
-    "CRYPTOCAST_DROPOUT": ("dropout", float),
-    "CRYPTOCAST_EPOCHS": ("epochs", int),
-    "CRYPTOCAST_BATCH_SIZE": ("batch_size", int),
-    "CRYPTOCAST_LEARNING_RATE": ("learning_rate", float),
-    "CRYPTOCAST_PATIENCE": ("patience", int),
-    "CRYPTOCAST_SEED": ("seed", int),
+    "CRYPTOCAST_LSTM_DROPOUT": ("dropout", float),
+    "CRYPTOCAST_LSTM_EPOCHS": ("epochs", int),
+    "CRYPTOCAST_LSTM_BATCH_SIZE": ("batch_size", int),
+    "CRYPTOCAST_LSTM_LEARNING_RATE": ("learning_rate", float),
+    "CRYPTOCAST_LSTM_PATIENCE": ("patience", int),
+    "CRYPTOCAST_LSTM_SEED": ("seed", int),
+}
+# Names the code read before the README's became the contract; still honoured, with a note to rename.
+OLD_NAMES = {old: old.replace("CRYPTOCAST_", "CRYPTOCAST_LSTM_") for old in (
+    "CRYPTOCAST_DROPOUT", "CRYPTOCAST_EPOCHS", "CRYPTOCAST_BATCH_SIZE", "CRYPTOCAST_LEARNING_RATE",
+    "CRYPTOCAST_PATIENCE", "CRYPTOCAST_SEED")}
+# Read by the test harness, not by the package (tests/publish/test_browser.py).
+OTHER_KNOWN_NAMES = ("CRYPTOCAST_REQUIRE_BROWSER",)
+HTTP_BOUNDS = {  # env name -> (type, lowest, highest)
+    "CRYPTOCAST_HTTP_TIMEOUT": (float, 1, 600),
+    "CRYPTOCAST_HTTP_RETRIES": (int, 0, 10),
+    "CRYPTOCAST_HTTP_BACKOFF": (float, 0, 60),
+    "CRYPTOCAST_HTTP_RETRY_AFTER_MAX": (float, 0, 600),
+    "CRYPTOCAST_HTTP_MAX_MB": (int, 1, 1024),
+    "CRYPTOCAST_HOLE_ASKS": (int, 1, 100),
+    "CRYPTOCAST_HOLE_DAYS": (int, 0, 3650),
 }
 
 
@@ -69,6 +94,10 @@ class Settings:
     http_timeout: float
     http_retries: int
     http_backoff: float
+    http_retry_after_max: float = 60.0
+    http_max_bytes: int = 16 * 2**20
+    hole_asks: int = 3
+    hole_days: int = 7
     crypto_api_key: str = field(default="", repr=False)
     hopsworks_api_key: str = field(default="", repr=False)
     hopsworks_project: str = ""
@@ -78,6 +107,7 @@ class Settings:
     model: dict = field(default_factory=dict)
     backtest_days: int = 365
     refit_every: int = 30
+    notes: tuple[str, ...] = field(default=(), repr=False)  # warnings for the log: old or unknown names
 
     @property
     def last_complete_day(self) -> dt.date:
@@ -97,20 +127,41 @@ class Settings:
         return shown
 
 
-def _parse_date(name: str, value: str) -> dt.date:
+def _shown(name: str, value: str) -> str:
+    """`NAME='value'` for an error line; a long value could be a pasted key, so only its length is told."""
+    return f"{name}={value!r}" if len(value) <= MAX_SHOWN_CHARS else f"{name}=(a {len(value)}-character value)"
+
+
+def _parse_date(name: str, value: str, earliest: dt.date) -> dt.date:
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
-        raise SettingsError(f"{name}={value!r} is not a date in YYYY-MM-DD form") from None
+        raise SettingsError(f"{_shown(name, value)} is not a date in YYYY-MM-DD form") from None
+    if day < earliest:
+        raise SettingsError(f"{_shown(name, value)} is before {earliest} (no market data exists earlier)")
+    return day
+
+
+def _to_number(name: str, value: str, kind: type) -> float | int:
+    try:
+        return kind(value)
+    except ValueError:
+        raise SettingsError(f"{_shown(name, value)} is not a {kind.__name__}") from None
 
 
 def _parse_number(name: str, value: str, kind: type) -> float | int:
-    try:
-        number = kind(value)
-    except ValueError:
-        raise SettingsError(f"{name}={value!r} is not a {kind.__name__}") from None
+    number = _to_number(name, value, kind)
     if not math.isfinite(number) or number < 0:
-        raise SettingsError(f"{name}={value!r} must not be negative (and must be finite)")
+        raise SettingsError(f"{_shown(name, value)} must not be negative (and must be finite)")
+    return number
+
+
+def _parse_bounded(name: str, value: str) -> float | int:
+    """A number inside the range the README states: outside it a run could hang or be banned."""
+    kind, lowest, highest = HTTP_BOUNDS[name]
+    number = _to_number(name, value, kind)
+    if not (math.isfinite(number) and lowest <= number <= highest):
+        raise SettingsError(f"{_shown(name, value)} must be between {lowest} and {highest}")
     return number
 
 
@@ -118,7 +169,7 @@ def _parse_positive(name: str, value: str) -> float:
     """A duration that must allow some time: zero would fail every call before it starts."""
     number = _parse_number(name, value, float)
     if number == 0:
-        raise SettingsError(f"{name}={value!r} must be greater than zero (seconds)")
+        raise SettingsError(f"{_shown(name, value)} must be greater than zero (seconds)")
     return number
 
 
@@ -129,16 +180,34 @@ def _parse_format(value: str) -> str:
     """
     value = value or DEFAULTS["CRYPTOCAST_HOPSWORKS_FORMAT"]
     if value.upper() not in HOPSWORKS_FORMATS:
-        raise SettingsError(f"CRYPTOCAST_HOPSWORKS_FORMAT={value!r} must be one of {', '.join(HOPSWORKS_FORMATS)}")
+        raise SettingsError(f"{_shown('CRYPTOCAST_HOPSWORKS_FORMAT', value)} must be one of {', '.join(HOPSWORKS_FORMATS)}")
     return value.upper()
 
 
 def _resolve_backend(value: str, hopsworks_key: str) -> str:
     if value not in BACKENDS:
-        raise SettingsError(f"CRYPTOCAST_BACKEND={value!r} must be one of {', '.join(BACKENDS)}")
+        raise SettingsError(f"{_shown('CRYPTOCAST_BACKEND', value)} must be one of {', '.join(BACKENDS)}")
     if value == "auto":
         return "hopsworks" if hopsworks_key else "local"
     return value
+
+
+def _names_in_use(layers: list[Mapping[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """Old model-setting names mapped onto the README's, and a note for each old or unknown name."""
+    given = {k: v for layer in layers for k, v in layer.items()}
+    renamed, notes = {}, []
+    for old, new in OLD_NAMES.items():
+        if old in given and new in given:
+            notes.append(f"{old} is the old name of {new}: ignored, {new} is set")
+        elif old in given:
+            renamed[new] = given[old]
+            notes.append(f"{old} is the old name of {new}: rename it")
+    known = {*DEFAULTS, *OLD_NAMES, *OTHER_KNOWN_NAMES}
+    for name in sorted(n for n in given if n.startswith("CRYPTOCAST_") and n not in known):
+        close = difflib.get_close_matches(name.removeprefix("CRYPTOCAST_"),
+                                          [n.removeprefix("CRYPTOCAST_") for n in DEFAULTS], n=1)
+        notes.append(f"unknown setting {name} ignored" + (f" (did you mean CRYPTOCAST_{close[0]}?)" if close else ""))
+    return renamed, notes
 
 
 def load_settings(
@@ -147,28 +216,45 @@ def load_settings(
     dotenv_path: Path | None = None,
     today: dt.date | None = None,
 ) -> Settings:
-    """Merge defaults, `.env`, the environment and flag overrides (keys are the env var names)."""
+    """Merge defaults, `.env`, the environment and flag overrides (keys are the env var names).
+
+    A setting's error never shows a secret, even one pasted into the wrong setting.
+    """
     dotenv_file = dotenv_path if dotenv_path is not None else Path.cwd() / ".env"
     from_file = {k: v for k, v in dotenv_values(dotenv_file).items() if v is not None}
     env = os.environ if environ is None else environ
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
-    merged = {**DEFAULTS, **from_file, **env, **flags}
-    real_today = today or dt.datetime.now(dt.UTC).date()
+    renamed, notes = _names_in_use([from_file, env])
+    merged = {**DEFAULTS, **renamed, **from_file, **env, **flags}
+    secrets = [merged.get("CRYPTO_API_KEY", ""), merged.get("HOPSWORKS_API_KEY", "")]
+    try:
+        return _resolve(merged, today or dt.datetime.now(dt.UTC).date(), tuple(notes))
+    except SettingsError as exc:
+        raise SettingsError(redact(str(exc), secrets)) from None
+
+
+def _resolve(merged: dict[str, str], real_today: dt.date, notes: tuple[str, ...]) -> Settings:
     as_of_text = merged["CRYPTOCAST_AS_OF"]
-    as_of = _parse_date("CRYPTOCAST_AS_OF", as_of_text) if as_of_text else real_today
+    as_of = (_parse_date("CRYPTOCAST_AS_OF", as_of_text, EARLIEST_DAY + dt.timedelta(days=1)) if as_of_text
+             else real_today)
     hopsworks_key = merged.get("HOPSWORKS_API_KEY", "")
     return Settings(
         backend=_resolve_backend(merged["CRYPTOCAST_BACKEND"], hopsworks_key),
         home=Path(merged["CRYPTOCAST_HOME"]).expanduser(),
         as_of=as_of,
         today=real_today,
-        history_start=_parse_date("CRYPTOCAST_HISTORY_START", merged["CRYPTOCAST_HISTORY_START"]),
+        history_start=_parse_date("CRYPTOCAST_HISTORY_START", merged["CRYPTOCAST_HISTORY_START"], EARLIEST_DAY),
         cryptocompare_url=merged["CRYPTOCOMPARE_URL"].rstrip("/"),
         binance_url=merged["BINANCE_URL"].rstrip("/"),
         fear_greed_url=merged["FEAR_GREED_URL"].rstrip("/"),
-        http_timeout=_parse_number("CRYPTOCAST_HTTP_TIMEOUT", merged["CRYPTOCAST_HTTP_TIMEOUT"], float),
-        http_retries=_parse_number("CRYPTOCAST_HTTP_RETRIES", merged["CRYPTOCAST_HTTP_RETRIES"], int),
-        http_backoff=_parse_number("CRYPTOCAST_HTTP_BACKOFF", merged["CRYPTOCAST_HTTP_BACKOFF"], float),
+        http_timeout=float(_parse_bounded("CRYPTOCAST_HTTP_TIMEOUT", merged["CRYPTOCAST_HTTP_TIMEOUT"])),
+        http_retries=_parse_bounded("CRYPTOCAST_HTTP_RETRIES", merged["CRYPTOCAST_HTTP_RETRIES"]),
+        http_backoff=float(_parse_bounded("CRYPTOCAST_HTTP_BACKOFF", merged["CRYPTOCAST_HTTP_BACKOFF"])),
+        http_retry_after_max=float(_parse_bounded("CRYPTOCAST_HTTP_RETRY_AFTER_MAX",
+                                                  merged["CRYPTOCAST_HTTP_RETRY_AFTER_MAX"])),
+        http_max_bytes=_parse_bounded("CRYPTOCAST_HTTP_MAX_MB", merged["CRYPTOCAST_HTTP_MAX_MB"]) * 2**20,
+        hole_asks=_parse_bounded("CRYPTOCAST_HOLE_ASKS", merged["CRYPTOCAST_HOLE_ASKS"]),
+        hole_days=_parse_bounded("CRYPTOCAST_HOLE_DAYS", merged["CRYPTOCAST_HOLE_DAYS"]),
         crypto_api_key=merged.get("CRYPTO_API_KEY", ""),
         hopsworks_api_key=hopsworks_key,
         hopsworks_project=merged.get("HOPSWORKS_PROJECT", ""),
@@ -178,4 +264,5 @@ def load_settings(
         model={key: _parse_number(env, merged[env], kind) for env, (key, kind) in MODEL_SETTINGS.items()},
         backtest_days=_parse_number("CRYPTOCAST_BACKTEST_DAYS", merged["CRYPTOCAST_BACKTEST_DAYS"], int),
         refit_every=max(1, _parse_number("CRYPTOCAST_REFIT_EVERY", merged["CRYPTOCAST_REFIT_EVERY"], int)),
+        notes=notes,
     )

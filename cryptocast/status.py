@@ -1,4 +1,8 @@
-"""What is in the store: the `status` report (a JSON contract later work extends) and CSV export."""
+"""What is in the store: the `status` report (a JSON contract later work extends) and CSV export.
+
+The contract only grows: `known_holes` (per group, the missing days its current upstream has confirmed
+it does not have, see `holes.py`) was added beside the original keys, which are unchanged.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import pandas as pd
 
 from cryptocast.errors import StoreError
 from cryptocast.features import FORECASTS, INGESTED_GROUPS, GroupSpec, missing_days
+from cryptocast.holes import HoleBook
+from cryptocast.ingest import Upstream
 from cryptocast.registry import open_model_registry
 from cryptocast.settings import Settings
 from cryptocast.stores import FeatureStore
@@ -37,12 +43,19 @@ def freshness(spec: GroupSpec, rows: pd.DataFrame | None, settings: Settings) ->
     }
 
 
+def known_holes(store: FeatureStore, settings: Settings, groups: dict[str, dict]) -> None:
+    """Add `known_holes` to each group's report: its missing days that its upstream confirmed it lacks."""
+    book, upstream = HoleBook(store, settings), Upstream(settings)
+    for name, report in groups.items():
+        spec = ALL_GROUPS[name]
+        known = book.known(name, upstream.origin(spec)) if spec in INGESTED_GROUPS else set()
+        report["known_holes"] = [day for day in report["missing_days"] if pd.Timestamp(day) in known]
+
+
 def status(store: FeatureStore, settings: Settings) -> dict:
-    return {
-        "backend": store.backend,
-        "groups": {name: group_status(store, spec, settings) for name, spec in ALL_GROUPS.items()},
-        "models": open_model_registry(settings).summary(),
-    }
+    groups = {name: group_status(store, spec, settings) for name, spec in ALL_GROUPS.items()}
+    known_holes(store, settings, groups)
+    return {"backend": store.backend, "groups": groups, "models": open_model_registry(settings).summary()}
 
 
 def format_status(report: dict) -> str:
@@ -53,8 +66,9 @@ def format_status(report: dict) -> str:
             continue
         holes = g["missing_days"]
         shown = ", ".join(holes[:5]) + (" ..." if len(holes) > 5 else "")
+        known = f" ({len(g['known_holes'])} known upstream holes)" if g.get("known_holes") else ""
         lines.append(f"{name} v{g['version']}: {g['rows']} rows, {g['first_day']}..{g['last_day']}, "
-                     f"{len(holes)} missing{': ' + shown if holes else ''}, {g['behind_days']} day(s) behind")
+                     f"{len(holes)} missing{known}{': ' + shown if holes else ''}, {g['behind_days']} day(s) behind")
     for name, model in report["models"].items():
         for v in model["versions"]:
             star = " (production)" if v["version"] == model["production"] else ""

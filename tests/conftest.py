@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from werkzeug import Request, Response
 
@@ -83,8 +84,8 @@ def small_training(api, monkeypatch) -> dt.date:
     """420 days of market behind the `api` run and a tiny training schedule (seconds, not minutes)."""
     api.history = synthetic_history("2024-01-01", 420, seed=5)
     api.now = SMALL_TRAINING_AS_OF
-    for name, value in {"CRYPTOCAST_AS_OF": str(SMALL_TRAINING_AS_OF), "CRYPTOCAST_EPOCHS": "2",
-                        "CRYPTOCAST_LSTM_UNITS": "8", "CRYPTOCAST_PATIENCE": "1", "CRYPTOCAST_BACKTEST_DAYS": "30",
+    for name, value in {"CRYPTOCAST_AS_OF": str(SMALL_TRAINING_AS_OF), "CRYPTOCAST_LSTM_EPOCHS": "2",
+                        "CRYPTOCAST_LSTM_UNITS": "8", "CRYPTOCAST_LSTM_PATIENCE": "1", "CRYPTOCAST_BACKTEST_DAYS": "30",
                         "CRYPTOCAST_REFIT_EVERY": "15"}.items():
         monkeypatch.setenv(name, value)
     return SMALL_TRAINING_AS_OF
@@ -95,12 +96,36 @@ def home(api, tmp_path) -> Path:
     return tmp_path / "home"
 
 
+EARLIER = "2024-02-20"
+
+
+@pytest.fixture
+def stocked(api, home, monkeypatch) -> dict[str, pd.DataFrame]:
+    """A store backfilled through 2024-02-19 (so an update has 02-20..02-29 to fetch); each group's rows."""
+    from cryptocast.features import INGESTED_GROUPS
+
+    import feature_backfill
+
+    monkeypatch.setenv("CRYPTOCAST_AS_OF", EARLIER)
+    assert run_main(feature_backfill.main) == 0
+    monkeypatch.setenv("CRYPTOCAST_AS_OF", NOW.isoformat())
+    return {spec.name: group_rows(home, spec) for spec in INGESTED_GROUPS}
+
+
 def snapshot(directory: Path) -> dict[str, str]:
     """Every file under `directory` by relative path and content hash: 'byte-for-byte as before'."""
     return {
         str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(directory.rglob("*")) if p.is_file()
     }
+
+
+def group_rows(home: Path, spec) -> pd.DataFrame | None:
+    """A group's stored rows read through the store (None if the group does not exist)."""
+    from cryptocast.stores.local import LocalFeatureStore
+
+    group = LocalFeatureStore(home).get_feature_group(spec)
+    return None if group is None else group.read()
 
 
 def run_main(main, *argv: str) -> int:

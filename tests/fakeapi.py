@@ -25,7 +25,8 @@ Reply = tuple[int, bytes]
 CC_PATH, BINANCE_PATH, FNG_PATH = "/spot/v1/historical/days", "/api/v3/klines", "/fng/"
 INSTRUMENTS = {"SOL-USD": "solana", "BTC-USD": "bitcoin"}
 SYMBOLS = {"SOLUSDT": "solana", "BTCUSDT": "bitcoin"}
-FNG_CLASSES = [(25, "Extreme Fear"), (46, "Fear"), (55, "Neutral"), (75, "Greed"), (101, "Extreme Greed")]
+# Bands as in every row alternative.me has published (kept apart from cryptocast's, which the tests check).
+FNG_CLASSES = [(26, "Extreme Fear"), (47, "Fear"), (55, "Neutral"), (76, "Greed"), (101, "Extreme Greed")]
 
 
 def synthetic_history(start: str, days: int, seed: int = 7, fng_holes: tuple[str, ...] = ()) -> dict:

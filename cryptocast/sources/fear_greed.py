@@ -13,19 +13,19 @@ import pandas as pd
 from cryptocast.errors import SourceError
 from cryptocast.settings import Settings
 from cryptocast.sources.http import HttpClient
-from cryptocast.sources.prices import day_of
+from cryptocast.sources.parsing import Where, epoch_days, item
 
 ORIGIN = "alternative.me fear_greed"
 
 
-def fear_greed_from_records(records: list[dict], origin: str) -> pd.DataFrame:
+def fear_greed_from_records(records: list[dict], origin: str, where: Where) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records)
     names = {"timestamp": "day", "value": "value", "value_classification": "classification"}
     absent = [f for f in names if f not in frame.columns]
     if absent:
         raise SourceError(f"{origin}: missing field(s) {', '.join(absent)}")
     out = frame[list(names)].rename(columns=names)
-    out["day"] = day_of(out["day"])
+    out["day"] = epoch_days(out["day"], where, "timestamp")
     return out
 
 
@@ -50,4 +50,4 @@ class FearGreed:
             raise SourceError(f"{ORIGIN}: API error: {error}")
         if not body["data"]:
             raise SourceError(f"{ORIGIN}: empty data for limit={limit}")
-        return fear_greed_from_records(body["data"], ORIGIN)
+        return fear_greed_from_records(body["data"], ORIGIN, item(ORIGIN))

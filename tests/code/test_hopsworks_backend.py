@@ -171,8 +171,8 @@ def test_a_call_that_hangs_is_abandoned_after_the_timeout(on_hopsworks, monkeypa
 
 def test_missing_groups_are_one_line_each_step(on_hopsworks, capsys):
     assert run_main(feature_pipeline.main) == 1
-    assert error_lines(capsys) == ["error: feature_pipeline: feature group solana v1 is empty: "
-                                   "run feature_backfill.py first"]
+    assert error_lines(capsys) == ["error: feature_pipeline: feature groups solana v1, bitcoin v1, fear_greed v1 "
+                                   "are empty: run feature_backfill.py first"]
     assert run_main(cryptocast_main.main, "export", "solana") == 1
     assert error_lines(capsys) == ["error: export: feature group solana v1 does not exist in the hopsworks store"]
     store = open_feature_store(load_settings())
@@ -192,7 +192,9 @@ def test_a_group_with_another_schema_is_refused(on_hopsworks):
 def test_backfill_then_status_keeps_stdout_for_the_report(on_hopsworks, capsys):
     assert run_main(feature_backfill.main) == 0
     assert run_main(feature_backfill.main) == 0  # a rerun sends nothing: every row is unchanged
-    assert [g.inserts for g in on_hopsworks.groups.values()] == [1, 1, 1]
+    # the three groups, and the upstream holes the backfill asked about (Fear & Greed's two): once each
+    assert {name: g.inserts for (name, _), g in on_hopsworks.groups.items()} == {
+        "solana": 1, "bitcoin": 1, "fear_greed": 1, "upstream_holes": 1}
     out, err = output(capsys)
     assert "Logged in to project" in err and "Logged in to project" not in out
     assert "solana v1: 0 added, 0 updated, 60 unchanged" in err
@@ -202,6 +204,7 @@ def test_backfill_then_status_keeps_stdout_for_the_report(on_hopsworks, capsys):
     assert report["backend"] == "hopsworks" and report["models"] == {}
     assert report["groups"]["solana"]["rows"] == 60 and report["groups"]["solana"]["behind_days"] == 0
     assert report["groups"]["fear_greed"]["missing_days"] == ["2024-01-20", "2024-01-21"]
+    assert report["groups"]["fear_greed"]["known_holes"] == []  # asked once so far, not yet known
     assert report["groups"]["solana_forecasts"]["rows"] == 0
     assert on_hopsworks.logins == 1  # one login per process, however many steps and stores
 

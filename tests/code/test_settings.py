@@ -7,6 +7,7 @@ depends on the real environment or on a `.env` in the working directory.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -137,9 +138,9 @@ def test_invalid_dates(tmp_path, name, value):
 @pytest.mark.parametrize(
     ("name", "value", "problem"),
     [
-        ("CRYPTOCAST_HTTP_TIMEOUT", "-1", "must not be negative"),
-        ("CRYPTOCAST_HTTP_RETRIES", "-2", "must not be negative"),
-        ("CRYPTOCAST_HTTP_BACKOFF", "-0.5", "must not be negative"),
+        ("CRYPTOCAST_HTTP_TIMEOUT", "-1", "must be between 1 and 600"),
+        ("CRYPTOCAST_HTTP_RETRIES", "-2", "must be between 0 and 10"),
+        ("CRYPTOCAST_HTTP_BACKOFF", "-0.5", "must be between 0 and 60"),
         ("CRYPTOCAST_HTTP_TIMEOUT", "thirty", "is not a float"),
         ("CRYPTOCAST_HTTP_RETRIES", "1.5", "is not a int"),
         ("CRYPTOCAST_HTTP_RETRIES", "", "is not a int"),
@@ -252,3 +253,134 @@ def test_the_hopsworks_format_defaults_to_the_clients_and_is_upper_cased(tmp_pat
 def test_an_unknown_hopsworks_format_is_a_settings_error(tmp_path, bad):
     with pytest.raises(SettingsError, match=f"CRYPTOCAST_HOPSWORKS_FORMAT={bad!r} must be one of DELTA, HUDI, ICEBERG"):
         load(tmp_path, environ={"CRYPTOCAST_HOPSWORKS_FORMAT": bad})
+
+
+# --- bounds: a setting that would hang or hammer an API is refused (issue 10, finding 5 and 7) ----------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("CRYPTOCAST_HTTP_TIMEOUT", "0", "must be between 1 and 600"),
+        ("CRYPTOCAST_HTTP_TIMEOUT", "86400", "must be between 1 and 600"),
+        ("CRYPTOCAST_HTTP_RETRIES", "100000", "must be between 0 and 10"),
+        ("CRYPTOCAST_HTTP_BACKOFF", "1e9", "must be between 0 and 60"),
+        ("CRYPTOCAST_HTTP_RETRY_AFTER_MAX", "3601", "must be between 0 and 600"),
+        ("CRYPTOCAST_HTTP_MAX_MB", "0", "must be between 1 and 1024"),
+        ("CRYPTOCAST_HOLE_ASKS", "0", "must be between 1 and 100"),
+        ("CRYPTOCAST_HOLE_DAYS", "-1", "must be between 0 and 3650"),
+    ],
+)
+def test_settings_out_of_bounds_are_refused(tmp_path, name, value, problem):
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, environ={name: value})
+    assert str(info.value) == f"{name}={value!r} {problem}"
+
+
+def test_http_and_hole_defaults(tmp_path):
+    s = load(tmp_path)
+    assert (s.http_retry_after_max, s.http_max_bytes) == (60.0, 16 * 2**20)
+    assert (s.hole_asks, s.hole_days) == (3, 7)
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "1900-01-01", "2009-01-03"])
+def test_as_of_before_any_market_day_is_refused(tmp_path, as_of):
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, environ={"CRYPTOCAST_AS_OF": as_of})
+    assert str(info.value) == f"CRYPTOCAST_AS_OF={as_of!r} is before 2009-01-04 (no market data exists earlier)"
+
+
+def test_history_start_before_any_market_day_is_refused(tmp_path):
+    with pytest.raises(SettingsError, match="CRYPTOCAST_HISTORY_START='1900-01-01' is before 2009-01-03"):
+        load(tmp_path, environ={"CRYPTOCAST_HISTORY_START": "1900-01-01"})
+
+
+@pytest.mark.parametrize("flag", ["--as-of=0001-01-01", "--as-of=9999-99-99"])
+def test_as_of_flag_out_of_range_is_one_line_exit_1(flag, tmp_path, monkeypatch, capsys):
+    import feature_pipeline
+
+    monkeypatch.chdir(tmp_path)
+    assert feature_pipeline.main([flag, "--home", str(tmp_path / "home")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: feature_pipeline: CRYPTOCAST_AS_OF=")
+
+
+def test_http_timeout_zero_is_one_line_exit_1(tmp_path, monkeypatch, capsys):
+    import feature_pipeline
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CRYPTOCAST_HTTP_TIMEOUT", "0")
+    assert feature_pipeline.main(["--home", str(tmp_path / "home")]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: feature_pipeline: CRYPTOCAST_HTTP_TIMEOUT='0' must be between 1 and 600"]
+
+
+# --- secrets in settings errors (issue 10, finding 7) ------------------------------------------------------
+
+
+def test_a_key_pasted_into_another_setting_is_not_printed(tmp_path):
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, environ={"CRYPTO_API_KEY": CC_KEY, "CRYPTOCAST_HTTP_TIMEOUT": CC_KEY})
+    assert CC_KEY not in str(info.value)
+    assert str(info.value).startswith("CRYPTOCAST_HTTP_TIMEOUT=")
+
+
+def test_a_long_value_is_not_echoed_even_when_no_key_is_set(tmp_path):
+    """A key pasted into the wrong setting (its own setting left empty) is not known to be a secret."""
+    pasted = "0123456789abcdef0123456789abcdef0123456789abcdef"
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, environ={"CRYPTOCAST_BACKEND": pasted})
+    assert pasted[:8] not in str(info.value)
+    assert str(info.value) == "CRYPTOCAST_BACKEND=(a 48-character value) must be one of auto, local, hopsworks"
+
+
+# --- names: the README's are the contract; unknown names warn (issue 10, finding 8) -----------------------
+
+README_MODEL_NAMES = {"CRYPTOCAST_LSTM_UNITS": ("units", "16", 16),
+                      "CRYPTOCAST_LSTM_DROPOUT": ("dropout", "0.1", 0.1),
+                      "CRYPTOCAST_LSTM_EPOCHS": ("epochs", "3", 3),
+                      "CRYPTOCAST_LSTM_BATCH_SIZE": ("batch_size", "8", 8),
+                      "CRYPTOCAST_LSTM_LEARNING_RATE": ("learning_rate", "0.01", 0.01),
+                      "CRYPTOCAST_LSTM_PATIENCE": ("patience", "2", 2),
+                      "CRYPTOCAST_LSTM_SEED": ("seed", "7", 7)}
+
+
+def test_readme_names_the_model_settings_the_code_reads(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `CRYPTOCAST_LSTM_UNITS`"))
+    names = ["CRYPTOCAST_LSTM_UNITS"] + [f"CRYPTOCAST_LSTM{n}" for n in re.findall(r"`(_[A-Z_]+)`", row)]
+    assert set(names) == set(README_MODEL_NAMES)
+    s = load(tmp_path, environ={name: raw for name, (_, raw, _) in README_MODEL_NAMES.items()})
+    assert s.model == {key: value for key, _, value in README_MODEL_NAMES.values()}
+    assert s.notes == ()
+
+
+def test_old_model_names_still_work_with_a_note(tmp_path):
+    s = load(tmp_path, environ={"CRYPTOCAST_EPOCHS": "5"}, dotenv={"CRYPTOCAST_SEED": "9"})
+    assert (s.model["epochs"], s.model["seed"]) == (5, 9)
+    assert s.notes == ("CRYPTOCAST_EPOCHS is the old name of CRYPTOCAST_LSTM_EPOCHS: rename it",
+                       "CRYPTOCAST_SEED is the old name of CRYPTOCAST_LSTM_SEED: rename it")
+
+
+def test_the_readme_name_wins_over_the_old_one(tmp_path):
+    s = load(tmp_path, environ={"CRYPTOCAST_EPOCHS": "5", "CRYPTOCAST_LSTM_EPOCHS": "6"})
+    assert s.model["epochs"] == 6
+    assert s.notes == ("CRYPTOCAST_EPOCHS is the old name of CRYPTOCAST_LSTM_EPOCHS: ignored, "
+                       "CRYPTOCAST_LSTM_EPOCHS is set",)
+
+
+def test_unknown_cryptocast_names_warn(tmp_path):
+    s = load(tmp_path, environ={"CRYPTOCAST_HTTP_TIMOUT": "5", "OTHER_TOOL_SETTING": "x"},
+             dotenv={"CRYPTOCAST_NOPE": "1"})
+    assert s.notes == ("unknown setting CRYPTOCAST_HTTP_TIMOUT ignored (did you mean CRYPTOCAST_HTTP_TIMEOUT?)",
+                       "unknown setting CRYPTOCAST_NOPE ignored")
+
+
+def test_notes_are_logged_once_each_by_every_entry_point(tmp_path, monkeypatch, capsys):
+    from cryptocast.__main__ import main as cryptocast_main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CRYPTOCAST_LSTM_EPOCHZ", "3")
+    assert cryptocast_main(["status", "--home", str(tmp_path / "home")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "unknown setting CRYPTOCAST_LSTM_EPOCHZ ignored (did you mean " in warnings[0]

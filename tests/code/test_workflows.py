@@ -475,6 +475,19 @@ def test_every_store_writer_pulls_first_and_pushes_after_each_change():
                 assert "store.sh push" in commands[-1] or "store.sh push" in commands[-2], f"{name} {job_name}"
 
 
+def test_the_feature_groups_a_failed_update_wrote_are_still_pushed():
+    """A run writes every group that succeeded before it exits 1 naming the one that failed (each write
+    is atomic), so the push after feature_backfill/feature_pipeline must run after their failure too,
+    as long as the store was pulled; the job still fails, so nothing downstream runs."""
+    for name, job_name in (("daily.yml", "features"), ("retrain.yml", "train")):
+        job_steps = steps(workflow(name)["jobs"][job_name])
+        pull = next(s for s in job_steps if s.get("run") == ".github/scripts/store.sh pull")
+        update = next(i for i, s in enumerate(job_steps) if "feature_pipeline.py" in s.get("run", ""))
+        push = next(s for s in job_steps[update:] if "store.sh push" in s.get("run", ""))
+        assert pull.get("id") == "pull", name
+        assert push.get("if") == "${{ !cancelled() && steps.pull.outcome == 'success' }}", name
+
+
 def test_remote_actions_are_github_first_party_on_a_major_tag():
     for path in WORKFLOW_FILES + ACTION_FILES:
         doc = load(path)

@@ -108,14 +108,14 @@ def test_update_reports_upstream_holes_without_inventing_them(api, capsys):
 
 def test_update_on_an_empty_store_says_to_backfill(api, capsys):
     assert run_main(feature_pipeline.main) == 1
-    assert error_lines(capsys) == ["error: feature_pipeline: feature group solana v1 is empty: "
-                                   "run feature_backfill.py first"]
+    assert error_lines(capsys) == ["error: feature_pipeline: feature groups solana v1, bitcoin v1, fear_greed v1 "
+                                   "are empty: run feature_backfill.py first"]
 
 
 def test_status_of_an_empty_store(api, capsys):
     report = status_json(capsys)
     assert report["groups"]["solana"] == {"version": 1, "rows": 0, "first_day": None, "last_day": None,
-                                          "missing_days": [], "behind_days": None}
+                                          "missing_days": [], "behind_days": None, "known_holes": []}
 
 
 def test_export_to_file_and_unknown_group(api, tmp_path, capsys):

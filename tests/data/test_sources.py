@@ -142,4 +142,5 @@ def test_key_in_an_exception_is_redacted(api, monkeypatch, capsys):
 
     assert run_main(feature_backfill.main) == 1
     lines = error_lines(capsys)
-    assert lines == ["error: feature_backfill: cryptocompare SOL-USD: API error: bad key ***"]
+    assert lines == ["error: feature_backfill: cryptocompare SOL-USD: API error: bad key ***; "
+                     "cryptocompare BTC-USD: API error: bad key ***"]

@@ -109,7 +109,8 @@ def test_fear_greed_value_errors(value, problem):
 
 
 def test_fear_greed_bounds_are_inclusive():
-    out = features.validate(FNG, fng_rows([0, 100, "50.0"]), "src")
+    out = features.validate(FNG, fng_rows([0, 100, "50.0"], classes=["Extreme Fear", "Extreme Greed", "Neutral"]),
+                            "src")
     assert out["value"].tolist() == [0, 100, 50]
 
 
@@ -144,7 +145,8 @@ def test_output_is_sorted_by_day_with_coerced_dtypes():
 def test_string_numbers_are_coerced():
     out = features.validate(SOL, candle_rows(close={"2024-01-02": "107.5"}), "src")
     assert out.loc[1, "close"] == 107.5 and out["close"].dtype == np.float64
-    fg = features.validate(FNG, fng_rows(["40", 55.0, 7], days=("2024-01-03", "2024-01-01", "2024-01-02")), "src")
+    fg = features.validate(FNG, fng_rows(["40", 55.0, 7], days=("2024-01-03", "2024-01-01", "2024-01-02"),
+                                         classes=["Fear", "Greed", "Extreme Fear"]), "src")
     assert fg["value"].tolist() == [55, 7, 40]
     assert fg["value"].dtype == np.int64
     assert fg["day"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-01", "2024-01-02", "2024-01-03"]
