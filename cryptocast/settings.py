@@ -180,7 +180,8 @@ def _parse_format(value: str) -> str:
     """
     value = value or DEFAULTS["CRYPTOCAST_HOPSWORKS_FORMAT"]
     if value.upper() not in HOPSWORKS_FORMATS:
-        raise SettingsError(f"{_shown('CRYPTOCAST_HOPSWORKS_FORMAT', value)} must be one of {', '.join(HOPSWORKS_FORMATS)}")
+        shown = _shown("CRYPTOCAST_HOPSWORKS_FORMAT", value)
+        raise SettingsError(f"{shown} must be one of {', '.join(HOPSWORKS_FORMATS)}")
     return value.upper()
 
 

@@ -137,14 +137,15 @@ def test_groups_are_made_without_a_statistics_job_per_insert_in_the_clients_defa
     assert run_main(feature_backfill.main, "--as-of", "2024-03-02") == 0
     made = {g.name: (g.metadata.time_travel_format, g.direct_write, g.statistics_jobs)
             for g in on_hopsworks.groups.values()}
-    assert made == dict.fromkeys(("solana", "bitcoin", "fear_greed"), ("DELTA", True, 0))
+    assert made == dict.fromkeys(("solana", "bitcoin", "fear_greed", "upstream_holes"), ("DELTA", True, 0))
 
 
 def test_the_format_setting_chooses_the_write_path_of_new_groups(on_hopsworks, monkeypatch):
     monkeypatch.setenv("CRYPTOCAST_HOPSWORKS_FORMAT", "hudi")
     assert run_main(feature_backfill.main) == 0
     made = {g.name: (g.metadata.time_travel_format, g.direct_write, len(g.rows)) for g in on_hopsworks.groups.values()}
-    assert made == {"solana": ("HUDI", False, 60), "bitcoin": ("HUDI", False, 60), "fear_greed": ("HUDI", False, 58)}
+    assert made == {"solana": ("HUDI", False, 60), "bitcoin": ("HUDI", False, 60), "fear_greed": ("HUDI", False, 58),
+                    "upstream_holes": ("HUDI", False, 2)}  # the two Fear & Greed holes, asked for once
     inserts = [kwargs for target, _, kwargs, _ in on_hopsworks.calls if target == f"{FG}.insert"]
     assert inserts and all(kwargs["wait"] is True for kwargs in inserts), "a materialization job is waited for"
 
