@@ -1,4 +1,7 @@
-"""`python -m cryptocast status|export`: look inside the store without touching it."""
+"""`python -m cryptocast status|export|history|rollback|verify`: look inside the store, and undo a write.
+
+status, export and verify never change the store; rollback adds a commit (so it can be undone).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,12 @@ import argparse
 import json
 import sys
 
-from cryptocast import cli
+from cryptocast import cli, commits
 from cryptocast.errors import CryptocastError
 from cryptocast.settings import Settings
 from cryptocast.status import ALL_GROUPS, export_frame, format_status, status
 from cryptocast.stores import open_feature_store
+from cryptocast.verify import verify
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> None:
@@ -28,6 +32,20 @@ def _export(args: argparse.Namespace, settings: Settings) -> None:
         frame.to_csv(sys.stdout, index=False)
 
 
+def _history(args: argparse.Namespace, settings: Settings) -> None:
+    store = commits.local_store(open_feature_store(settings), "history")
+    print("\n".join(commits.history_lines(commits.find_group(store, args.group))))
+
+
+def _rollback(args: argparse.Namespace, settings: Settings) -> None:
+    store = commits.local_store(open_feature_store(settings), "rollback")
+    print(commits.rollback(commits.find_group(store, args.group), args.to))
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> None:
+    print("\n".join(verify(settings)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Inspect the cryptocast store.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -37,9 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     export_cmd = commands.add_parser("export", parents=[cli.common_flags()], help="dump a feature group as CSV")
     export_cmd.add_argument("group", help=f"one of: {', '.join(ALL_GROUPS)}")
     export_cmd.add_argument("--out", metavar="FILE.csv", help="write here instead of stdout")
+    history_cmd = commands.add_parser("history", parents=[cli.common_flags()],
+                                      help="every commit of a group, newest first (local backend)")
+    history_cmd.add_argument("group", help=f"one of: {', '.join(ALL_GROUPS)}, or <group>_v<version>")
+    rollback_cmd = commands.add_parser("rollback", parents=[cli.common_flags()],
+                                       help="make a group's rows of an earlier commit live again (local backend)")
+    rollback_cmd.add_argument("group", help=f"one of: {', '.join(ALL_GROUPS)}, or <group>_v<version>")
+    rollback_cmd.add_argument("--to", type=int, required=True, metavar="N", help="the commit (see history)")
+    commands.add_parser("verify", parents=[cli.common_flags()],
+                        help="check every stored file against its recorded checksums (local backend)")
     args = parser.parse_args(argv)
-    action = _status if args.command == "status" else _export
-    return cli.execute(args, lambda settings: action(args, settings), args.command, quiet=True)
+    action = {"status": _status, "export": _export, "history": _history, "rollback": _rollback,
+              "verify": _verify}[args.command]
+    return cli.execute(args, lambda settings: action(args, settings), args.command,
+                       quiet=args.command != "rollback")
 
 
 if __name__ == "__main__":
