@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from cryptocast import cli, commits
+from cryptocast.atomic import atomic_write_bytes
 from cryptocast.errors import CryptocastError
 from cryptocast.settings import Settings
 from cryptocast.status import ALL_GROUPS, export_frame, format_status, status
@@ -25,11 +27,17 @@ def _status(args: argparse.Namespace, settings: Settings) -> None:
 def _export(args: argparse.Namespace, settings: Settings) -> None:
     if args.group not in ALL_GROUPS:
         raise CryptocastError(f"unknown group '{args.group}'; known: {', '.join(ALL_GROUPS)}")
+    if args.out is not None and (not args.out or Path(args.out).is_dir()):
+        raise CryptocastError(f"--out {args.out!r} must name a file (a CSV to write), not "
+                              f"{'a directory' if args.out else 'nothing'}; omit --out to write to stdout")
     frame = export_frame(open_feature_store(settings), ALL_GROUPS[args.group])
-    if args.out:
-        frame.to_csv(args.out, index=False)
-    else:
+    if args.out is None:
         frame.to_csv(sys.stdout, index=False)
+        return
+    try:
+        atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
+    except OSError as exc:
+        raise CryptocastError(f"cannot write {args.out}: {exc.strerror or exc}") from None
 
 
 def _history(args: argparse.Namespace, settings: Settings) -> None:

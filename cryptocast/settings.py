@@ -118,6 +118,13 @@ def _parse_positive(name: str, value: str) -> float:
     return number
 
 
+def _parse_home(value: str) -> Path:
+    """An empty value would silently mean the working directory; refuse it instead."""
+    if not value.strip():
+        raise SettingsError("CRYPTOCAST_HOME is empty; name a directory for the local store (default .cryptocast)")
+    return Path(value).expanduser()
+
+
 def _resolve_backend(value: str, hopsworks_key: str) -> str:
     if value not in BACKENDS:
         raise SettingsError(f"CRYPTOCAST_BACKEND={value!r} must be one of {', '.join(BACKENDS)}")
@@ -144,7 +151,7 @@ def load_settings(
     hopsworks_key = merged.get("HOPSWORKS_API_KEY", "")
     return Settings(
         backend=_resolve_backend(merged["CRYPTOCAST_BACKEND"], hopsworks_key),
-        home=Path(merged["CRYPTOCAST_HOME"]).expanduser(),
+        home=_parse_home(merged["CRYPTOCAST_HOME"]),
         as_of=as_of,
         today=real_today,
         history_start=_parse_date("CRYPTOCAST_HISTORY_START", merged["CRYPTOCAST_HISTORY_START"]),
