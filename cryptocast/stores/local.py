@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
 
@@ -79,17 +80,18 @@ class LocalFeatureGroup:
             snap = self._snapshot()
             years = df[self.spec.event_time].dt.year.map("{:04d}".format)
             candidates = [f for f in snap.files if f.year in set(years)]
-            frames = {f.path: self.table.read_file(f) for f in candidates}
-            stored = self.table.read_files([]) if not frames else pd.concat(frames.values(), ignore_index=True)
+            stored = self.table.read_files(candidates)
+            owner = np.repeat([f.path for f in candidates], [f.rows for f in candidates])  # file of each row
             is_new, changed = compare_rows(self.spec, stored, df)
             result = insert_result(is_new, changed)
             check_changes(self.spec, stored, df, changed, replace)
             if not len(df) or not (is_new | changed).any():
                 return result
             key = list(self.spec.primary_key)
-            changed_keys = df.loc[changed, key]
-            touched = [f for f in candidates if len(frames[f.path].merge(changed_keys, on=key))]
-            rows = pd.concat([*(frames[f.path] for f in touched), df[is_new | changed]], ignore_index=True)
+            hit = stored[key].merge(df.loc[changed, key], on=key, how="left", indicator=True)["_merge"] == "both"
+            touched = [f for f in candidates if f.path in set(owner[hit.to_numpy()])]
+            kept = stored[pd.Series(owner).isin([f.path for f in touched]).to_numpy()]
+            rows = pd.concat([kept, df[is_new | changed]], ignore_index=True)
             rows = rows.drop_duplicates(key, keep="last")
             adds = [self.table.write_data_file(part) for part in _by_year(self.spec, rows)]
             snap = self.table.commit(snap, "MERGE" if touched else "WRITE", str(result), adds, touched,
