@@ -234,14 +234,15 @@ class LocalModelRegistry:
         """
         lines = []
         for name in self._names():
-            unchecked = [n for n in self._numbers(name) if not check_version(self._model_dir(name) / f"v{n}", True)]
-            for n in self._numbers(name):
+            numbers = self._numbers(name)
+            unchecked = [f"v{n}" for n in numbers if not check_version(self._model_dir(name) / f"v{n}", deep=True)]
+            for n in numbers:
                 load_version(name, n, self._model_dir(name) / f"v{n}")
             production = self.production(name)
-            lines.append(f"model {name}: {len(self._numbers(name))} version(s) ok, production "
-                         f"{production.version if production else 'none'}"
-                         + (f"; v{', v'.join(map(str, unchecked))} registered before checksums, not checked"
-                            if unchecked else ""))
+            serving = production.version if production else "none"
+            line = f"model {name}: {len(numbers)} version(s) ok, production {serving}"
+            lines.append(line + (f"; {', '.join(unchecked)} registered before checksums, not checked" if unchecked
+                                 else ""))
         return lines
 
     def _locked(self) -> AbstractContextManager[None]:
