@@ -76,6 +76,18 @@ def write_small_forecaster(directory: pathlib.Path, seed: int = 0) -> pathlib.Pa
     return directory
 
 
+def as_registered(registry: Any, name: str, version: int) -> None:
+    """Record a local version's files as they are now, as if it had been registered with exactly these
+    files (its checksums, and the production pointer if it serves): for tests of damaged or older models."""
+    from cryptocast.registry.local import CHECKSUMS, checksums_record
+
+    directory = registry.root / name / f"v{version}"
+    (directory / CHECKSUMS).write_bytes(checksums_record(directory))
+    pointer = registry.root / name / "production.json"
+    if not pointer.exists() or json.loads(pointer.read_text())["version"] == version:
+        registry.set_production(name, version)
+
+
 def files(directory: pathlib.Path) -> dict[str, bytes]:
     """Every file under `directory` by relative path, for byte-for-byte comparisons."""
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
