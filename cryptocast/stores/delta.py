@@ -201,9 +201,9 @@ def _delta(what: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call delta-rs; any failure, including a Rust panic (a BaseException), becomes one StoreError line."""
     try:
         return call(*args, **kwargs)
-    except (KeyboardInterrupt, SystemExit, GeneratorExit):
-        raise
-    except BaseException as exc:  # noqa: BLE001 - pyo3's PanicException derives from BaseException
+    except BaseException as exc:
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise  # Ctrl-C and exits pass; pyo3's PanicException (a Rust panic) is a BaseException too
         text = (str(exc).strip().splitlines() or [""])[0][:300]  # delta-rs appends a Rust backtrace
         raise StoreError(f"{what}: {type(exc).__name__}: {text}") from None
 
