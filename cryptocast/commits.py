@@ -6,37 +6,30 @@ feature group in the cluster; these commands say so instead of pretending to man
 
 from __future__ import annotations
 
-import logging
-import re
-
 from cryptocast.errors import CryptocastError, StoreError
-from cryptocast.features import FORECASTS, INGESTED_GROUPS
+from cryptocast.status import ALL_GROUPS
 from cryptocast.stores import FeatureStore
 from cryptocast.stores.local import LocalFeatureGroup, LocalFeatureStore
-
-log = logging.getLogger(__name__)
-
-CURRENT = {spec.name: spec for spec in (*INGESTED_GROUPS, FORECASTS)}
 
 
 def local_store(store: FeatureStore, command: str) -> LocalFeatureStore:
     if not isinstance(store, LocalFeatureStore):
         raise CryptocastError(f"{command} is a local-backend feature (Delta Lake commits under CRYPTOCAST_HOME); "
-                              f"the {store.backend} backend keeps its own history: use CRYPTOCAST_BACKEND=local")
+                              f"the {store.backend} backend keeps its own commit history, in {store.backend}")
     return store
 
 
 def find_group(store: LocalFeatureStore, name: str) -> LocalFeatureGroup:
     """A group by name (this code's version) or as `<name>_v<version>` (any version on disk)."""
-    if name in CURRENT:
-        group = store.get_feature_group(CURRENT[name])
+    if name in ALL_GROUPS:
+        group = store.get_feature_group(ALL_GROUPS[name])
         if group is None:
-            raise StoreError(f"feature group {name} v{CURRENT[name].version} does not exist in {store.root}")
+            raise StoreError(f"feature group {name} v{ALL_GROUPS[name].version} does not exist in {store.root}")
         return group
     stored = store.stored_groups()
-    if re.fullmatch(r".+_v[0-9]+", name) and name in stored:
+    if name in stored:
         return stored[name]
-    known = sorted({*CURRENT, *stored})
+    known = sorted({*ALL_GROUPS, *stored})
     raise CryptocastError(f"unknown group '{name}'; known: {', '.join(known)}")
 
 

@@ -7,14 +7,10 @@ checksums. The first damaged file stops the check with its name (exit 1).
 
 from __future__ import annotations
 
-import logging
-
 from cryptocast.commits import local_store
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.settings import Settings
 from cryptocast.stores import open_feature_store
-
-log = logging.getLogger(__name__)
 
 
 def verify(settings: Settings) -> list[str]:
