@@ -119,6 +119,7 @@ def main() -> None:
         update = bench_update(args.runs, work)
         results = {
             "measured_on": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%MZ"),
+            "loadavg": os.getloadavg(),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
             "backfill_csv_binance_and_fear_greed": summary(bench_backfill("binance", args.runs, work)),
             "backfill_csv_kraken_and_fear_greed": summary(bench_backfill("kraken", args.runs, work)),
