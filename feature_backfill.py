@@ -3,7 +3,9 @@
 
 Each group comes from its CSV export when one is given, otherwise from the APIs (CryptoCompare
 with CRYPTO_API_KEY, else Binance; alternative.me for Fear & Greed). Safe to re-run: rows are
-upserted by day, and nothing is written unless every group validates.
+upserted by day, and nothing is written unless every group validates. Rows already stored are
+never changed unless --replace is given: then each changed day is logged, and the write is a commit
+that `python -m cryptocast rollback` can undo.
 """
 
 import sys
@@ -17,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solana-csv", type=Path, metavar="FILE", help="CryptoCompare or Binance SOL export")
     parser.add_argument("--bitcoin-csv", type=Path, metavar="FILE", help="CryptoCompare or Binance BTC export")
     parser.add_argument("--fear-greed-csv", type=Path, metavar="FILE", help="Fear & Greed export")
+    parser.add_argument("--replace", action="store_true",
+                        help="let the rows change stored ones (logged per day; undo with `rollback`)")
     args = parser.parse_args(argv)
     csv_files = {
         group: path
@@ -24,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                             ("fear_greed", args.fear_greed_csv))
         if path is not None
     }
-    return cli.execute(args, lambda settings: ingest.backfill(settings, csv_files), "feature_backfill")
+    return cli.execute(args, lambda settings: ingest.backfill(settings, csv_files, args.replace), "feature_backfill")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,23 @@
-"""`python -m cryptocast status|export|doctor`: look inside the store, or check a backend end to end."""
+"""`python -m cryptocast status|export|history|rollback|verify|doctor`: look inside the store, undo a write,
+or check a backend end to end.
+
+status, export and verify never change the store; rollback adds a commit (so it can be undone).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from cryptocast import cli, doctor
+from cryptocast import cli, commits, doctor
+from cryptocast.atomic import atomic_write_bytes
 from cryptocast.errors import CryptocastError
 from cryptocast.settings import Settings
 from cryptocast.status import ALL_GROUPS, export_frame, format_status, status
 from cryptocast.stores import open_feature_store
+from cryptocast.verify import verify
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> None:
@@ -21,11 +28,31 @@ def _status(args: argparse.Namespace, settings: Settings) -> None:
 def _export(args: argparse.Namespace, settings: Settings) -> None:
     if args.group not in ALL_GROUPS:
         raise CryptocastError(f"unknown group '{args.group}'; known: {', '.join(ALL_GROUPS)}")
+    if args.out is not None and (not args.out or Path(args.out).is_dir()):
+        raise CryptocastError(f"--out {args.out!r} must name a file (a CSV to write), not "
+                              f"{'a directory' if args.out else 'nothing'}; omit --out to write to stdout")
     frame = export_frame(open_feature_store(settings), ALL_GROUPS[args.group])
-    if args.out:
-        frame.to_csv(args.out, index=False)
-    else:
+    if args.out is None:
         frame.to_csv(sys.stdout, index=False)
+        return
+    try:
+        atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
+    except OSError as exc:
+        raise CryptocastError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+
+
+def _history(args: argparse.Namespace, settings: Settings) -> None:
+    store = commits.local_store(open_feature_store(settings), "history")
+    print("\n".join(commits.history_lines(commits.find_group(store, args.group))))
+
+
+def _rollback(args: argparse.Namespace, settings: Settings) -> None:
+    store = commits.local_store(open_feature_store(settings), "rollback")
+    print(commits.rollback(commits.find_group(store, args.group), args.to))
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> None:
+    print("\n".join(verify(settings)))
 
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> None:
@@ -41,11 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     export_cmd = commands.add_parser("export", parents=[cli.common_flags()], help="dump a feature group as CSV")
     export_cmd.add_argument("group", help=f"one of: {', '.join(ALL_GROUPS)}")
     export_cmd.add_argument("--out", metavar="FILE.csv", help="write here instead of stdout")
+    history_cmd = commands.add_parser("history", parents=[cli.common_flags()],
+                                      help="every commit of a group, newest first (local backend)")
+    history_cmd.add_argument("group", help=f"one of: {', '.join(ALL_GROUPS)}, or <group>_v<version>")
+    rollback_cmd = commands.add_parser("rollback", parents=[cli.common_flags()],
+                                       help="make a group's rows of an earlier commit live again (local backend)")
+    rollback_cmd.add_argument("group", help=f"one of: {', '.join(ALL_GROUPS)}, or <group>_v<version>")
+    rollback_cmd.add_argument("--to", type=int, required=True, metavar="N", help="the commit (see history)")
+    commands.add_parser("verify", parents=[cli.common_flags()],
+                        help="check every stored file against its recorded checksums (local backend)")
     commands.add_parser("doctor", parents=[cli.common_flags()],
                         help="try every kind of call the pipeline makes on scratch objects, then delete them")
     args = parser.parse_args(argv)
-    action = {"status": _status, "export": _export, "doctor": _doctor}[args.command]
-    return cli.execute(args, lambda settings: action(args, settings), args.command, quiet=args.command != "doctor")
+    action = {"status": _status, "export": _export, "history": _history, "rollback": _rollback,
+              "verify": _verify, "doctor": _doctor}[args.command]
+    return cli.execute(args, lambda settings: action(args, settings), args.command,
+                       quiet=args.command not in ("rollback", "doctor"))
 
 
 if __name__ == "__main__":

@@ -25,21 +25,48 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a unique temp file beside `path`, fsync, then `os.replace` it into place.
+def _write_temp(path: Path, data: bytes) -> Path:
+    """`data` in a unique, fsynced temp file beside `path` (removed again if anything fails).
 
     The temp file is created with mode 0o666 minus umask (not mkstemp's 0o600), so files stay
-    readable by a job running as another user; it is removed if anything fails.
+    readable by a job running as another user. Its name starts with a dot, so the store branch's
+    `.gitignore` and Delta readers both ignore a leftover of a killed run.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file beside `path`, fsync, then `os.replace` it into place."""
+    tmp = _write_temp(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_directory(path.parent)
+
+
+def atomic_create_bytes(path: Path, data: bytes) -> None:
+    """Like `atomic_write_bytes`, but only if `path` does not exist yet (FileExistsError otherwise).
+
+    A hard link is the portable "rename unless the target exists": it is how a Delta Lake commit
+    claims its version number, so two writers can never both commit version N.
+    """
+    tmp = _write_temp(path, data)
+    try:
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     fsync_directory(path.parent)

@@ -19,6 +19,17 @@ from cryptocast.settings import BACKENDS, Settings, load_settings
 log = logging.getLogger("cryptocast")
 
 
+def _one_line_interrupt(kind: type[BaseException], value: BaseException, traceback: object) -> None:
+    """Ctrl-C before `execute` runs (while a script imports pandas) is one line too, not a traceback."""
+    if issubclass(kind, KeyboardInterrupt):
+        print("error: interrupted (Ctrl-C) before anything was read or written", file=sys.stderr)
+    else:
+        sys.__excepthook__(kind, value, traceback)
+
+
+sys.excepthook = _one_line_interrupt  # every script imports this module first
+
+
 def common_flags() -> argparse.ArgumentParser:
     """The flags every command accepts (they override env and `.env`), as an argparse parent."""
     p = argparse.ArgumentParser(add_help=False)
@@ -64,6 +75,13 @@ def execute(args: argparse.Namespace, step: Callable[[Settings], None], name: st
         return 0
     except CryptocastError as exc:
         print(redact(f"error: {name}: {exc}", secrets), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # every write is atomic, so stopping here leaves each group old or new
+        print(f"error: {name}: interrupted (Ctrl-C); each group is as it was or fully written", file=sys.stderr)
+        return 130
+    except OSError as exc:  # the machine, not the code: disk full, permissions, a path that is not a file
+        where = f": {exc.filename}" if exc.filename else ""
+        print(redact(f"error: {name}: {exc.strerror or exc}{where}", secrets), file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: still one line by default, the traceback with --verbose
         if args.verbose:

@@ -234,7 +234,7 @@ def _checks(run: Run, backend: Backend, store: FeatureStore, registry: ModelRegi
     changed.loc[2, "close"] += 0.5
 
     def upsert() -> str:
-        result = store.get_or_create_feature_group(scratch.candles).insert(changed)
+        result = store.get_or_create_feature_group(scratch.candles).insert(changed, replace=True)
         return f"one changed row among {len(changed)}: {_counts(result, (0, 1, len(DAYS) - 1))}"
     run.check("upsert", "write", upsert)
 

@@ -93,5 +93,5 @@ def infer(settings: Settings) -> None:
         raise StoreError(f"no production version of model {MODEL_NAME}: run training_pipeline.py first")
     with store.lock():
         rows = forecast_rows(version, store, settings.last_complete_day)
-        result = store.get_or_create_feature_group(FORECASTS).insert(rows)
+        result = store.get_or_create_feature_group(FORECASTS).insert(rows, replace=True)
     log.info("%s v%d: %s", FORECASTS.name, FORECASTS.version, result)

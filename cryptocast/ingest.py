@@ -4,6 +4,11 @@ Each group is fetched, validated and written on its own (each write atomic), so 
 never stops the others: a run writes every group that succeeded, then fails naming each one that did
 not, and a failed group is left exactly as it was. Writes are upserts, so re-running adds nothing.
 A day an upstream keeps not having becomes a known hole (`holes.py`) and is not asked for again.
+
+Stored rows change only through `backfill(..., replace=True)` (feature_backfill.py --replace): the
+daily update asks only for missing days, so an upstream revision of a past candle is never taken
+silently, and an import that looks like another asset, or that disagrees with what is stored, is
+refused (that group fails alone) before anything of it is written.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from cryptocast.errors import CryptocastError, DataValidationError, SourceError
-from cryptocast.features import DAY, INGESTED_GROUPS, GroupSpec, missing_days, validate
+from cryptocast.features import BITCOIN, DAY, INGESTED_GROUPS, SOLANA, GroupSpec, missing_days, validate
 from cryptocast.holes import HoleBook
 from cryptocast.settings import Settings
 from cryptocast.sources.csv_exports import load_export
@@ -31,6 +36,10 @@ from cryptocast.stores import FeatureStore, open_feature_store
 log = logging.getLogger(__name__)
 
 MAX_REQUESTS_PER_GROUP = 20
+# SOL has always closed below 1/100 of BTC; a SOL close not below BTC's / 1.5 is the wrong asset.
+MAX_SOL_BTC_RATIO = 1 / 1.5
+# Two venues quote the same asset within a percent or so; more is another asset, or broken data.
+MAX_OVERLAP_DISAGREEMENT = 0.10
 
 
 @dataclass
@@ -117,9 +126,9 @@ def _shown_days(days: list[pd.Timestamp]) -> str:
     return ", ".join(str(d.date()) for d in days[:10]) + (" ..." if len(days) > 10 else "")
 
 
-def _write(store: FeatureStore, batch: Batch) -> None:
+def _write(store: FeatureStore, batch: Batch, replace: bool = False) -> None:
     started = time.monotonic()
-    result = store.get_or_create_feature_group(batch.spec).insert(batch.rows)
+    result = store.get_or_create_feature_group(batch.spec).insert(batch.rows, replace=replace)
     log.info("%s v%d: %s from %s (%.2fs)", batch.spec.name, batch.spec.version, result, batch.origin,
              time.monotonic() - started)
 
@@ -135,8 +144,9 @@ def _warn_if_late(spec: GroupSpec, origin: str, newest: pd.Timestamp, end: pd.Ti
                     (newest + pd.Timedelta(days=1)).date(), end.date(), origin, newest.date())
 
 
-def _backfill_group(store: FeatureStore, settings: Settings, spec: GroupSpec, csv_file: Path | None,
-                    upstream: Upstream | None, holes: HoleBook) -> None:
+def _read_backfill(settings: Settings, spec: GroupSpec, csv_file: Path | None, upstream: Upstream | None,
+                   holes: HoleBook) -> Batch:
+    """A group's full history from its export or its upstream, validated; the upstream's holes are recorded."""
     started = time.monotonic()
     end = settings.last_complete_day
     if csv_file is not None:
@@ -158,23 +168,88 @@ def _backfill_group(store: FeatureStore, settings: Settings, spec: GroupSpec, cs
                     _shown_days(absent))
     if csv_file is None:  # an export holds what it holds; only an upstream's answer says what it lacks
         holes.record(spec.name, origin, absent)
-    _write(store, Batch(spec, rows, origin))
-    if csv_file is None:
         _warn_if_late(spec, origin, rows[DAY].max(), pd.Timestamp(end))
+    return Batch(spec, rows, origin)
 
 
-def backfill(settings: Settings, csv_files: dict[str, Path] | None = None) -> None:
-    """Load full history into every group, from CSV exports where given and the APIs otherwise."""
+def backfill(settings: Settings, csv_files: dict[str, Path] | None = None, replace: bool = False) -> None:
+    """Load full history into every group, from CSV exports where given and the APIs otherwise.
+
+    `replace` lets the rows change stored ones (each change is logged, and the commit can be rolled back).
+    """
     csv_files = csv_files or {}
     store = open_feature_store(settings)
     upstream = Upstream(settings) if set(g.name for g in INGESTED_GROUPS) - set(csv_files) else None
     with store.lock():
         holes, failures = HoleBook(store, settings), Failures()
+        batches = []
         for spec in INGESTED_GROUPS:
             with failures.guard():
-                _backfill_group(store, settings, spec, csv_files.get(spec.name), upstream, holes)
+                batches.append(_read_backfill(settings, spec, csv_files.get(spec.name), upstream, holes))
+        for batch in checked_imports(store, batches, replace, failures):
+            _write(store, batch, replace)
         holes.save()
         failures.raise_any()
+
+
+def checked_imports(store: FeatureStore, batches: list[Batch], replace: bool, failures: Failures) -> list[Batch]:
+    """The batches that may be written: not the other asset's prices, nor prices disagreeing with the store.
+
+    Binance exports carry no symbol, so `--solana-csv BTCUSDT_1d.csv` is an easy mistake; it must
+    fail with one line before anything of those groups is written (the other groups carry on). A
+    real disagreement may be overwritten with `replace`; swapped assets may not.
+    """
+    prices = {b.spec.name: b for b in batches if b.spec in (SOLANA, BITCOIN)}
+    refused: set[str] = set()
+    if prices:
+        with failures.guard():
+            try:
+                _refuse_swapped_assets(store, prices)
+            except DataValidationError:
+                refused |= set(prices)
+                raise
+    for batch in prices.values() if not replace else ():
+        if batch.spec.name not in refused:
+            with failures.guard():
+                try:
+                    _refuse_disagreement(batch, _closes(store, {}, batch.spec)[0])
+                except DataValidationError:
+                    refused.add(batch.spec.name)
+                    raise
+    return [b for b in batches if b.spec.name not in refused]
+
+
+def _refuse_swapped_assets(store: FeatureStore, prices: dict[str, Batch]) -> None:
+    sol, btc = (_closes(store, prices, spec) for spec in (SOLANA, BITCOIN))
+    common = sol[0].index.intersection(btc[0].index)
+    ratio = float((sol[0][common] / btc[0][common]).median()) if len(common) else 0.0
+    if ratio >= MAX_SOL_BTC_RATIO:
+        raise DataValidationError(
+            f"{sol[1]} and {btc[1]}: SOL closes at {ratio:.2f}x BTC on {len(common)} common day(s), but SOL has "
+            "always closed far below BTC: is one the other asset's export? nothing written")
+
+
+def _closes(store: FeatureStore, batches: dict[str, Batch], spec: GroupSpec) -> tuple[pd.Series, str]:
+    """Close by day of this run's batch for `spec` if there is one, else of the stored rows; and where from."""
+    if spec.name in batches:
+        return batches[spec.name].rows.set_index(DAY)["close"], f"{spec.name} from {batches[spec.name].origin}"
+    group = store.get_feature_group(spec)
+    rows = group.read() if group else None
+    closes = pd.Series(dtype=float) if rows is None else rows.set_index(DAY)["close"]
+    return closes, f"the stored {spec.name} rows"
+
+
+def _refuse_disagreement(batch: Batch, stored: pd.Series) -> None:
+    ours = batch.rows.set_index(DAY)["close"]
+    common = ours.index.intersection(stored.index)
+    if not len(common):
+        return
+    gap = float((ours[common] / stored[common] - 1).abs().median())
+    if gap > MAX_OVERLAP_DISAGREEMENT:
+        raise DataValidationError(
+            f"{batch.origin}: its closes differ from the stored {batch.spec.name} rows by a median {gap:.0%} on "
+            f"{len(common)} overlapping day(s); nothing written (another asset's export? --replace overwrites "
+            "the stored rows, as a commit that can be rolled back)")
 
 
 def _update_group(store: FeatureStore, upstream: Upstream, holes: HoleBook, spec: GroupSpec,

@@ -185,6 +185,13 @@ def _parse_format(value: str) -> str:
     return value.upper()
 
 
+def _parse_home(value: str) -> Path:
+    """An empty value would silently mean the working directory; refuse it instead."""
+    if not value.strip():
+        raise SettingsError("CRYPTOCAST_HOME is empty; name a directory for the local store (default .cryptocast)")
+    return Path(value).expanduser()
+
+
 def _resolve_backend(value: str, hopsworks_key: str) -> str:
     if value not in BACKENDS:
         raise SettingsError(f"{_shown('CRYPTOCAST_BACKEND', value)} must be one of {', '.join(BACKENDS)}")
@@ -241,7 +248,7 @@ def _resolve(merged: dict[str, str], real_today: dt.date, notes: tuple[str, ...]
     hopsworks_key = merged.get("HOPSWORKS_API_KEY", "")
     return Settings(
         backend=_resolve_backend(merged["CRYPTOCAST_BACKEND"], hopsworks_key),
-        home=Path(merged["CRYPTOCAST_HOME"]).expanduser(),
+        home=_parse_home(merged["CRYPTOCAST_HOME"]),
         as_of=as_of,
         today=real_today,
         history_start=_parse_date("CRYPTOCAST_HISTORY_START", merged["CRYPTOCAST_HISTORY_START"], EARLIEST_DAY),

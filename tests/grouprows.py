@@ -54,3 +54,15 @@ def fng(rows: dict[str, tuple[int, str]]) -> pd.DataFrame:
 
 
 ALL = sorted(CANDLES)
+
+
+def remove_rows(group, days: list[str]) -> None:
+    """Take days out of a local group as one commit, to make holes a run must then fill."""
+    from cryptocast.stores.local import _by_year
+
+    table = group.table
+    snap = table.snapshot()
+    rows = table.read_files(snap.files)
+    rows = rows[~rows[group.spec.event_time].isin(pd.to_datetime(days))]
+    adds = [table.write_data_file(part) for part in _by_year(group.spec, rows)]
+    table.commit(snap, "DELETE", f"test: removed {len(days)} day(s)", adds, snap.files)

@@ -59,6 +59,35 @@ def make_artifacts(directory: pathlib.Path, seed: int = 0) -> pathlib.Path:
     return directory
 
 
+def write_small_forecaster(directory: pathlib.Path, seed: int = 0) -> pathlib.Path:
+    """A small random network in the portable format with a scaler and intervals, as inference reads them."""
+    from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK
+    from cryptocast.modeling.forecasters import Scaler
+
+    layers = [{"type": "lstm", "units": 4, "activation": "tanh", "recurrent_activation": "sigmoid",
+               "return_sequences": False}, {"type": "dense", "units": HORIZON, "activation": "linear"}]
+    spec = make_spec(layers, [LOOKBACK, len(FEATURES)])
+    write_dir(directory, spec, random_arrays(spec, np.random.default_rng(seed)))
+    scaler = Scaler("standard", list(FEATURES), [0.0] * 7, [0.05, 0.05, 10, 10, 0.05, 0.05, 0.2], [0.0] * 10,
+                    [0.05] * 10)
+    (directory / "scaler.json").write_text(scaler.to_json())
+    widths = {"0.8": [0.02 * h for h in range(1, 11)], "0.95": [0.04 * h for h in range(1, 11)]}
+    (directory / "intervals.json").write_text(json.dumps({"levels": widths}))
+    return directory
+
+
+def as_registered(registry: Any, name: str, version: int) -> None:
+    """Record a local version's files as they are now, as if it had been registered with exactly these
+    files (its checksums, and the production pointer if it serves): for tests of damaged or older models."""
+    from cryptocast.registry.local import CHECKSUMS, checksums_record
+
+    directory = registry.root / name / f"v{version}"
+    (directory / CHECKSUMS).write_bytes(checksums_record(directory))
+    pointer = registry.root / name / "production.json"
+    if not pointer.exists() or json.loads(pointer.read_text())["version"] == version:
+        registry.set_production(name, version)
+
+
 def files(directory: pathlib.Path) -> dict[str, bytes]:
     """Every file under `directory` by relative path, for byte-for-byte comparisons."""
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}

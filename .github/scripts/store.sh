@@ -16,7 +16,8 @@
 # Run it from the root of a git checkout of this repository. The store is checked out as a
 # `git worktree` of that checkout, sharing its objects; every network operation (ls-remote, fetch,
 # push) runs in the main checkout, with the credentials actions/checkout left there.
-# Store files are deterministic Parquet + JSON, so a day's update commits a few small files.
+# Store files are never rewritten (Delta Lake: each write adds a commit and a small Parquet file), so
+# a day's update commits a few small new files.
 #
 # Environment: STORE_BRANCH (default cryptocast-store), STORE_REMOTE (a remote name, default origin),
 # PYTHON (the interpreter with cryptocast installed, default python).

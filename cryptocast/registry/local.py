@@ -4,15 +4,22 @@ Layout under `CRYPTOCAST_HOME` (plain files and JSON, no pickle, so a workflow c
 
     model_registry/<name>/v<N>/artifacts/...     the model files exactly as training wrote them
     model_registry/<name>/v<N>/version.json      created, description, metrics, metadata
-    model_registry/<name>/production.json        {"version": N}
+    model_registry/<name>/v<N>/checksums.json    SHA-256 of every other file of the version
+    model_registry/<name>/production.json        {"version": N, "checksums": SHA-256 of v<N>/checksums.json}
 
 A version is assembled in a hidden temporary directory beside its siblings and published with one
 `os.rename`, so readers see a complete `v<N>` or none; hidden leftovers of a crashed run are ignored
 and swept by the next registration. Writers hold `.registry.lock` so two runs cannot take the same N.
+
+Reading a version checks `version.json` against its recorded SHA-256; loading it to serve (`get`,
+`production`) checks every artifact, and the production pointer names the checksums of the version
+it means, so a flipped bit anywhere is an error naming the file, never another model. Versions
+registered before checksums were recorded still load; `verify` lists them as unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -42,6 +49,50 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _VERSION_DIR = re.compile(r"v([0-9]+)")
+CHECKSUMS = "checksums.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _version_files(directory: Path) -> list[str]:
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
+                  if p.is_file() and p.name != CHECKSUMS)
+
+
+def checksums_record(directory: Path) -> bytes:
+    """What `checksums.json` holds: every file of a version (but itself) by relative path, with its SHA-256."""
+    return to_json({"sha256": {name: _sha256(directory / name) for name in _version_files(directory)}},
+                   "checksums")
+
+
+def check_version(directory: Path, deep: bool) -> bool:
+    """Compare a version's files with its `checksums.json` (`deep`: every artifact, else version.json).
+
+    False for a version registered before checksums were recorded; StoreError naming the first bad file.
+    """
+    path = directory / CHECKSUMS
+    if not path.exists():
+        return False
+    record = read_json(path)
+    recorded = record.get("sha256") if isinstance(record, dict) else None
+    if not isinstance(recorded, dict):
+        raise StoreError(f"model registry: {path} is damaged: no sha256 table")
+    names = _version_files(directory) if deep else ["version.json"]
+    for name in sorted(set(names) | (set(recorded) if deep else set())):
+        file = directory / name
+        if name not in recorded:
+            raise StoreError(f"model registry: {file} is not in {path} (added after registration?)")
+        if not file.is_file():
+            raise StoreError(f"model registry: {file} is missing")
+        if _sha256(file) != recorded[name]:
+            raise StoreError(f"model registry: {file} is damaged: its SHA-256 does not match {path}")
+    return True
 
 
 def _fsync(path: Path) -> None:
@@ -78,29 +129,45 @@ class LocalModelRegistry:
         return sorted(int(m.group(1)) for p in directory.iterdir() if (m := _VERSION_DIR.fullmatch(p.name)))
 
     def get(self, name: str, version: int) -> ModelVersion:
+        """A version to load and serve: every file checked against its checksums first."""
+        return self._load(name, version, deep=True)
+
+    def _load(self, name: str, version: int, deep: bool) -> ModelVersion:
         directory = self._model_dir(name) / f"v{version}"
         if not directory.is_dir():
             raise StoreError(f"model {name} has no version {version} in {self.root}")
+        check_version(directory, deep)
         return load_version(name, version, directory)
 
     def versions(self, name: str) -> list[ModelVersion]:
-        return [self.get(name, n) for n in self._numbers(name)]
+        return [self._load(name, n, deep=False) for n in self._numbers(name)]
 
     def production(self, name: str) -> ModelVersion | None:
         path = self._model_dir(name) / "production.json"
         if not path.exists():
             return None
-        version = read_json(path)
-        version = version.get("version") if isinstance(version, dict) else None
+        record = read_json(path)
+        version = record.get("version") if isinstance(record, dict) else None
         if not isinstance(version, int) or isinstance(version, bool):
             raise StoreError(f"model registry: {path} does not hold {{\"version\": <int>}}")
-        return self.get(name, version)
+        served = self.get(name, version)
+        if record.get("checksums", self._pointer_check(name, version)) != self._pointer_check(name, version):
+            raise StoreError(f"model registry: {path} is damaged: it does not match v{version}'s checksums")
+        return served
+
+    def _pointer_check(self, name: str, version: int) -> str | None:
+        """The production pointer's check: the SHA-256 of the version's checksums (None before checksums)."""
+        path = self._model_dir(name) / f"v{version}" / CHECKSUMS
+        return _sha256(path) if path.exists() else None
 
     def set_production(self, name: str, version: int) -> None:
         with self._locked():
             self.get(name, version)
-            record = to_json({"version": version}, f"model {name}: production version")
-            atomic_write_bytes(self._model_dir(name) / "production.json", record)
+            record = {"version": version}
+            if (check := self._pointer_check(name, version)) is not None:
+                record["checksums"] = check
+            atomic_write_bytes(self._model_dir(name) / "production.json",
+                               to_json(record, f"model {name}: production version"))
         log.info("model %s: production is now v%d", name, version)
 
     def register(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
@@ -122,6 +189,7 @@ class LocalModelRegistry:
         try:
             shutil.copytree(artifacts, tmp / "artifacts")
             atomic_write_bytes(tmp / "version.json", record)
+            atomic_write_bytes(tmp / CHECKSUMS, checksums_record(tmp))
             _fsync_tree(tmp)
             os.rename(tmp, directory / f"v{number}")
             _fsync(directory)
@@ -158,6 +226,24 @@ class LocalModelRegistry:
             "versions": [{"version": v.version, "created": v.created, "description": v.description,
                           "metrics": v.metrics} for v in self.versions(name)],
         }
+
+    def verify(self) -> list[str]:
+        """Check every file of every version and each production pointer; one line per model.
+
+        Raises StoreError naming the first damaged file.
+        """
+        lines = []
+        for name in self._names():
+            numbers = self._numbers(name)
+            unchecked = [f"v{n}" for n in numbers if not check_version(self._model_dir(name) / f"v{n}", deep=True)]
+            for n in numbers:
+                load_version(name, n, self._model_dir(name) / f"v{n}")
+            production = self.production(name)
+            serving = production.version if production else "none"
+            line = f"model {name}: {len(numbers)} version(s) ok, production {serving}"
+            lines.append(line + (f"; {', '.join(unchecked)} registered before checksums, not checked" if unchecked
+                                 else ""))
+        return lines
 
     def _locked(self) -> AbstractContextManager[None]:
         """Reentrant (one FileLock object), so `register_and_promote` can hold it around its own calls."""

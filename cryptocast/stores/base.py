@@ -7,6 +7,7 @@ The local store implements it on disk; the Hopsworks store maps the same calls o
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,6 +16,8 @@ import pandas as pd
 
 from cryptocast.errors import StoreError
 from cryptocast.features import GroupSpec, ViewSpec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,12 @@ class FeatureGroup(Protocol):
         """Rows whose event time lies in [start, end] (inclusive; None = open), sorted by key."""
         ...
 
-    def insert(self, df: pd.DataFrame) -> InsertResult:
-        """Upsert validated rows on the primary key, atomically."""
+    def insert(self, df: pd.DataFrame, replace: bool = False) -> InsertResult:
+        """Upsert validated rows on the primary key, atomically.
+
+        Rows whose key is stored with other values are refused (StoreError, nothing written) unless
+        `replace`; then each change is logged (`check_changes`).
+        """
         ...
 
 
@@ -89,3 +96,35 @@ def compare_rows(spec: GroupSpec, stored: pd.DataFrame, incoming: pd.DataFrame) 
 
 def insert_result(is_new: pd.Series, changed: pd.Series) -> InsertResult:
     return InsertResult(int(is_new.sum()), int(changed.sum()), int((~is_new & ~changed).sum()))
+
+
+def check_changes(spec: GroupSpec, stored: pd.DataFrame, incoming: pd.DataFrame, changed: pd.Series,
+                  replace: bool) -> None:
+    """No silent rewrite of history: changed stored rows need `replace`, and then each one is logged.
+
+    A CSV export of the wrong asset, or an API that revised a past candle, must not overwrite what
+    is stored unless the operator asked for it (feature_backfill.py --replace).
+    """
+    if not changed.any():
+        return
+    key = list(spec.primary_key)
+    pairs = incoming[changed].merge(stored, on=key, suffixes=("", "_old"))
+    lines = [_describe_change(spec, row) for row in pairs.to_dict("records")]
+    label = f"feature group {spec.name} v{spec.version}"
+    if not replace:
+        raise StoreError(f"{label}: {len(lines)} stored row(s) would change ({lines[0]}"
+                         f"{' ...' if len(lines) > 1 else ''}); nothing written; pass --replace to "
+                         "feature_backfill.py to change stored rows")
+    for line in lines:
+        log.warning("%s: replacing %s", label, line)
+
+
+def _describe_change(spec: GroupSpec, row: dict) -> str:
+    def text(value: object) -> str:
+        return value.strftime("%Y-%m-%d") if isinstance(value, pd.Timestamp) else f"{value:.10g}" \
+            if isinstance(value, float) else str(value)
+
+    key = " ".join(text(row[k]) for k in spec.primary_key)
+    diffs = [f"{c} {text(row[f'{c}_old'])} -> {text(row[c])}" for c in spec.column_names
+             if c not in spec.primary_key and row[c] != row[f"{c}_old"]]
+    return f"{key}: {', '.join(diffs)}"

@@ -36,7 +36,7 @@ from cryptocast.errors import StoreError
 from cryptocast.features import GroupSpec, ViewSpec, conform, conform_view, empty_frame
 from cryptocast.hopsworks_session import HopsworksSession
 from cryptocast.settings import Settings
-from cryptocast.stores.base import InsertResult, compare_rows, insert_result, view_groups
+from cryptocast.stores.base import InsertResult, check_changes, compare_rows, insert_result, view_groups
 from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
 
 log = logging.getLogger(__name__)
@@ -97,11 +97,12 @@ class HopsworksFeatureGroup:
             query = query.filter(condition)
         return query.read(dataframe_type="pandas")
 
-    def insert(self, df: pd.DataFrame) -> InsertResult:
+    def insert(self, df: pd.DataFrame, replace: bool = False) -> InsertResult:
         """Upsert validated rows, sending only those that are new or changed."""
         event = df[self.spec.event_time]
         stored = self.read(event.min().date(), event.max().date()) if len(df) else empty_frame(self.spec)
         is_new, changed = compare_rows(self.spec, stored, df)
+        check_changes(self.spec, stored, df, changed, replace)
         rows = df[is_new | changed].reset_index(drop=True)
         if len(rows):
             self.session.call(f"insert into {label(self.spec)}", self.handle.insert, _as_sent(self.spec, rows),

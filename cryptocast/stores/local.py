@@ -1,161 +1,144 @@
-"""The embedded feature store: Parquet files under `CRYPTOCAST_HOME`, one directory per group version.
+"""The embedded feature store: one Delta Lake table per group version under `CRYPTOCAST_HOME`.
 
-Layout, chosen so a scheduled workflow can commit the store to git with small, stable diffs:
+    feature_store/<group>_v<version>/       a Delta table (see `delta.py` for its files and checks)
 
-    feature_store/<group>_v<version>/manifest.json     schema + which file holds each year
-    feature_store/<group>_v<version>/<year>-<sha>.parquet
+Writes are upserts on the primary key. New rows go to a new small file (one per event-time year),
+changed rows rewrite only the files that hold them, and each write is one commit, so a crash at
+any instant leaves the group at its old version or its new one. A commit never changes stored rows
+unless the caller asked for it (`replace=True`), and then every changed row is logged.
 
-Data files are named by a hash of their content and never rewritten in place; the manifest is
-replaced atomically (`os.replace`) after the new files are on disk. A crash at any instant
-therefore leaves either the old manifest with its old files or the new one with its new files;
-files no manifest references are swept on the next write.
+Small files: a daily update adds one file per group, so when a group holds more than
+`COMPACT_SLACK` files beyond one per year, the years with several files are rewritten as one file
+each, in a commit of their own that changes no rows (Delta's OPTIMIZE). Nothing is ever deleted:
+every version stays readable, and a rollback is a new commit.
+
+A store written before Delta (manifest.json + yearly Parquet, see `legacy.py`) is converted the
+first time this store is opened, under the lock, with every row checked.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import io
-import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from cryptocast.atomic import atomic_write_bytes
-from cryptocast.errors import StoreError
-from cryptocast.features import GroupSpec, ViewSpec, empty_frame, join_view
-from cryptocast.stores.base import InsertResult, compare_rows, insert_result, view_groups
+from cryptocast.errors import DataValidationError, StoreError
+from cryptocast.features import GroupSpec, ViewSpec, join_view, validate
+from cryptocast.stores import legacy
+from cryptocast.stores.base import InsertResult, check_changes, compare_rows, insert_result, view_groups
+from cryptocast.stores.delta import EMPTY, Commit, GroupTable, Snapshot, read_spec, table_exists
 
 log = logging.getLogger(__name__)
 
-ARROW_TYPES = {"date": pa.date32(), "float": pa.float64(), "int": pa.int64(), "str": pa.string()}
 LOCK_TIMEOUT_S = 600
-
-
-def _schema_record(spec: GroupSpec) -> dict:
-    return {
-        "name": spec.name,
-        "version": spec.version,
-        "description": spec.description,
-        "primary_key": list(spec.primary_key),
-        "event_time": spec.event_time,
-        "columns": [{"name": c.name, "dtype": c.dtype, "description": c.description} for c in spec.columns],
-    }
-
-
-def _to_parquet_bytes(spec: GroupSpec, df: pd.DataFrame) -> bytes:
-    """Serialise deterministically: same rows in, same bytes out (no timestamps, no pandas metadata)."""
-    arrays = []
-    for c in spec.columns:
-        values = df[c.name].dt.date if c.dtype == "date" else df[c.name]
-        arrays.append(pa.array(values, type=ARROW_TYPES[c.dtype]))
-    table = pa.Table.from_arrays(arrays, names=spec.column_names)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd", write_statistics=False, store_schema=False)
-    return buffer.getvalue()
-
-
-def _from_parquet(spec: GroupSpec, path: Path) -> pd.DataFrame:
-    table = pq.read_table(path)
-    df = table.to_pandas(date_as_object=False)
-    for c in spec.columns:
-        if c.dtype == "date":
-            df[c.name] = df[c.name].astype("datetime64[ns]")
-    return df[spec.column_names]
+COMPACT_SLACK = 30
+_GROUP_DIR = re.compile(r"(.+)_v([0-9]+)")
 
 
 class LocalFeatureGroup:
-    def __init__(self, spec: GroupSpec, directory: Path) -> None:
+    def __init__(self, spec: GroupSpec, directory: Path, store: LocalFeatureStore) -> None:
         self.spec = spec
         self.directory = directory
-        self.manifest_path = directory / "manifest.json"
+        self.table = GroupTable(spec, directory)
+        self.store = store
 
-    def _manifest(self) -> dict:
-        try:
-            manifest = json.loads(self.manifest_path.read_text())
-            if not isinstance(manifest, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise StoreError(f"feature group {self.spec.name} v{self.spec.version}: unreadable manifest "
-                             f"{self.manifest_path}: {type(exc).__name__}: {str(exc)[:120]}") from None
-        if {k: manifest.get(k) for k in _schema_record(self.spec)} != _schema_record(self.spec):
-            raise StoreError(f"feature group {self.spec.name} v{self.spec.version} at {self.directory} has a "
-                             "different schema than this code; bump the group version instead of editing it")
-        return manifest
-
-    def _read_partitions(self, partitions: dict[str, str], years: set[str] | None) -> pd.DataFrame:
-        frames = [
-            _from_parquet(self.spec, self.directory / name)
-            for year, name in sorted(partitions.items())
-            if years is None or year in years
-        ]
-        frames = [f for f in frames if len(f)]
-        if not frames:
-            return empty_frame(self.spec)
-        return pd.concat(frames, ignore_index=True)
-
-    def read(self, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
-        partitions = self._manifest()["partitions"]
-        lo = str(start.year) if start else "0000"
-        hi = str(end.year) if end else "9999"
-        try:
-            df = self._read_partitions({y: n for y, n in partitions.items() if lo <= y <= hi}, None)
-        except FileNotFoundError:  # a concurrent writer swept an old file between manifest and read
-            df = self._read_partitions(self._manifest()["partitions"], {y for y in partitions if lo <= y <= hi})
+    def read(self, start: dt.date | None = None, end: dt.date | None = None, version: int | None = None
+             ) -> pd.DataFrame:
+        """Rows whose event time lies in [start, end], checked against what their commit recorded."""
+        snap = self._snapshot(version)
+        lo, hi = (f"{start.year:04d}" if start else "0000"), (f"{end.year:04d}" if end else "9999")
+        df = self._validated(self.table.read_files(f for f in snap.files if lo <= f.year <= hi), snap)
         event = df[self.spec.event_time]
         keep = pd.Series(True, index=df.index)
         if start:
             keep &= event >= pd.Timestamp(start)
         if end:
             keep &= event <= pd.Timestamp(end)
-        return df[keep].sort_values(list(self.spec.primary_key)).reset_index(drop=True)
+        return df[keep].reset_index(drop=True)
 
-    def insert(self, df: pd.DataFrame) -> InsertResult:
-        """Upsert rows (already validated against the spec), rewriting only the touched years."""
-        key = list(self.spec.primary_key)
-        manifest = self._manifest()
-        partitions = dict(manifest["partitions"])
-        years = df[self.spec.event_time].dt.year.astype(str)
-        inserted = updated = unchanged = 0
-        new_files: dict[str, bytes] = {}
-        for year in sorted(years.unique()):
-            incoming = df[years == year]
-            old = self._read_partitions(partitions, {year})
-            merged = pd.concat([old, incoming], ignore_index=True).drop_duplicates(key, keep="last")
-            merged = merged.sort_values(key).reset_index(drop=True)
-            counts = insert_result(*compare_rows(self.spec, old, incoming))
-            inserted, updated = inserted + counts.inserted, updated + counts.updated
-            unchanged += counts.unchanged
-            data = _to_parquet_bytes(self.spec, merged)
-            name = f"{year}-{hashlib.sha256(data).hexdigest()[:16]}.parquet"
-            if partitions.get(year) != name:
-                partitions[year] = name
-                new_files[name] = data
-        if new_files:
-            self._commit(manifest, partitions, new_files)
-        return InsertResult(inserted, updated, unchanged)
+    def _snapshot(self, version: int | None = None) -> Snapshot:
+        """The table at `version`; a group not yet written reads as an empty table."""
+        return self.table.snapshot(version) if version is not None or self.table.exists() else EMPTY
 
-    def _commit(self, manifest: dict, partitions: dict[str, str], new_files: dict[str, bytes]) -> None:
-        for name, data in new_files.items():
-            atomic_write_bytes(self.directory / name, data)
-        manifest = {**manifest, "partitions": dict(sorted(partitions.items()))}
-        atomic_write_bytes(self.manifest_path, _dump(manifest))
-        self._sweep(set(partitions.values()))
+    def _validated(self, df: pd.DataFrame, snap: Snapshot) -> pd.DataFrame:
+        """Stored rows pass the same rules as incoming ones, so damage that slipped past the checksums shows."""
+        try:
+            return validate(self.spec, df, f"{self.table.label} version {snap.version}")
+        except DataValidationError as exc:
+            raise StoreError(f"stored rows are invalid: {exc}") from None
 
-    def _sweep(self, referenced: set[str]) -> None:
-        for path in self.directory.iterdir():
-            if path.name != "manifest.json" and path.name not in referenced:
-                path.unlink()
+    def insert(self, df: pd.DataFrame, replace: bool = False) -> InsertResult:
+        """Upsert validated rows as one commit; refuses to change stored rows unless `replace`."""
+        with self.store.lock():
+            snap = self._snapshot()
+            years = df[self.spec.event_time].dt.year.map("{:04d}".format)
+            candidates = [f for f in snap.files if f.year in set(years)]
+            stored = self.table.read_files(candidates)
+            owner = np.repeat([f.path for f in candidates], [f.rows for f in candidates])  # file of each row
+            is_new, changed = compare_rows(self.spec, stored, df)
+            result = insert_result(is_new, changed)
+            check_changes(self.spec, stored, df, changed, replace)
+            if not len(df) or not (is_new | changed).any():
+                return result
+            key = list(self.spec.primary_key)
+            hit = stored[key].merge(df.loc[changed, key], on=key, how="left", indicator=True)["_merge"] == "both"
+            touched = [f for f in candidates if f.path in set(owner[hit.to_numpy()])]
+            kept = stored[pd.Series(owner).isin([f.path for f in touched]).to_numpy()]
+            rows = pd.concat([kept, df[is_new | changed]], ignore_index=True)
+            rows = rows.drop_duplicates(key, keep="last")
+            adds = [self.table.write_data_file(part) for part in _by_year(self.spec, rows)]
+            snap = self.table.commit(snap, "MERGE" if touched else "WRITE", str(result), adds, touched,
+                                     parameters={"mode": "Upsert"})
+            if snap.version == 0:
+                log.info("created feature group %s v%d at %s", self.spec.name, self.spec.version, self.directory)
+            self._compact(snap)
+        return result
+
+    def _compact(self, snap: Snapshot) -> None:
+        """Fold each year that has several files into one, once there are enough extra files to matter."""
+        years: dict[str, list] = {}
+        for f in snap.files:
+            years.setdefault(f.year, []).append(f)
+        if len(snap.files) <= len(years) + COMPACT_SLACK:
+            return
+        merge = [f for files in years.values() if len(files) > 1 for f in files]
+        rows = self.table.read_files(merge)
+        adds = [self.table.write_data_file(part) for part in _by_year(self.spec, rows)]
+        self.table.commit(snap, "OPTIMIZE", f"compacted {len(merge)} files into {len(adds)}", adds, merge,
+                          data_change=False)
+        log.info("%s v%d: compacted %d files into %d", self.spec.name, self.spec.version, len(merge), len(adds))
+
+    def history(self) -> list[Commit]:
+        return self.table.history() if self.table.exists() else []
+
+    def rollback(self, version: int) -> Snapshot:
+        """Make the rows of an earlier version live again, as a new commit."""
+        with self.store.lock():
+            current = self.table.snapshot()
+            if not 0 <= version <= current.version:
+                raise StoreError(f"{self.table.label} has versions 0..{current.version}, not {version}")
+            self._validated(self.table.read_files(self.table.snapshot(version).files), current)
+            return self.table.restore(current, version)
+
+    def verify(self) -> Snapshot:
+        """Every commit and every file any version uses; then the newest rows against the group's rules."""
+        snap, rows = self.table.verify()
+        self._validated(rows, snap)
+        return snap
 
 
-def _dump(obj: dict) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+def _by_year(spec: GroupSpec, rows: pd.DataFrame) -> list[pd.DataFrame]:
+    """Rows split by event-time year, each sorted by key: the unit a data file holds."""
+    years = rows[spec.event_time].dt.year
+    key = list(spec.primary_key)
+    return [part.sort_values(key).reset_index(drop=True) for _, part in rows.groupby(years, sort=True)]
 
 
 class LocalFeatureStore:
@@ -166,32 +149,75 @@ class LocalFeatureStore:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.root = home / "feature_store"
+        # One lock object per path in this process: a run that holds it can still write through
+        # another store object; other threads and processes wait.
+        self._lock = FileLock(home / ".lock", is_singleton=True)
+        self._converted = False
 
     def _directory(self, spec: GroupSpec) -> Path:
         return self.root / f"{spec.name}_v{spec.version}"
 
     def get_feature_group(self, spec: GroupSpec) -> LocalFeatureGroup | None:
-        directory = self._directory(spec)
-        if not (directory / "manifest.json").exists():
-            return None
-        return LocalFeatureGroup(spec, directory)
+        self._convert_legacy()
+        group = LocalFeatureGroup(spec, self._directory(spec), self)
+        return group if group.table.exists() else None
 
     def get_or_create_feature_group(self, spec: GroupSpec) -> LocalFeatureGroup:
-        group = self.get_feature_group(spec)
-        if group is not None:
-            return group
-        directory = self._directory(spec)
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(directory / "manifest.json", _dump({**_schema_record(spec), "partitions": {}}))
-        log.info("created feature group %s v%d at %s", spec.name, spec.version, directory)
-        return LocalFeatureGroup(spec, directory)
+        """The group; its table is created by its first insert (as Hopsworks creates a group), so the
+        history starts with data and a run that writes nothing leaves no trace."""
+        self._convert_legacy()
+        return LocalFeatureGroup(spec, self._directory(spec), self)
+
+    def stored_groups(self) -> dict[str, LocalFeatureGroup]:
+        """Every group version on disk by `<name>_v<version>`, described by its own table metadata."""
+        self._convert_legacy()
+        groups = {}
+        for directory in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if _GROUP_DIR.fullmatch(directory.name) and table_exists(directory):
+                groups[directory.name] = LocalFeatureGroup(read_spec(directory), directory, self)
+        return groups
 
     def read_feature_view(self, view: ViewSpec, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
         return join_view(view, {name: group.read(start, end) for name, group in view_groups(self, view).items()})
 
     def lock(self) -> AbstractContextManager[None]:
-        self.home.mkdir(parents=True, exist_ok=True)
-        return exclusive(FileLock(self.home / ".lock"), f"store {self.home}", LOCK_TIMEOUT_S)
+        """Held for a whole run; re-entrant within this store object, so a run's own writes pass."""
+        try:
+            if not self.home.is_dir():
+                self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store directory {self.home}: {exc.strerror or exc}") from None
+        return exclusive(self._lock, f"store {self.home}", LOCK_TIMEOUT_S)
+
+    def _convert_legacy(self) -> None:
+        """Convert every group directory still in the pre-Delta layout, once per process."""
+        if self._converted:
+            return
+        manifests = sorted(self.root.glob(f"*/{legacy.MANIFEST}")) if self.root.is_dir() else []
+        if manifests:
+            with self.lock():
+                for manifest in manifests:
+                    convert(manifest.parent)
+        self._converted = True
+
+
+def convert(directory: Path) -> None:
+    """Turn a legacy group directory into a Delta table holding the same rows, then drop the old files.
+
+    The table's first commit is made before any old file is removed, and a directory with both is
+    finished by removing the old files, so a crash anywhere loses nothing.
+    """
+    if not table_exists(directory):
+        spec, rows = legacy.read_legacy(directory)
+        table = GroupTable(spec, directory)
+        adds = [table.write_data_file(part) for part in _by_year(spec, rows)] if len(rows) else []
+        table.commit(EMPTY, "CONVERT", f"converted from manifest.json and {len(adds)} yearly Parquet file(s)",
+                     adds, parameters={"from": "cryptocast manifest.json store"})
+        log.info("feature group %s v%d: converted to Delta Lake at %s (%d rows)", spec.name, spec.version,
+                 directory, len(rows))
+    for path in sorted(directory.iterdir()):
+        if legacy.is_legacy_file(path):
+            path.unlink()
 
 
 @contextmanager
@@ -205,7 +231,10 @@ def exclusive(lock: FileLock, what: str, timeout: float) -> Iterator[None]:
             lock.acquire(timeout=timeout)
         except Timeout:
             raise StoreError(f"{what} is locked by another run") from None
+    except OSError as exc:
+        raise StoreError(f"cannot lock {what}: {exc.strerror or exc}: {lock.lock_file}") from None
     try:
         yield
     finally:
         lock.release()
+

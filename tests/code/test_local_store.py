@@ -1,25 +1,28 @@
-"""What only the embedded Parquet store promises: files, bytes, atomicity, manifests, the lock.
+"""What only the embedded store promises: a Delta Lake table per group, its files, commits and lock.
 
-The behaviour every store shares (round trips, filters, upserts, the view) is in test_store_contract.py.
+The behaviour every store shares (round trips, filters, upserts, the view) is in test_store_contract.py;
+history and rollback in test_history.py; conversion of the older layout in test_migration.py;
+checksums and bit flips in test_integrity.py; crashes at every write in test_faults.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
 from cryptocast.errors import StoreError
-from cryptocast.stores import local
+from cryptocast.stores import delta, local
 from cryptocast.stores.base import InsertResult
 from cryptocast.stores.local import LocalFeatureStore
 
-from grouprows import ALL, CANDLE_DTYPES, FNG, SOL, candles, expected_candles
+from grouprows import ALL, FNG, SOL, candles, expected_candles, fng
 
 
 def files(directory: Path) -> dict[str, bytes]:
@@ -31,129 +34,143 @@ def group_dir(home: Path, spec) -> Path:
     return home / "feature_store" / f"{spec.name}_v{spec.version}"
 
 
-def test_empty_insert_changes_nothing(tmp_path):
+def data_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob("*.parquet"))
+
+
+def commits(directory: Path) -> list[str]:
+    return sorted(p.name for p in (directory / "_delta_log").glob("*.json"))
+
+
+# --- the format: other Delta readers see the same table ------------------------------------------------
+
+
+def test_delta_rs_reads_the_same_rows_schema_and_descriptions(tmp_path):
+    LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL).insert(candles(ALL))
+    table = DeltaTable(str(group_dir(tmp_path, SOL)))
+    theirs = pa.table(table.to_pyarrow_table()).to_pandas().sort_values("day").reset_index(drop=True)
+    theirs["day"] = pd.to_datetime(theirs["day"]).astype("datetime64[ns]")
+    pd.testing.assert_frame_equal(theirs, expected_candles(ALL), check_exact=True)
+    assert table.metadata().name == "solana_1" and table.metadata().description == SOL.description
+    fields = json.loads(table.schema().to_json())["fields"]
+    assert [f["name"] for f in fields] == SOL.column_names
+    assert fields[0]["metadata"] == {"comment": SOL.columns[0].description, "cryptocast.primary_key": "0",
+                                     "cryptocast.event_time": "true"}
+    assert table.count() == 4  # the per-file statistics other engines use are written too
+
+
+def test_data_files_are_named_by_year_and_sha256_and_reproducible(tmp_path):
+    for name in ("a", "b"):
+        LocalFeatureStore(tmp_path / name).get_or_create_feature_group(SOL).insert(candles(ALL))
+    a, b = (data_files(group_dir(tmp_path / n, SOL)) for n in ("a", "b"))
+    assert a == b and len(a) == 2
+    assert re.fullmatch(r"2023-[0-9a-f]{64}\.parquet", a[0]) and re.fullmatch(r"2024-[0-9a-f]{64}\.parquet", a[1])
+    for name in a:
+        first, second = (group_dir(tmp_path / n, SOL) / name for n in ("a", "b"))
+        assert first.read_bytes() == second.read_bytes()
+
+
+# --- commits -----------------------------------------------------------------------------------------
+
+
+def test_each_write_is_one_commit_and_an_unchanged_write_is_none(tmp_path):
     group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
-    group.insert(candles(ALL))
-    before = files(tmp_path)
-    assert group.insert(candles(ALL).iloc[:0]) == InsertResult(0, 0, 0)
-    assert files(tmp_path) == before
-
-
-# --- determinism -----------------------------------------------------------------------------------
-
-
-def test_same_rows_in_different_orders_give_identical_bytes(tmp_path):
-    a = LocalFeatureStore(tmp_path / "a").get_or_create_feature_group(SOL)
-    a.insert(candles(ALL))
-
-    b = LocalFeatureStore(tmp_path / "b").get_or_create_feature_group(SOL)
-    b.insert(candles(["2024-01-02"]))
-    b.insert(candles(["2023-12-31", "2024-01-01"]))
-    b.insert(candles(["2023-12-30"]))
-
-    c = LocalFeatureStore(tmp_path / "c").get_or_create_feature_group(SOL)
-    c.insert(candles(ALL, {"2024-01-01": -7.0, "2023-12-30": 3.0}))  # a detour through other values
-    c.insert(candles(["2024-01-01", "2023-12-30"]))
-
-    fa, fb, fc = files(tmp_path / "a"), files(tmp_path / "b"), files(tmp_path / "c")
-    assert len(fa) == 3  # manifest + two years
-    assert list(fa) == list(fb) == list(fc)
-    for name in fa:
-        assert fa[name] == fb[name], name
-        assert fa[name] == fc[name], name
-
-
-def test_reinserting_identical_rows_leaves_every_file_unchanged(tmp_path):
-    group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
+    directory = group_dir(tmp_path, SOL)
+    assert not directory.exists()  # created by its first insert
     group.insert(candles(ALL))
     before = files(tmp_path)
     assert group.insert(candles(ALL)) == InsertResult(0, 0, 4)
-    assert group.insert(candles(["2024-01-01"])) == InsertResult(0, 0, 1)
+    assert group.insert(candles(ALL).iloc[:0]) == InsertResult(0, 0, 0)
     assert files(tmp_path) == before
+    assert commits(directory) == [f"{0:020d}.json"]
 
 
-# --- layout ------------------------------------------------------------------------------------------
-
-
-def test_one_parquet_file_per_year_plus_manifest(tmp_path):
-    LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL).insert(candles(ALL))
-    directory = group_dir(tmp_path, SOL)
-    names = sorted(p.name for p in directory.iterdir())
-    assert len(names) == 3
-    assert re.fullmatch(r"2023-[0-9a-f]{16}\.parquet", names[0])
-    assert re.fullmatch(r"2024-[0-9a-f]{16}\.parquet", names[1])
-    assert names[2] == "manifest.json"
-    manifest = json.loads((directory / "manifest.json").read_text())
-    assert manifest["partitions"] == {"2023": names[0], "2024": names[1]}
-    assert manifest["primary_key"] == ["day"] and manifest["version"] == 1
-    assert [c["name"] for c in manifest["columns"]] == list(CANDLE_DTYPES)
-
-
-def test_daily_insert_rewrites_only_the_current_year(tmp_path):
+def test_a_daily_insert_adds_one_small_file_and_rewrites_nothing(tmp_path):
     group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
     group.insert(candles(ALL))
-    directory = group_dir(tmp_path, SOL)
-    before = files(directory)
+    before = files(tmp_path)
     assert group.insert(candles(["2024-01-03"])) == InsertResult(1, 0, 0)
-    after = files(directory)
-
-    old_2023 = [n for n in before if n.startswith("2023-")]
-    old_2024 = [n for n in before if n.startswith("2024-")]
-    new_2024 = [n for n in after if n.startswith("2024-")]
-    assert len(old_2023) == len(old_2024) == len(new_2024) == 1
-    assert old_2023[0] in after and after[old_2023[0]] == before[old_2023[0]]  # 2023 untouched
-    assert new_2024 != old_2024  # the 2024 file was replaced by a new one...
-    assert set(after) == {old_2023[0], new_2024[0], "manifest.json"}  # ...and the old one swept
-    assert after["manifest.json"] != before["manifest.json"]
+    after = files(tmp_path)
+    assert {n: after[n] for n in before} == before  # nothing rewritten, nothing deleted
+    added = sorted(set(after) - set(before), key=lambda name: name.endswith(".parquet"))
+    assert len(added) == 2 and added[0].endswith(f"_delta_log/{1:020d}.json")
+    assert re.search(r"/2024-[0-9a-f]{64}\.parquet$", added[1]) and len(after[added[1]]) < 3000
 
 
-# --- atomicity -----------------------------------------------------------------------------------------
-
-
-def test_a_crash_before_the_manifest_is_replaced_keeps_the_old_rows(tmp_path, monkeypatch):
+def test_a_replaced_row_rewrites_only_the_file_that_holds_it(tmp_path):
     group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
     group.insert(candles(ALL))
-    directory = group_dir(tmp_path, SOL)
+    live_before = {f.path for f in group.table.snapshot().files}
+    group.insert(candles(["2024-01-02"], {"2024-01-02": 1.0}), replace=True)
+    live_after = {f.path for f in group.table.snapshot().files}
+    assert len(live_before - live_after) == 1 and next(iter(live_before - live_after)).startswith("2024-")
+    assert len(live_after - live_before) == 1 and next(iter(live_after - live_before)).startswith("2024-")
+    assert set(data_files(group_dir(tmp_path, SOL))) == live_before | live_after  # the old file stays, for history
+    assert group.history()[0].operation == "MERGE"
+    pd.testing.assert_frame_equal(group.read(), expected_candles(ALL, {"2024-01-02": 1.0}), check_exact=True)
 
-    real_replace = os.replace
 
-    def failing_replace(src, dst, *args, **kwargs):
-        if Path(dst).name == "manifest.json":
-            raise OSError("simulated crash while replacing the manifest")
-        return real_replace(src, dst, *args, **kwargs)
+def test_small_files_are_compacted_without_changing_rows_or_any_version(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "COMPACT_SLACK", 3)
+    group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
+    days = [str(d.date()) for d in pd.date_range("2023-12-28", "2024-01-04")]
+    seen = {}
+    for day in days:
+        group.insert(candles([day]))
+        seen[group.table.snapshot().version] = group.read()
+    operations = [c.operation for c in reversed(group.history())]
+    assert "OPTIMIZE" in operations
+    snap = group.table.snapshot()
+    assert len(snap.files) <= 2 + 3 and len({f.year for f in snap.files}) == 2
+    pd.testing.assert_frame_equal(group.read(), seen[max(seen)], check_exact=True)
+    for version, rows in seen.items():  # every earlier version still reads as it was
+        pd.testing.assert_frame_equal(group.read(version=version), rows, check_exact=True)
+    optimize = next(c for c in group.history() if c.operation == "OPTIMIZE")
+    pd.testing.assert_frame_equal(group.read(version=optimize.version),
+                                  group.read(version=optimize.version - 1), check_exact=True)
+
+
+def test_a_commit_never_overwrites_a_version_that_exists(tmp_path, monkeypatch):
+    group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
+    group.insert(candles(ALL))
+    taken = group_dir(tmp_path, SOL) / "_delta_log" / f"{1:020d}.json"
+    write = delta.GroupTable.write_data_file
+
+    def racing_writer(self, frame):  # another process commits version 2 while this one writes its data
+        taken.write_bytes(b"another writer's commit\n")
+        return write(self, frame)
+
+    monkeypatch.setattr(delta.GroupTable, "write_data_file", racing_writer)
+    with pytest.raises(StoreError, match="another writer committed version 1 first; nothing written"):
+        group.insert(candles(["2024-01-03"]))
+    assert taken.read_bytes() == b"another writer's commit\n"
+
+
+def test_a_crash_before_the_commit_keeps_the_old_rows_and_leaves_no_temp_files(tmp_path, monkeypatch):
+    group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
+    group.insert(candles(ALL))
+
+    def crash(*args):
+        raise OSError("simulated crash while committing")
 
     with monkeypatch.context() as patch:
-        patch.setattr(os, "replace", failing_replace)
+        patch.setattr(delta, "atomic_create_bytes", crash)
         with pytest.raises(OSError, match="simulated crash"):
-            group.insert(candles(["2024-01-03", "2023-12-31"], {"2023-12-31": 1.0}))
-
+            group.insert(candles(["2024-01-03", "2023-12-31"], {"2023-12-31": 1.0}), replace=True)
     fresh = LocalFeatureStore(tmp_path).get_feature_group(SOL)
     pd.testing.assert_frame_equal(fresh.read(), expected_candles(ALL), check_exact=True)
-    referenced = set(json.loads((directory / "manifest.json").read_text())["partitions"].values())
-    assert {p.name for p in directory.iterdir()} - referenced - {"manifest.json"}, \
-        "precondition: the crash should have left unreferenced files behind"
-
     assert fresh.insert(candles(["2024-01-04"])) == InsertResult(1, 0, 0)
-    referenced = set(json.loads((directory / "manifest.json").read_text())["partitions"].values())
-    on_disk = {p.name for p in directory.iterdir()}
-    assert on_disk == referenced | {"manifest.json"}
-    assert all(name.endswith(".parquet") for name in referenced)
-    assert not [p for p in tmp_path.rglob("*") if p.is_file() and (".tmp" in p.name or p.name.startswith(".")
-                                                                     and p.name != ".lock")]
-    days = LocalFeatureStore(tmp_path).get_feature_group(SOL).read()["day"].dt.strftime("%Y-%m-%d").tolist()
-    assert days == [*ALL, "2024-01-04"]
+    assert not [p for p in tmp_path.rglob(".*") if p.name != ".lock"]
 
 
-# --- schema guard and damaged manifests --------------------------------------------------------------
+# --- schema guard and a damaged log --------------------------------------------------------------------
 
 
-def test_a_schema_change_in_the_manifest_is_refused(tmp_path):
+def test_a_schema_change_in_the_table_is_refused(tmp_path):
     LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL).insert(candles(ALL))
-    path = group_dir(tmp_path, SOL) / "manifest.json"
-    manifest = json.loads(path.read_text())
-    close = next(c for c in manifest["columns"] if c["name"] == "close")
-    close["dtype"] = "int"
-    path.write_text(json.dumps(manifest))
+    first = group_dir(tmp_path, SOL) / "_delta_log" / f"{0:020d}.json"
+    first.write_text(first.read_text().replace('\\"name\\":\\"close\\",\\"type\\":\\"double\\"',
+                                               '\\"name\\":\\"close\\",\\"type\\":\\"long\\"'))
     group = LocalFeatureStore(tmp_path).get_feature_group(SOL)
     with pytest.raises(StoreError, match="bump the group version"):
         group.read()
@@ -161,22 +178,16 @@ def test_a_schema_change_in_the_manifest_is_refused(tmp_path):
         group.insert(candles(["2024-01-03"]))
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        b"this is not json {",
-        b"\x00\xff\xfe\x80garbage\x9c\xc3",  # not even UTF-8
-        b"[1, 2, 3]",  # JSON, but not a manifest
-    ],
-    ids=["text", "binary", "json-array"],
-)
-def test_an_unreadable_manifest_is_a_store_error_naming_the_file(tmp_path, content):
-    LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL).insert(candles(ALL))
-    path = group_dir(tmp_path, SOL) / "manifest.json"
-    path.write_bytes(content)
+@pytest.mark.parametrize("content", [b"this is not json {", b"\x00\xff\xfe\x80garbage\x9c\xc3", b"[1, 2, 3]\n"],
+                         ids=["text", "binary", "json-array"])
+def test_an_unreadable_commit_is_a_store_error_naming_the_table(tmp_path, content):
+    group = LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL)
+    group.insert(candles(ALL))
+    group.insert(candles(["2024-01-03"]))
+    (group_dir(tmp_path, SOL) / "_delta_log" / f"{1:020d}.json").write_bytes(content)
     with pytest.raises(StoreError) as info:
         LocalFeatureStore(tmp_path).get_feature_group(SOL).read()
-    assert str(path) in str(info.value)
+    assert str(group_dir(tmp_path, SOL)) in str(info.value)
 
 
 def test_get_feature_group_on_a_fresh_store_creates_nothing(tmp_path):
@@ -186,12 +197,13 @@ def test_get_feature_group_on_a_fresh_store_creates_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_get_or_create_then_get(tmp_path):
+def test_a_group_exists_from_its_first_insert(tmp_path):
     store = LocalFeatureStore(tmp_path)
-    store.get_or_create_feature_group(FNG)
+    store.get_or_create_feature_group(FNG).insert(fng({"2024-01-02": (40, "Fear")}).iloc[:0])
+    assert store.get_feature_group(FNG) is None and not (tmp_path / "feature_store").exists()
+    store.get_or_create_feature_group(FNG).insert(fng({"2024-01-02": (40, "Fear")}))
     assert store.get_feature_group(SOL) is None
     assert store.get_feature_group(FNG) is not None
-    assert sorted(p.name for p in group_dir(tmp_path, FNG).iterdir()) == ["manifest.json"]
 
 
 # --- lock ----------------------------------------------------------------------------------------------
@@ -219,6 +231,8 @@ def test_a_second_run_cannot_take_the_lock_until_the_first_releases_it(tmp_path,
         with pytest.raises(StoreError, match="locked by another run"):
             with LocalFeatureStore(tmp_path).lock():
                 pytest.fail("entered a lock that another run holds")
+        with pytest.raises(StoreError, match="locked by another run"):  # a write waits for the run, too
+            LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL).insert(candles(ALL))
     finally:
         release.set()
         thread.join(10)
@@ -227,4 +241,5 @@ def test_a_second_run_cannot_take_the_lock_until_the_first_releases_it(tmp_path,
     entered = []
     with LocalFeatureStore(tmp_path).lock():
         entered.append(True)
+        LocalFeatureStore(tmp_path).get_or_create_feature_group(SOL).insert(candles(ALL))  # the run's own writes
     assert entered == [True]

@@ -92,7 +92,7 @@ def test_forecasts_round_trip_on_a_two_column_key(store):
     group = store.get_or_create_feature_group(FORECASTS)
     assert group.insert(forecast_rows("2024-01-02")) == InsertResult(10, 0, 0)
     assert group.insert(forecast_rows("2024-01-03")) == InsertResult(10, 0, 0)
-    assert group.insert(forecast_rows("2024-01-03", point=101.0)) == InsertResult(0, 10, 0)  # a rerun replaces
+    assert group.insert(forecast_rows("2024-01-03", point=101.0), replace=True) == InsertResult(0, 10, 0)  # a rerun
     got = group.read()
     expected = pd.concat([forecast_rows("2024-01-02"), forecast_rows("2024-01-03", point=101.0)], ignore_index=True)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
@@ -146,11 +146,12 @@ def test_upsert_counts_and_keeps_the_key_unique(store):
     group = store.get_or_create_feature_group(SOL)
     assert group.insert(candles(ALL)) == InsertResult(4, 0, 0)
     assert group.insert(candles(ALL)) == InsertResult(0, 0, 4)
-    assert group.insert(candles(ALL, {"2023-12-31": 0.5})) == InsertResult(0, 1, 3)
+    assert group.insert(candles(ALL, {"2023-12-31": 0.5}), replace=True) == InsertResult(0, 1, 3)
     pd.testing.assert_frame_equal(group.read(), expected_candles(ALL, {"2023-12-31": 0.5}), check_exact=True)
 
     # one changed, one unchanged, two new (one in each year)
-    assert group.insert(candles(["2023-12-31", "2024-01-01", "2023-12-29", "2024-01-03"])) == InsertResult(2, 1, 1)
+    assert group.insert(candles(["2023-12-31", "2024-01-01", "2023-12-29", "2024-01-03"]),
+                        replace=True) == InsertResult(2, 1, 1)
     got = group.read()
     assert got["day"].is_unique
     assert got["day"].dt.strftime("%Y-%m-%d").tolist() == ["2023-12-29", *ALL, "2024-01-03"]
@@ -162,8 +163,28 @@ def test_upsert_detects_a_change_in_a_string_column(store):
     group.insert(candles(ALL))
     changed = candles(["2024-01-02"])
     changed["source"] = "kraken"
-    assert group.insert(changed) == InsertResult(0, 1, 0)
+    assert group.insert(changed, replace=True) == InsertResult(0, 1, 0)
     assert group.read(dt.date(2024, 1, 2))["source"].tolist() == ["kraken"]
+
+
+def test_changing_stored_rows_without_replace_is_refused_and_writes_nothing(store, open_store):
+    group = store.get_or_create_feature_group(SOL)
+    group.insert(candles(ALL))
+    with pytest.raises(StoreError, match=r"solana v1: 1 stored row\(s\) would change \(2024-01-01: close "
+                                         r"[0-9.]+ -> [0-9.]+\); nothing written; pass --replace"):
+        group.insert(candles(["2024-01-01", "2024-01-03"], {"2024-01-01": -0.5}))
+    pd.testing.assert_frame_equal(open_store().get_feature_group(SOL).read(), expected_candles(ALL), check_exact=True)
+
+
+def test_a_replace_logs_every_changed_row(store, caplog):
+    group = store.get_or_create_feature_group(SOL)
+    group.insert(candles(ALL))
+    with caplog.at_level("WARNING"):
+        group.insert(candles(ALL, {"2023-12-31": 0.5, "2024-01-02": 0.25}), replace=True)
+    replaced = [r.getMessage() for r in caplog.records if "replacing" in r.getMessage()]
+    assert len(replaced) == 2
+    assert replaced[0].startswith("feature group solana v1: replacing 2023-12-31: close ")
+    assert replaced[1] == "feature group solana v1: replacing 2024-01-02: close 100 -> 100.25"
 
 
 def test_an_empty_insert_counts_nothing_and_changes_nothing(store):

@@ -12,6 +12,7 @@ from cryptocast.__main__ import main as cryptocast_main
 import feature_backfill
 import feature_pipeline
 from conftest import FNG_HOLES, NOW, error_lines, run_main, snapshot
+from grouprows import remove_rows
 
 
 def status_json(capsys) -> dict:
@@ -84,10 +85,7 @@ def test_update_fills_a_hole_in_the_middle(api, home, capsys):
 
     group = LocalFeatureStore(home).get_feature_group(SOLANA)
     full = group.read()
-    holed = full[~full["day"].isin(pd.to_datetime(["2024-01-10", "2024-01-11"]))]
-    (group.directory / "manifest.json").write_text(
-        json.dumps({**json.loads((group.directory / "manifest.json").read_text()), "partitions": {}}))
-    group.insert(holed)
+    remove_rows(group, ["2024-01-10", "2024-01-11"])
     assert status_json(capsys)["groups"]["solana"]["missing_days"] == ["2024-01-10", "2024-01-11"]
     api.requests.clear()
     assert run_main(feature_pipeline.main) == 0

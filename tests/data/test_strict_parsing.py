@@ -129,11 +129,19 @@ BINANCE_DUMP_ROWS = [  # data.binance.vision spot klines: no header; millisecond
 ]
 
 
+def at_btc_scale(row: str) -> str:
+    fields = row.split(",")
+    fields[1:5] = [str(float(price) * 1000) for price in fields[1:5]]
+    return ",".join(fields)
+
+
 def test_a_binance_data_dump_with_milli_and_microseconds(api, home, tmp_path, monkeypatch):
     monkeypatch.setenv("CRYPTOCAST_AS_OF", "2025-01-03")
     path = tmp_path / "SOLUSDT-1d.csv"
     path.write_text("\n".join(BINANCE_DUMP_ROWS) + "\n")
-    assert run_main(feature_backfill.main, "--solana-csv", str(path), "--bitcoin-csv", str(path),
+    btc = tmp_path / "BTCUSDT-1d.csv"  # the same days at BTC's scale: SOL given as BTC would be refused
+    btc.write_text("\n".join(map(at_btc_scale, BINANCE_DUMP_ROWS)) + "\n")
+    assert run_main(feature_backfill.main, "--solana-csv", str(path), "--bitcoin-csv", str(btc),
                     "--fear-greed-csv", str(fng_csv(tmp_path))) == 0
     stored = group_rows(home, features.SOLANA)
     assert stored["day"].dt.strftime("%Y-%m-%d").tolist() == ["2024-12-30", "2024-12-31", "2025-01-01"]

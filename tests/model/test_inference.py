@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK
+from cryptocast.dataset import LOOKBACK
 from cryptocast.features import FORECASTS
-from cryptocast.modeling.forecasters import Scaler
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME
@@ -21,23 +20,13 @@ from cryptocast.training import MODEL_NAME
 import feature_backfill
 import inference_pipeline
 from conftest import REPO, error_lines, run_main, snapshot
-from modelfiles import make_spec, random_arrays, write_dir
+from grouprows import remove_rows
+from modelfiles import write_small_forecaster
 
 AS_OF = dt.date(2024, 2, 20)
-LAYERS = [{"type": "lstm", "units": 4, "activation": "tanh", "recurrent_activation": "sigmoid",
-           "return_sequences": False}, {"type": "dense", "units": HORIZON, "activation": "linear"}]
-
-
 def register_model(home, tmp_path, seed: int = 0) -> int:
     """A small random network in the portable format, registered as production."""
-    artifacts = tmp_path / f"artifacts-{seed}"
-    spec = make_spec(LAYERS, [LOOKBACK, len(FEATURES)])
-    write_dir(artifacts, spec, random_arrays(spec, np.random.default_rng(seed)))
-    scaler = Scaler("standard", list(FEATURES), [0.0] * 7, [0.05, 0.05, 10, 10, 0.05, 0.05, 0.2], [0.0] * 10,
-                    [0.05] * 10)
-    (artifacts / "scaler.json").write_text(scaler.to_json())
-    widths = {"0.8": [0.02 * h for h in range(1, 11)], "0.95": [0.04 * h for h in range(1, 11)]}
-    (artifacts / "intervals.json").write_text(json.dumps({"levels": widths}))
+    artifacts = write_small_forecaster(tmp_path / f"artifacts-{seed}", seed)
     version, _ = LocalModelRegistry(home).register_and_promote(MODEL_NAME, artifacts, {"rel_mae_mean": 1.0},
                                                                "test model", {})
     return version.version
@@ -120,7 +109,7 @@ def test_the_future_does_not_change_a_forecast(ready, api, tmp_path):
     shuffled = rows[future].copy()
     shuffled[["open", "high", "low", "close"]] = shuffled[["open", "high", "low", "close"]].sample(
         frac=1, random_state=3).to_numpy() * 7
-    group.insert(shuffled)
+    group.insert(shuffled, replace=True)
     assert not group.read().equals(rows)
     assert run_main(inference_pipeline.main) == 0
     pd.testing.assert_frame_equal(forecasts(ready), expected)
@@ -139,10 +128,7 @@ def test_a_hole_in_the_input_window_is_refused(ready, api, capsys):
     from cryptocast.features import BITCOIN
 
     group = LocalFeatureStore(ready).get_feature_group(BITCOIN)
-    rows = group.read()
-    (group.directory / "manifest.json").write_text(json.dumps(
-        {**json.loads((group.directory / "manifest.json").read_text()), "partitions": {}}))
-    group.insert(rows[rows["day"] != pd.Timestamp("2024-02-10")])
+    remove_rows(group, ["2024-02-10"])
     assert run_main(inference_pipeline.main) == 1
     assert "bitcoin has holes in the input window: 2024-02-10" in error_lines(capsys)[0]
 

@@ -1,0 +1,86 @@
+"""Crash injection at every write, fsync, rename, link and unlink a run makes, in-process or for real.
+
+`crash_at(k)` patches the filesystem calls the store and registry use; the k-th one raises `Crash`
+and, like a killed process, every later one raises too, so no cleanup handler can tidy up what a
+real SIGKILL would have left. `counting()` runs an operation once to learn how many points it has.
+Run as a script (`python tests/faults.py K SCRIPT ARGS...`), it kills itself with SIGKILL at point K
+instead, for the few real-process checks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+POINTS = (("os", "write"), ("os", "fsync"), ("os", "replace"), ("os", "rename"), ("os", "link"),
+          ("os", "unlink"), ("os", "mkdir"), ("os", "rmdir"), ("shutil", "copyfile"))
+MODULES = {"os": os, "shutil": shutil}
+
+
+class Crash(BaseException):
+    """The process 'dies' here: a BaseException, so `except Exception` handlers do not swallow it."""
+
+
+@contextmanager
+def patched(on_call: Callable[..., None]) -> Iterator[None]:
+    """Call `on_call(name, *args)` before each filesystem call in POINTS, then the real call."""
+    saved = {(m, n): getattr(MODULES[m], n) for m, n in POINTS}
+
+    def wrap(module: str, name: str) -> Callable[..., Any]:
+        real = saved[(module, name)]
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            on_call(f"{module}.{name}", *args)
+            return real(*args, **kwargs)
+
+        return call
+
+    for module, name in POINTS:
+        setattr(MODULES[module], name, wrap(module, name))
+    try:
+        yield
+    finally:
+        for (module, name), real in saved.items():
+            setattr(MODULES[module], name, real)
+
+
+@contextmanager
+def counting() -> Iterator[list[str]]:
+    calls: list[str] = []
+    with patched(lambda name, *args: calls.append(name)):
+        yield calls
+
+
+@contextmanager
+def crash_at(point: int, kill: bool = False) -> Iterator[list[str]]:
+    """Die at the `point`-th call (1-based): raise Crash (in-process), or SIGKILL this process (`kill`)."""
+    calls: list[str] = []
+
+    def on_call(name: str, *args: Any) -> None:
+        calls.append(name)
+        if len(calls) >= point:
+            if kill:
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise Crash(f"crash at call {point} ({calls[point - 1]})")
+
+    with patched(on_call):
+        yield calls
+
+
+def main() -> None:
+    """`python tests/faults.py K script.py ARGS...`: run the script, SIGKILLed at its K-th filesystem call."""
+    import runpy
+
+    point, script, *args = sys.argv[1:]
+    sys.argv = [script, *args]
+    with crash_at(int(point), kill=True):
+        runpy.run_path(script, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
