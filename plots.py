@@ -9,7 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from cryptocast import cli, site
+from cryptocast import cli
+from cryptocast.publish import site
 
 
 def _horizon(text: str) -> int:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from cryptocast import charts
+from cryptocast.publish import charts
 
 DAYS = pd.date_range("2024-01-01", periods=40, freq="D")
 

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cryptocast import site
 from cryptocast.features import FORECASTS, SOLANA
+from cryptocast.publish import site
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME

@@ -50,11 +50,11 @@ from typing import Any
 
 import pandas as pd
 
-from cryptocast import charts
 from cryptocast.atomic import atomic_write_bytes, fsync_directory
 from cryptocast.errors import CryptocastError
 from cryptocast.features import BITCOIN, FEAR_GREED, FORECASTS, SOLANA, GroupSpec, empty_frame
 from cryptocast.modeling.portable import CorruptModelError
+from cryptocast.publish import charts
 from cryptocast.registry import ModelVersion, is_finite_number, open_model_registry
 from cryptocast.settings import Settings
 from cryptocast.status import freshness
