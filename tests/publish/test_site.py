@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from cryptocast.features import FORECASTS, SOLANA
-from cryptocast.publish import site
+from cryptocast.publish import document
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME
@@ -196,7 +196,7 @@ def test_the_verdict_follows_the_backtest(shared):
 @pytest.mark.parametrize(("rel", "says"), [(1.02, "does not beat naive persistence"), (1.0, "as large as naive's"),
                                            (0.9, "beats naive persistence"), (None, "nothing is known")])
 def test_verdict_wording(rel, says):
-    text = site.verdict({"rel_mae_mean": rel, "backtest_origins": {"first": "2024-01-01", "last": "2024-12-30",
+    text = document.verdict({"rel_mae_mean": rel, "backtest_origins": {"first": "2024-01-01", "last": "2024-12-30",
                                                                    "count": 365}})
     assert says in text
     assert ("2024-01-01 to 2024-12-30, 365 daily forecasts" in text) == (rel is not None)

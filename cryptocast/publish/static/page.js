@@ -1,0 +1,29 @@
+(function () {
+  "use strict";
+  var doc = JSON.parse(document.getElementById("forecast-data").textContent);
+  var select = document.getElementById("horizon");
+  if (!doc.forecast || !select) { return; }
+  function money(v) {
+    return "$" + v.toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
+  }
+  function put(id, text) { document.getElementById(id).textContent = text; }
+  function show() {
+    var h = Number(select.value);
+    var row = doc.forecast.rows.filter(function (r) { return r.horizon === h; })[0];
+    if (!row) { return; }
+    put("h-point", money(row.point));
+    put("h-target", row.target_day);
+    put("h-80", money(row.lower_80) + " to " + money(row.upper_80));
+    put("h-95", money(row.lower_95) + " to " + money(row.upper_95));
+    var last = doc.forecast.last_close;
+    if (last) {
+      var change = (row.point / last - 1) * 100;
+      put("h-change", (change >= 0 ? "+" : "") + change.toFixed(1) + "%");
+    }
+    document.querySelectorAll("tr[data-h]").forEach(function (tr) {
+      tr.classList.toggle("selected", Number(tr.getAttribute("data-h")) === h);
+    });
+  }
+  select.addEventListener("change", show);
+  show();
+})();
