@@ -17,7 +17,7 @@ from cryptocast.features import FORECASTS
 from cryptocast.publish.document import forecast_document, json_text, scored_forecasts
 from cryptocast.publish.figures import render_charts
 from cryptocast.publish.gather import gather
-from cryptocast.publish.output import make_directory, publish
+from cryptocast.publish.output import prepare_directory, publish
 from cryptocast.publish.page import render_page
 from cryptocast.settings import Settings
 
@@ -29,7 +29,7 @@ DEFAULT_HORIZON = 5
 def build_site(settings: Settings, out: Path, horizon: int = DEFAULT_HORIZON) -> None:
     """Gather, render in memory, then publish: nothing is written unless everything rendered."""
     started = time.monotonic()
-    make_directory(out)  # fail before the rendering work if the site cannot be written at all
+    prepare_directory(out)  # fail before the rendering work if the site cannot be written there
     inputs = gather(settings)
     log.info("read %s; forecasts %d rows; model %s in %.2fs",
              ", ".join(f"{name} {g['rows']} rows" for name, g in inputs.groups.items() if name != FORECASTS.name),

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from cryptocast.features import FORECASTS, SOLANA
-from cryptocast.publish import document
+from cryptocast.publish import document, output
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME
@@ -263,7 +263,7 @@ def test_no_secret_reaches_any_output(site_home, tmp_path, monkeypatch, capsys):
     docs = tmp_path / "docs"
     assert build(docs) == 0
     files = [p for p in docs.rglob("*") if p.is_file()]
-    assert len(files) == len(CHARTS) + 3
+    assert len(files) == len(CHARTS) + 5  # index.html, forecast.json, .nojekyll, the manifest and the lock
     for path in files:
         data = path.read_bytes()
         assert all(m.encode() not in data for m in markers), path.name
@@ -317,7 +317,17 @@ def test_a_corrupt_model_artifact_is_one_line_and_keeps_the_previous_site(out, s
     lines = error_lines(capsys)
     assert len(lines) == 1 and lines[0].startswith(f"error: plots: {artifact}: "), lines
     assert snapshot(out) == before
-    assert {p.name for p in out.iterdir() if p.name.startswith(".")} == {".nojekyll"}
+    assert {p.name for p in out.iterdir() if p.name.startswith(".")} == {".nojekyll", output.MANIFEST, output.LOCK}
+
+
+def test_a_folder_of_the_users_is_refused_in_one_line_before_any_work(site_home, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "trend.png").write_bytes(b"my own chart")
+    assert build(mine) == 1
+    assert error_lines(capsys) == [f"error: plots: {mine} is not empty and was not written by plots.py (it has no "
+                                   f"{output.MANIFEST}): choose an empty or new directory"]
+    assert {p.name for p in mine.iterdir()} == {"trend.png"}
 
 
 def test_plots_never_imports_tensorflow(site_home, tmp_path):
