@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -39,6 +40,8 @@ DEFAULTS = {
     "CRYPTOCAST_BACKTEST_DAYS": "365",
     "CRYPTOCAST_REFIT_EVERY": "30",
     "CRYPTOCAST_HOPSWORKS_TIMEOUT": "900",
+    "CRYPTOCAST_REPOSITORY_URL": "",
+    "GITHUB_SERVER_URL": "https://github.com",
 }
 MODEL_SETTINGS = {  # env name -> (TrainConfig field, type)
     "CRYPTOCAST_LSTM_UNITS": ("units", int),
@@ -74,6 +77,7 @@ class Settings:
     model: dict = field(default_factory=dict)
     backtest_days: int = 365
     refit_every: int = 30
+    repository_url: str = ""  # the site links to it; "" = not known
 
     @property
     def last_complete_day(self) -> dt.date:
@@ -116,6 +120,28 @@ def _parse_positive(name: str, value: str) -> float:
     if number == 0:
         raise SettingsError(f"{name}={value!r} must be greater than zero (seconds)")
     return number
+
+
+# https://[user[:token]@]host/owner/name[.git], git@host:owner/name[.git], ssh://git@host[:port]/owner/name[.git]
+_REPOSITORY = re.compile(r"(?:https?://(?:[^@/]+@)?|ssh://[^@/]+@|[^@/:]+@)(?P<host>[A-Za-z0-9.-]+)(?::\d+)?[/:]"
+                         r"(?P<owner>[A-Za-z0-9_.-]+)/(?P<name>[A-Za-z0-9_.-]+?)(?:\.git)?/?")
+
+
+def public_repository_url(remote: str) -> str | None:
+    """A git remote as the web address of its repository, with any credentials dropped; None if it is not one."""
+    found = _REPOSITORY.fullmatch(remote.strip())
+    return f"https://{found['host']}/{found['owner']}/{found['name']}" if found else None
+
+
+def _repository_url(merged: Mapping[str, str]) -> str:
+    """The setting if given, else the repository a GitHub Actions run belongs to."""
+    if merged["CRYPTOCAST_REPOSITORY_URL"]:
+        url = public_repository_url(merged["CRYPTOCAST_REPOSITORY_URL"])
+        if url is None:  # the value may hold a credential: never echo it
+            raise SettingsError("CRYPTOCAST_REPOSITORY_URL is not a repository address like https://host/owner/name")
+        return url
+    repository = merged.get("GITHUB_REPOSITORY", "")
+    return public_repository_url(f"{merged['GITHUB_SERVER_URL'].rstrip('/')}/{repository}") or "" if repository else ""
 
 
 def _resolve_backend(value: str, hopsworks_key: str) -> str:
@@ -162,4 +188,5 @@ def load_settings(
         model={key: _parse_number(env, merged[env], kind) for env, (key, kind) in MODEL_SETTINGS.items()},
         backtest_days=_parse_number("CRYPTOCAST_BACKTEST_DAYS", merged["CRYPTOCAST_BACKTEST_DAYS"], int),
         refit_every=max(1, _parse_number("CRYPTOCAST_REFIT_EVERY", merged["CRYPTOCAST_REFIT_EVERY"], int)),
+        repository_url=_repository_url(merged),
     )
