@@ -1,4 +1,8 @@
-"""How the site writes prices, shares and spans of days: one place, so page, alt texts and charts agree."""
+"""How the site writes prices, shares and spans of days: one place, so page, alt texts and charts agree.
+
+Prices always in cents with their unit written out (USDT or USD), never "$": Binance quotes SOL
+in USDT, a stablecoin near but not equal to one US dollar. page.js writes them the same way.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,23 @@ from cryptocast.registry import is_finite_number
 
 
 def days(horizon: int) -> str:
-    return f"{horizon} day{'s' if horizon > 1 else ''}"
+    return f"{horizon} day{'s' if horizon != 1 else ''}"
 
 
-def money(value: float | None) -> str:
-    return "n/a" if value is None else f"${value:,.2f}"
+def days_list(horizons: list[int]) -> str:
+    """"day 3", "days 3 and 7", "days 2, 3 and 7"."""
+    if len(horizons) == 1:
+        return f"day {horizons[0]}"
+    return f"days {', '.join(map(str, horizons[:-1]))} and {horizons[-1]}"
+
+
+def amount(value: float) -> str:
+    """A price in cents without its unit, for tables whose header carries it."""
+    return f"{value:,.2f}"
+
+
+def money(value: float | None, unit: str) -> str:
+    return "n/a" if value is None else f"{amount(value)} {unit}"
 
 
 def pct(value: Any, signed: bool = False) -> str:
@@ -21,16 +37,14 @@ def pct(value: Any, signed: bool = False) -> str:
 
 
 def price_range(low: float, high: float) -> str:
-    """Compact for a phone-width table, whose header carries the unit; cents only where they are visible change."""
-    decimals = 0 if high >= 100 else 2
-    return f"{low:,.{decimals}f}–{high:,.{decimals}f}"
+    return f"{amount(low)}–{amount(high)}"
 
 
 def utc(stamp: str) -> str:
-    """The registry's ISO timestamp as people read it; anything unexpected is shown as it is."""
+    """An ISO timestamp as people read it; anything unexpected is shown as it is."""
     try:
-        moment = dt.datetime.fromisoformat(stamp)
-    except (TypeError, ValueError):
+        moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except (AttributeError, TypeError, ValueError):
         return str(stamp)
     if moment.tzinfo is None:
         return str(stamp)

@@ -8,6 +8,8 @@ here, so a damaged one is one line naming the file, before anything is drawn or 
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,14 +17,27 @@ from typing import Any
 
 import pandas as pd
 
+from cryptocast.errors import StoreError
 from cryptocast.features import BITCOIN, FEAR_GREED, FORECASTS, SOLANA, GroupSpec, empty_frame
 from cryptocast.modeling.portable import CorruptModelError
 from cryptocast.publish import charts
 from cryptocast.registry import ModelVersion, open_model_registry
-from cryptocast.settings import Settings
-from cryptocast.status import freshness
+from cryptocast.settings import Settings, public_repository_url
+from cryptocast.status import export_table, freshness
 from cryptocast.stores import FeatureStore, open_feature_store
 from cryptocast.training import MODEL_NAME
+
+log = logging.getLogger(__name__)
+
+# The site's forecast shape: a point and, per central range L (in %), lower_L and upper_L.
+FORECAST_COLUMNS = ("forecast_day", "target_day", "horizon", "point", "lower_80", "upper_80", "lower_95", "upper_95",
+                    "model_version")
+# The one place that knows each version of solana_forecasts: the site's column -> the group's column.
+# Version 1 stores the 80% and 95% ranges as lower_80/upper_80 and lower_95/upper_95 already.
+FORECAST_VERSIONS = {1: {column: column for column in FORECAST_COLUMNS}}
+# source column value -> (market, unit): what a reader needs to know the prices are
+MARKETS = {"binance": ("Binance's SOLUSDT market", "USDT"), "kraken": ("Kraken's SOL-USD market", "USD"),
+           "cryptocompare": ("Kraken's SOL-USD market", "USD")}
 
 
 @dataclass(frozen=True)
@@ -31,8 +46,12 @@ class SiteInputs:
 
     backend: str
     closes: pd.Series  # SOL close by day
+    markets: list[str]  # where SOL's prices come from, newest last
+    unit: str  # what the newest prices are quoted in (USDT or USD)
     market: pd.DataFrame  # SOL, BTC, Fear & Greed by day
-    forecasts: pd.DataFrame  # every published forecast
+    forecasts: pd.DataFrame  # every published forecast, FORECAST_COLUMNS
+    forecasts_csv: bytes  # the same rows as `python -m cryptocast export solana_forecasts`
+    repository: str | None  # the repository's web address, when known
     groups: dict[str, dict]
     model: ModelVersion | None
     evaluation: dict | None
@@ -43,6 +62,37 @@ class SiteInputs:
 def _read(store: FeatureStore, spec: GroupSpec) -> pd.DataFrame:
     group = store.get_feature_group(spec)
     return group.read() if group else empty_frame(spec)
+
+
+def site_forecasts(spec: GroupSpec, rows: pd.DataFrame) -> pd.DataFrame:
+    """Published forecasts in the site's shape (FORECAST_COLUMNS), whatever version of the group holds them."""
+    mapping = FORECAST_VERSIONS.get(spec.version)
+    if mapping is None:
+        raise StoreError(f"{spec.name} v{spec.version}: the site does not know this version's columns")
+    return rows.rename(columns={theirs: ours for ours, theirs in mapping.items()})[list(FORECAST_COLUMNS)]
+
+
+def _markets(solana: pd.DataFrame) -> tuple[list[str], str]:
+    """Where the stored SOL prices come from (oldest first) and the unit of the newest."""
+    sources = list(dict.fromkeys(solana.sort_values("day")["source"]))
+    markets = list(dict.fromkeys(MARKETS.get(s, (s, "USD"))[0] for s in sources))
+    return markets, MARKETS.get(sources[-1], ("", "USD"))[1] if sources else "USDT"
+
+
+def git_remote() -> str | None:
+    """The `origin` remote of the checkout the site is built in, if there is one."""
+    try:
+        done = subprocess.run(["git", "config", "--get", "remote.origin.url"], capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def repository(settings: Settings) -> str | None:
+    """The setting, or GitHub Actions' repository, or the checkout's origin; None: the page links to none."""
+    remote = settings.repository_url or git_remote()
+    return public_repository_url(remote) if remote else None
 
 
 def _series(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -115,11 +165,16 @@ def gather(settings: Settings) -> SiteInputs:
     market = charts.market_frame(closes, _series(bitcoin, "close"), _series(fear_greed, "value"))
     model = open_model_registry(settings).production(MODEL_NAME)
     path = model.path if model else None
+    markets, unit = _markets(solana)
     return SiteInputs(
         backend=store.backend,
         closes=closes,
+        markets=markets,
+        unit=unit,
         market=market,
-        forecasts=forecasts,
+        forecasts=site_forecasts(FORECASTS, forecasts),
+        forecasts_csv=export_table(FORECASTS, forecasts).to_csv(index=False).encode(),
+        repository=repository(settings),
         groups={name: freshness(spec, rows, settings) for name, (spec, rows) in groups.items()},
         model=model,
         evaluation=_artifact_json(path / "evaluation.json", evaluation_problem) if path else None,

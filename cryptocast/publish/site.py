@@ -1,4 +1,4 @@
-"""The static dashboard: `index.html`, its charts and `forecast.json`, from the stores alone.
+"""The static dashboard: `index.html`, its charts, `forecast.json` and the forecasts as CSV, from the stores alone.
 
 gather (read the stores) → document (forecast.json) → figures (the charts) → page (the template)
 → output (all-or-nothing publish). The page references no external resource and works both
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from cryptocast.features import FORECASTS
-from cryptocast.publish.document import forecast_document, json_text, scored_forecasts
+from cryptocast.publish.document import FORECASTS_CSV, forecast_document, json_text, scored_forecasts
 from cryptocast.publish.figures import render_charts
 from cryptocast.publish.gather import gather
 from cryptocast.publish.output import prepare_directory, publish
@@ -38,11 +38,12 @@ def build_site(settings: Settings, out: Path, horizon: int = DEFAULT_HORIZON) ->
     scored = scored_forecasts(inputs)
     doc = forecast_document(inputs, scored, settings, horizon, dt.datetime.now(dt.UTC))
     rendered = render_charts(inputs, scored, doc)
-    doc["charts"] = [{"file": c.file, "title": c.title, "alt": c.alt} for c in rendered]
+    doc["charts"] = [chart.entry() for chart in rendered]
     payload = json_text(doc)
     index = render_page(doc, rendered, payload)
-    files = {c.file: c.png for c in rendered} | {"forecast.json": payload.encode(), "index.html": index.encode(),
-                                                  ".nojekyll": b""}
+    files = {name: png for chart in rendered for name, png in chart.files().items()} | {
+        "forecast.json": payload.encode(), FORECASTS_CSV: inputs.forecasts_csv, "index.html": index.encode(),
+        ".nojekyll": b""}
     started = time.monotonic()
     publish(out, files)
     log.info("site: %d files, %d KB, written to %s in %.2fs", len(files), sum(map(len, files.values())) // 1024, out,

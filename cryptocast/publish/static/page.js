@@ -1,11 +1,16 @@
+// The horizon selector: reads the numbers from the embedded copy of forecast.json (browsers block
+// reading other files from file://) and writes them the way formats.py does: cents, then the unit.
 (function () {
   "use strict";
   var doc = JSON.parse(document.getElementById("forecast-data").textContent);
   var select = document.getElementById("horizon");
   if (!doc.forecast || !select) { return; }
-  function money(v) {
-    return "$" + v.toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
+  function amount(v) {
+    var parts = Math.abs(v).toFixed(2).split(".");
+    return (v < 0 ? "-" : "") + parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + parts[1];
   }
+  function money(v) { return amount(v) + " " + doc.unit; }
+  function days(h) { return h + (h === 1 ? " day" : " days"); }
   function put(id, text) { document.getElementById(id).textContent = text; }
   function show() {
     var h = Number(select.value);
@@ -20,8 +25,12 @@
       var change = (row.point / last - 1) * 100;
       put("h-change", (change >= 0 ? "+" : "") + change.toFixed(1) + "%");
     }
-    document.querySelectorAll("tr[data-h]").forEach(function (tr) {
+    put("o-days", days(h));
+    document.querySelectorAll("#forecast-table tr[data-h]").forEach(function (tr) {
       tr.classList.toggle("selected", Number(tr.getAttribute("data-h")) === h);
+    });
+    document.querySelectorAll("#outcomes tr[data-h]").forEach(function (tr) {
+      tr.hidden = Number(tr.getAttribute("data-h")) !== h;
     });
   }
   select.addEventListener("change", show);
