@@ -25,7 +25,6 @@ from cryptocast.training import MODEL_NAME
 
 from .conftest import AS_OF, DESCRIPTION, fill_groups, settings_for, write_artifacts
 
-
 BLOCK = re.compile(r"</?(?:p|div|h[1-6]|td|th|tr|table|section|header|footer|figure|option|select|br|title)\b[^>]*>")
 
 
