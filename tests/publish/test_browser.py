@@ -130,6 +130,9 @@ def test_fits_the_width_every_chart_loads_readable_and_no_console_errors(opened)
     sizes = browser.execute_script("return [document.documentElement.scrollWidth, "
                                    "document.documentElement.clientWidth, window.innerWidth];")
     assert sizes[0] <= sizes[1] == width, f"horizontal scroll: {sizes}"
+    cut = browser.execute_script("return Array.from(document.querySelectorAll('.scroll'))"
+                                 ".filter(box => box.scrollWidth > box.clientWidth).map(box => box.firstChild.id);")
+    assert cut == [], f"tables wider than the screen: {cut}"
     images = image_states(browser)
     text_px = {file: px for chart in doc["charts"] for file, px in chart["smallest_text_px"].items()}
     expected = [c["narrow_file"] if width < 600 else c["file"] for c in doc["charts"]]
