@@ -8,7 +8,6 @@ here, so a damaged one is one line naming the file, before anything is drawn or 
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +25,6 @@ from cryptocast.settings import Settings, public_repository_url
 from cryptocast.status import export_table, freshness
 from cryptocast.stores import FeatureStore, open_feature_store
 from cryptocast.training import MODEL_NAME
-
-log = logging.getLogger(__name__)
 
 # The site's forecast shape: a point and, per central range L (in %), lower_L and upper_L.
 FORECAST_COLUMNS = ("forecast_day", "target_day", "horizon", "point", "lower_80", "upper_80", "lower_95", "upper_95",
@@ -73,10 +70,10 @@ def site_forecasts(spec: GroupSpec, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _markets(solana: pd.DataFrame) -> tuple[list[str], str]:
-    """Where the stored SOL prices come from (oldest first) and the unit of the newest."""
-    sources = list(dict.fromkeys(solana.sort_values("day")["source"]))
+    """Where the stored SOL prices come from (in order of first use) and the unit of the newest close."""
+    sources = solana.sort_values("day")["source"]
     markets = list(dict.fromkeys(MARKETS.get(s, (s, "USD"))[0] for s in sources))
-    return markets, MARKETS.get(sources[-1], ("", "USD"))[1] if sources else "USDT"
+    return markets, MARKETS.get(sources.iloc[-1], ("", "USD"))[1] if len(sources) else MARKETS["binance"][1]
 
 
 def git_remote() -> str | None:

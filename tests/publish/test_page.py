@@ -124,9 +124,12 @@ def test_the_page_names_its_price_source_and_unit(shown):
     assert "1 USDT ≈ 1 USD" in text
 
 
-def test_kraken_prices_are_in_us_dollars():
-    kraken = pd.DataFrame({"day": pd.to_datetime(["2024-01-01", "2024-01-02"]), "source": ["binance", "kraken"]})
-    assert gather._markets(kraken) == (["Binance's SOLUSDT market", "Kraken's SOL-USD market"], "USD")
+def test_the_unit_is_the_newest_closes_and_every_market_is_named():
+    days = pd.to_datetime(["2024-01-03", "2024-01-01", "2024-01-02"])
+    kraken_last = pd.DataFrame({"day": days, "source": ["kraken", "binance", "kraken"]})
+    assert gather._markets(kraken_last) == (["Binance's SOLUSDT market", "Kraken's SOL-USD market"], "USD")
+    binance_again = pd.DataFrame({"day": days, "source": ["binance", "binance", "kraken"]})
+    assert gather._markets(binance_again) == (["Binance's SOLUSDT market", "Kraken's SOL-USD market"], "USDT")
 
 
 def test_links_to_the_repository_and_its_evaluation_when_known(site_home, monkeypatch):
