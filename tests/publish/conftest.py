@@ -22,6 +22,9 @@ from cryptocast.backtest import Backtest
 from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK
 from cryptocast.features import BITCOIN, FEAR_GREED, SOLANA, validate
 from cryptocast.modeling.forecasters import Scaler
+from cryptocast.publish import gather
+from cryptocast.publish.document import forecast_document, json_text, scored_forecasts
+from cryptocast.publish.page import render_page
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.settings import load_settings
 from cryptocast.stores.local import LocalFeatureStore
@@ -186,3 +189,11 @@ def shared(built_home, tmp_path_factory) -> tuple[Path, Path]:
         patch.chdir(root)
         assert build(root / "docs") == 0
     return root / "docs", home
+
+
+def render_without_charts(generated: dt.datetime = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)) -> tuple[dict, str]:
+    """forecast.json and index.html for the current environment's store, without drawing the charts."""
+    settings = load_settings()
+    inputs = gather.gather(settings)
+    doc = forecast_document(inputs, scored_forecasts(inputs), settings, 5, generated)
+    return doc, render_page(doc, [], json_text(doc))

@@ -16,14 +16,12 @@ from cryptocast import inference
 from cryptocast.__main__ import main as cryptocast_main
 from cryptocast.features import FORECASTS, SOLANA
 from cryptocast.publish import gather
-from cryptocast.publish.document import describe_path, forecast_document, json_text, scored_forecasts
-from cryptocast.publish.page import render_page
+from cryptocast.publish.document import describe_path
 from cryptocast.registry import LocalModelRegistry
-from cryptocast.settings import load_settings
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME
 
-from .conftest import AS_OF, DESCRIPTION, fill_groups, settings_for, write_artifacts
+from .conftest import AS_OF, DESCRIPTION, fill_groups, render_without_charts, settings_for, write_artifacts
 
 BLOCK = re.compile(r"</?(?:p|div|h[1-6]|td|th|tr|table|section|header|footer|figure|option|select|br|title)\b[^>]*>")
 
@@ -33,14 +31,6 @@ def text_of(index_html: str) -> str:
     without_code = re.sub(r"<(script|style)\b.*?</\1>", " ", index_html, flags=re.S)
     spaced = re.sub(r"<[^>]+>", "", BLOCK.sub(" ", without_code))
     return " ".join(html.unescape(spaced).split())
-
-
-def render_without_charts(generated: dt.datetime = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)) -> tuple[dict, str]:
-    """forecast.json and index.html for the current environment's store, without drawing the charts."""
-    settings = load_settings()
-    inputs = gather.gather(settings)
-    doc = forecast_document(inputs, scored_forecasts(inputs), settings, 5, generated)
-    return doc, render_page(doc, [], json_text(doc))
 
 
 @pytest.fixture(scope="module")

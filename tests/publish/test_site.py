@@ -20,7 +20,7 @@ from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME
 
-from .conftest import build, page
+from .conftest import build, page, render_without_charts
 from conftest import REPO, error_lines, snapshot
 
 CHART_NAMES = ("forecast", "hindcast_h1", "hindcast_h5", "hindcast_h10", "scoreboard", "training", "trend",
@@ -173,22 +173,19 @@ def test_an_empty_store_renders_a_page_that_says_so(isolated, tmp_path):
     assert not isolated.exists()  # reading an empty store creates nothing
 
 
-def test_a_model_without_forecasts_yet(site_home, tmp_path):
+def test_a_model_without_forecasts_yet(site_home):
     shutil.rmtree(site_home / "feature_store" / "solana_forecasts_v1")
-    docs = tmp_path / "docs"
-    assert build(docs) == 0
-    doc = json.loads((docs / "forecast.json").read_text())
+    doc, index = render_without_charts()
     assert doc["forecast"] is None and doc["model"]["version"] == 1
-    assert "No forecast yet" in (docs / "index.html").read_text()
+    assert "No forecast yet" in index
     assert set(doc["hindcast"]["1"]) == {"backtest"}
 
 
-def test_an_old_forecast_is_flagged(site_home, tmp_path, monkeypatch):
+def test_an_old_forecast_is_flagged(site_home, monkeypatch):
     monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-03-03")
-    docs = tmp_path / "docs"
-    assert build(docs) == 0
-    assert json.loads((docs / "forecast.json").read_text())["forecast"]["days_old"] == 2
-    assert "This forecast is 2 days old" in (docs / "index.html").read_text()
+    doc, index = render_without_charts()
+    assert doc["forecast"]["days_old"] == 2
+    assert "This forecast is 2 days old" in index
 
 
 def test_older_model_versions_without_the_optional_artifacts(site_home, tmp_path):
