@@ -415,7 +415,8 @@ def correlation_chart(market: pd.DataFrame, days: int = 365, size: Size = NARROW
                     annot_kws={"fontsize": size.text}, square=True, cbar=False, xticklabels=labels,
                     yticklabels=labels, linewidths=1, linecolor="white")
     ax.tick_params(axis="y", rotation=0)
-    ax.set_title(size.wrap(f"{title}, {_span(window)} (UTC)", size.title))
+    # over the figure, not the square heatmap, whose axes are narrower than the chart
+    fig.suptitle(size.wrap(f"{title}, {_span(window)} (UTC)", size.title), x=0.02, ha="left", fontweight="bold")
     return fig
 
 

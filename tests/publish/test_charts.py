@@ -7,6 +7,7 @@ import matplotlib.text
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cryptocast.publish import charts
@@ -224,3 +225,16 @@ def test_no_text_is_smaller_than_the_size_allows(size):
         assert rendered.width == size.width * charts.SCALE, name
         assert rendered.smallest_text_px >= size.small * charts.SCALE, name
         assert rendered.smallest_text_px / charts.SCALE >= 11, name
+
+
+@pytest.mark.parametrize("size", charts.SIZES, ids=lambda s: s.name)
+def test_nothing_drawn_runs_off_the_chart(size):
+    """Titles, labels, ticks and legends all inside the figure (its tight box is in inches)."""
+    for name, fig in every_chart(size).items():
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        drawn = fig.get_tightbbox(canvas.get_renderer())
+        width, height = fig.get_size_inches()
+        slack = 1 / charts.DPI  # a pixel
+        assert drawn.x0 >= -slack and drawn.y0 >= -slack, (name, drawn.bounds)
+        assert drawn.x1 <= width + slack and drawn.y1 <= height + slack, (name, drawn.bounds, (width, height))
