@@ -77,6 +77,11 @@ def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 @contextmanager
 def open_site(browser: webdriver.Chrome, out: Path, mode: str, width: int) -> Iterator[None]:
+    """The site open at `width`; the page is left (for a blank one) before its server stops.
+
+    Otherwise resizing the next test's viewport would make the old page's <picture>s fetch
+    from a server that is gone, and those errors would land in the next test's console.
+    """
     emulate(browser, width)
     browser.get_log("browser")  # drop anything left from an earlier page
     server = None
@@ -88,6 +93,7 @@ def open_site(browser: webdriver.Chrome, out: Path, mode: str, width: int) -> It
         browser.get(url)
         yield
     finally:
+        browser.get("about:blank")
         if server:
             server.shutdown()
 
