@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import matplotlib.colors
 import matplotlib.text
 import numpy as np
@@ -195,7 +197,9 @@ def contrast(color: str) -> float:
     return 1.05 / (luminance + 0.05)
 
 
+@functools.cache
 def every_chart(size: charts.Size) -> dict[str, Figure]:
+    """One of each chart (and a placeholder) at `size`, drawn once for the tests that only inspect them."""
     frame = pd.concat([scored("published", 1, 5), scored("backtest", 1, 30)], ignore_index=True)
     return {
         "forecast": charts.forecast_chart(closes(), forecast_rows(), size),
