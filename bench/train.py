@@ -28,7 +28,7 @@ AS_OF = "2025-01-01"  # the shared history ends 2024-12-31
 
 
 def run(script: str, *args: str, env: dict) -> dict:
-    """Run one pipeline step as a process; its wall time and peak resident memory."""
+    """Run one pipeline step as a process; its wall time, CPU time (steadier on a busy machine), peak memory."""
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, str(REPO / script), *args], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
@@ -38,7 +38,8 @@ def run(script: str, *args: str, env: dict) -> dict:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"{script} failed:\n{stderr[-3000:]}")
-    return {"wall_s": round(seconds, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024)}
+    return {"wall_s": round(seconds, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_mib": round(usage.ru_maxrss / 1024)}
 
 
 def scoreboard(report: dict) -> str:

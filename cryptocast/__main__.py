@@ -60,12 +60,18 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Inspect the cryptocast store.")
+    parser = argparse.ArgumentParser(prog="python -m cryptocast", description="Inspect the cryptocast store.")
     commands = parser.add_subparsers(dest="command", required=True)
-    status_cmd = commands.add_parser("status", parents=[cli.common_flags()],
-                                     help="backend, groups, versions, rows, days, holes and models")
+    status_cmd = commands.add_parser(
+        "status", parents=[cli.common_flags()], help="backend, groups, versions, rows, days, holes and models",
+        description="What the store holds: per feature group its version, rows, first and last day, the days "
+                    "missing between them and how far it is behind the last complete day; then every registered "
+                    "model version and which one is in production. Reads only; changes nothing.")
     status_cmd.add_argument("--json", action="store_true", help="machine-readable output (a stable contract)")
-    export_cmd = commands.add_parser("export", parents=[cli.common_flags()], help="dump a feature group as CSV")
+    export_cmd = commands.add_parser(
+        "export", parents=[cli.common_flags()], help="dump a feature group as CSV",
+        description="One feature group as CSV on stdout (or --out FILE.csv): its key (day or forecast_day) "
+                    "first, dates as YYYY-MM-DD, forecast prices rounded to cents. Reads only; changes nothing.")
     export_cmd.add_argument("group", help=f"one of: {', '.join(ALL_GROUPS)}")
     export_cmd.add_argument("--out", metavar="FILE.csv", help="write here instead of stdout")
     history_cmd = commands.add_parser("history", parents=[cli.common_flags()],

@@ -11,6 +11,7 @@ import datetime as dt
 import difflib
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -52,6 +53,8 @@ DEFAULTS = {
     "CRYPTOCAST_REFIT_EVERY": "30",
     "CRYPTOCAST_HOPSWORKS_TIMEOUT": "900",
     "CRYPTOCAST_HOPSWORKS_FORMAT": "DELTA",
+    "CRYPTOCAST_REPOSITORY_URL": "",
+    "GITHUB_SERVER_URL": "https://github.com",
 }
 MODEL_SETTINGS = {  # env name -> (TrainConfig field, type)
     "CRYPTOCAST_LSTM_UNITS": ("units", int),
@@ -108,6 +111,7 @@ class Settings:
     backtest_days: int = 365
     refit_every: int = 30
     notes: tuple[str, ...] = field(default=(), repr=False)  # warnings for the log: old or unknown names
+    repository_url: str = ""  # the site links to it; "" = not known
 
     @property
     def last_complete_day(self) -> dt.date:
@@ -192,6 +196,28 @@ def _parse_home(value: str) -> Path:
     return Path(value).expanduser()
 
 
+# https://[user[:token]@]host/owner/name[.git], git@host:owner/name[.git], ssh://git@host[:port]/owner/name[.git]
+_REPOSITORY = re.compile(r"(?:https?://(?:[^@/]+@)?|ssh://[^@/]+@|[^@/:]+@)(?P<host>[A-Za-z0-9.-]+)(?::\d+)?[/:]"
+                         r"(?P<owner>[A-Za-z0-9_.-]+)/(?P<name>[A-Za-z0-9_.-]+?)(?:\.git)?/?")
+
+
+def public_repository_url(remote: str) -> str | None:
+    """A git remote as the web address of its repository, with any credentials dropped; None if it is not one."""
+    found = _REPOSITORY.fullmatch(remote.strip())
+    return f"https://{found['host']}/{found['owner']}/{found['name']}" if found else None
+
+
+def _repository_url(merged: Mapping[str, str]) -> str:
+    """The setting if given, else the repository a GitHub Actions run belongs to."""
+    if merged["CRYPTOCAST_REPOSITORY_URL"]:
+        url = public_repository_url(merged["CRYPTOCAST_REPOSITORY_URL"])
+        if url is None:  # the value may hold a credential: never echo it
+            raise SettingsError("CRYPTOCAST_REPOSITORY_URL is not a repository address like https://host/owner/name")
+        return url
+    repository = merged.get("GITHUB_REPOSITORY", "")
+    return public_repository_url(f"{merged['GITHUB_SERVER_URL'].rstrip('/')}/{repository}") or "" if repository else ""
+
+
 def _resolve_backend(value: str, hopsworks_key: str) -> str:
     if value not in BACKENDS:
         raise SettingsError(f"{_shown('CRYPTOCAST_BACKEND', value)} must be one of {', '.join(BACKENDS)}")
@@ -273,4 +299,5 @@ def _resolve(merged: dict[str, str], real_today: dt.date, notes: tuple[str, ...]
         backtest_days=_parse_number("CRYPTOCAST_BACKTEST_DAYS", merged["CRYPTOCAST_BACKTEST_DAYS"], int),
         refit_every=max(1, _parse_number("CRYPTOCAST_REFIT_EVERY", merged["CRYPTOCAST_REFIT_EVERY"], int)),
         notes=notes,
+        repository_url=_repository_url(merged),
     )

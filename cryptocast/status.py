@@ -78,13 +78,25 @@ def format_status(report: dict) -> str:
 
 
 def export_frame(store: FeatureStore, spec: GroupSpec) -> pd.DataFrame:
-    """The group as a plain table: date columns as YYYY-MM-DD, key columns first."""
+    """The group as `export` writes it (see `export_table`)."""
     group = store.get_feature_group(spec)
     if group is None:
         raise StoreError(f"feature group {spec.name} v{spec.version} does not exist in the {store.backend} store")
-    df = group.read()
+    return export_table(spec, group.read())
+
+
+def export_table(spec: GroupSpec, rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a group as a plain table: date columns as YYYY-MM-DD, key columns first.
+
+    Forecast prices are model output, and cents are all the precision they carry (17 digits read
+    as a precision nobody has); ingested prices keep the source's own decimals, since SOL traded
+    below $4 with four of them.
+    """
+    df = rows.copy()
     for c in spec.columns:
         if c.dtype == "date":
             df[c.name] = df[c.name].dt.strftime("%Y-%m-%d")
+        elif c.dtype == "float" and spec.name == FORECASTS.name:
+            df[c.name] = df[c.name].round(2)
     keys = list(spec.primary_key)
     return df[keys + [c for c in df.columns if c not in keys]]

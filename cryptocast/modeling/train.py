@@ -7,11 +7,12 @@ never pay its 11-19 s import.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from cryptocast.modeling.quiet_import import import_keras
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,7 @@ class Fitted:
 
 
 def _keras():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # its C++ log prints harmless "E0000" lines in fit
-    import keras
+    keras = import_keras()
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()

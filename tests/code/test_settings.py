@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cryptocast.errors import SettingsError
-from cryptocast.settings import load_settings
+from cryptocast.settings import load_settings, public_repository_url
 
 TODAY = dt.date(2024, 3, 1)
 
@@ -384,3 +384,37 @@ def test_notes_are_logged_once_each_by_every_entry_point(tmp_path, monkeypatch, 
     assert cryptocast_main(["status", "--home", str(tmp_path / "home")]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "unknown setting CRYPTOCAST_LSTM_EPOCHZ ignored (did you mean " in warnings[0]
+
+
+# --- the repository the site links to ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, ""),
+    ({"GITHUB_REPOSITORY": "owner/cryptocast"}, "https://github.com/owner/cryptocast"),
+    ({"GITHUB_REPOSITORY": "owner/cryptocast", "GITHUB_SERVER_URL": "https://ghe.example.com"},
+     "https://ghe.example.com/owner/cryptocast"),
+    ({"CRYPTOCAST_REPOSITORY_URL": "https://gitlab.example.com/me/fork.git", "GITHUB_REPOSITORY": "owner/cryptocast"},
+     "https://gitlab.example.com/me/fork"),
+])
+def test_repository_url_from_the_setting_or_github_actions(tmp_path, environ, expected):
+    assert load(tmp_path, environ=environ).repository_url == expected
+
+
+@pytest.mark.parametrize(("remote", "expected"), [
+    ("https://github.com/owner/cryptocast.git", "https://github.com/owner/cryptocast"),
+    ("https://x-access-token:ghs_SECRET123@github.com/owner/cryptocast.git", "https://github.com/owner/cryptocast"),
+    ("git@github.com:owner/cryptocast.git", "https://github.com/owner/cryptocast"),
+    ("ssh://git@github.com:22/owner/cryptocast", "https://github.com/owner/cryptocast"),
+    ("/srv/git/cryptocast.git", None),
+    ("https://github.com/owner", None),
+    ("https://github.com/owner/repo\"><script>", None),
+])
+def test_public_repository_url_keeps_host_owner_and_name_only(remote, expected):
+    assert public_repository_url(remote) == expected
+
+
+def test_a_repository_setting_that_is_not_a_repository_url_is_refused_without_echoing_it(tmp_path):
+    with pytest.raises(SettingsError, match="CRYPTOCAST_REPOSITORY_URL is not") as error:
+        load(tmp_path, environ={"CRYPTOCAST_REPOSITORY_URL": "ftp://user:hunter2@host/x"})
+    assert "hunter2" not in str(error.value)

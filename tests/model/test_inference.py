@@ -175,3 +175,19 @@ def test_status_lists_forecasts_and_models(ready, api, capsys):
     assert model["production"] == 1
     assert [v["version"] for v in model["versions"]] == [1]
     assert model["versions"][0]["metrics"] == {"rel_mae_mean": 1.0}
+
+
+def test_export_writes_forecast_prices_in_cents(ready, api, capsys):
+    from cryptocast.__main__ import main as cryptocast_main
+
+    assert run_main(inference_pipeline.main) == 0
+    capsys.readouterr()
+    assert cryptocast_main(["export", "solana_forecasts"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "forecast_day,target_day,horizon,point,lower_80,upper_80,lower_95,upper_95,model_version"
+    stored = forecasts(ready).sort_values("target_day")
+    first = lines[1].split(",")
+    assert first[:3] == ["2024-02-19", "2024-02-20", "1"]
+    assert [float(v) for v in first[3:8]] == [round(stored[c].iloc[0], 2) for c in
+                                              ("point", "lower_80", "upper_80", "lower_95", "upper_95")]
+    assert all(len(v.partition(".")[2]) <= 2 for line in lines[1:] for v in line.split(",")[3:8])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,15 @@ from cryptocast.backtest import Backtest
 from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK
 from cryptocast.features import BITCOIN, FEAR_GREED, SOLANA, validate
 from cryptocast.modeling.forecasters import Scaler
+from cryptocast.publish import gather
+from cryptocast.publish.document import forecast_document, json_text, scored_forecasts
+from cryptocast.publish.page import render_page
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.settings import load_settings
 from cryptocast.stores.local import LocalFeatureStore
 
-from conftest import ENV_NAMES, FNG_HOLES, START
+import plots
+from conftest import ENV_NAMES, FNG_HOLES, START, run_main
 from fakeapi import synthetic_history
 from modelfiles import make_spec, random_arrays, write_dir
 
@@ -98,7 +103,9 @@ def built_home(tmp_path_factory) -> Path:
     home = root / "home"
     closes = fill_groups(home)
     metrics = write_artifacts(root / "artifacts", closes)
-    LocalModelRegistry(home).register_and_promote(training.MODEL_NAME, root / "artifacts", metrics, DESCRIPTION, {})
+    window = {"first_origin": "2024-01-16", "last_origin": BACKTEST_ORIGINS[-1].strftime("%Y-%m-%d"), "windows": 24}
+    LocalModelRegistry(home).register_and_promote(training.MODEL_NAME, root / "artifacts", metrics, DESCRIPTION,
+                                                  {"training_window": window})
     forecast_every_day(home)
     return home
 
@@ -120,3 +127,73 @@ def site_home(built_home, isolated) -> Path:
     """This test's own copy of the built store and registry."""
     shutil.copytree(built_home, isolated)
     return isolated
+
+
+class Page(HTMLParser):
+    """Every src/href, every img's alt, and the embedded forecast data, as a browser would see them."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+        self.alts: list[str | None] = []
+        self.ids: dict[str, str] = {}
+        self.inline: str | None = None
+        self._open: str | None = None
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.refs += [value for name, value in attrs  # data: URIs are inline, not files to fetch
+                      if name in ("src", "srcset", "href") and value is not None and not value.startswith("data:")]
+        if tag == "img":
+            self.alts.append(found.get("alt"))
+        self._open = found.get("id")
+        if tag == "script" and found.get("id") == "forecast-data":
+            self.inline = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._open == "forecast-data" and self.inline is not None:
+            self.inline += data
+        elif self._open:
+            self.ids[self._open] = self.ids.get(self._open, "") + data
+
+    def handle_endtag(self, tag: str) -> None:
+        self._open = None
+
+
+def build(out: Path, *args: str) -> int:
+    return run_main(plots.main, "--out", str(out), *args)
+
+
+def page(out: Path) -> Page:
+    return Page((out / "index.html").read_text())
+
+
+@pytest.fixture
+def out(shared, site_home, tmp_path) -> Path:
+    """A copy of the shared site, built from a store identical to `site_home`, that this test may damage."""
+    return Path(shutil.copytree(shared[0], tmp_path / "docs"))
+
+
+@pytest.fixture(scope="session")
+def shared(built_home, tmp_path_factory) -> tuple[Path, Path]:
+    """One site built for the tests that only read it (a build costs ~1.5 s): (docs, home)."""
+    root = tmp_path_factory.mktemp("shared-site")
+    home = root / "home"
+    shutil.copytree(built_home, home)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ENV_NAMES:
+            patch.delenv(name, raising=False)
+        patch.setenv("CRYPTOCAST_HOME", str(home))
+        patch.setenv("CRYPTOCAST_AS_OF", AS_OF.isoformat())
+        patch.chdir(root)
+        assert build(root / "docs") == 0
+    return root / "docs", home
+
+
+def render_without_charts(generated: dt.datetime = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)) -> tuple[dict, str]:
+    """forecast.json and index.html for the current environment's store, without drawing the charts."""
+    settings = load_settings()
+    inputs = gather.gather(settings)
+    doc = forecast_document(inputs, scored_forecasts(inputs), settings, 5, generated)
+    return doc, render_page(doc, [], json_text(doc))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cryptocast import charts, training
+from cryptocast import training
 from cryptocast.backtest import Backtest
+from cryptocast.publish import charts
 
 
 def test_backtest_forecasts_has_one_row_per_origin_and_horizon(tmp_path):

@@ -1,9 +1,10 @@
 """The dashboard in a real browser: Debian's headless Chromium driven through its matching chromedriver.
 
 Runs wherever the browser is installed; `.ci/run` installs it and sets CRYPTOCAST_REQUIRE_BROWSER=1,
-so in CI a missing browser fails instead of skipping. The page is checked both opened from disk
-(file://, where fetch() is blocked) and served over HTTP as GitHub Pages serves it.
-A screenshot of each is kept in tests/artifacts/ (uploaded by ci.yml).
+so in CI a missing browser fails instead of skipping. The page is checked at a phone's width (390
+CSS px, emulated as a mobile device) and a desktop's (1280), both opened from disk (file://, where
+fetch() is blocked) and served over HTTP as GitHub Pages serves it. A full-page screenshot of each
+is kept in tests/artifacts/ (uploaded by ci.yml).
 """
 
 from __future__ import annotations
@@ -15,16 +16,21 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-import plots
+from cryptocast.__main__ import main as cryptocast_main
+
+from .conftest import build
 from conftest import REPO
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 ARTIFACTS = REPO / "tests" / "artifacts"
+WIDTHS = (390, 1280)
+MIN_TEXT_CSS_PX = 11
 
 if not (CHROMIUM and CHROMEDRIVER):
     if os.environ.get("CRYPTOCAST_REQUIRE_BROWSER") == "1":
@@ -40,12 +46,22 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 def browser() -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=390,2400"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--hide-scrollbars"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
     driver.quit()
+
+
+def emulate(browser: webdriver.Chrome, width: int, height: int = 900) -> None:
+    """A viewport `width` CSS px wide; below 600 a phone (its viewport meta tag is honoured), as Chrome's device mode.
+
+    A headless window cannot be made narrower than 500 px, so narrow widths need the emulation.
+    """
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": height, "deviceScaleFactor": 2 if width < 600 else 1,
+                             "mobile": width < 600})
 
 
 def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -59,74 +75,130 @@ def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/index.html"
 
 
-@pytest.fixture(params=["file", "http"])
-def opened(request, browser, tmp_path) -> Iterator[tuple[webdriver.Chrome, dict, str]]:
-    """Build the site from the test store, open it the given way; yields (browser, forecast.json, mode)."""
-    out = tmp_path / "site"
-    assert plots.main(["--out", str(out)]) == 0
+@contextmanager
+def open_site(browser: webdriver.Chrome, out: Path, mode: str, width: int) -> Iterator[None]:
+    """The site open at `width`; the page is left (for a blank one) before its server stops.
+
+    Otherwise resizing the next test's viewport would make the old page's <picture>s fetch
+    from a server that is gone, and those errors would land in the next test's console.
+    """
+    emulate(browser, width)
     browser.get_log("browser")  # drop anything left from an earlier page
     server = None
-    if request.param == "http":
+    if mode == "http":
         server, url = serve(out)
     else:
         url = out.joinpath("index.html").as_uri()
     try:
         browser.get(url)
-        yield browser, json.loads((out / "forecast.json").read_text()), request.param
+        yield
     finally:
+        browser.get("about:blank")
         if server:
             server.shutdown()
+
+
+@pytest.fixture(params=[(mode, width) for mode in ("file", "http") for width in WIDTHS],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def opened(request, browser, shared) -> Iterator[tuple[webdriver.Chrome, dict, str, int]]:
+    """The shared site opened the given way at the given width: (browser, forecast.json, mode, width)."""
+    out = shared[0]
+    mode, width = request.param
+    with open_site(browser, out, mode, width):
+        yield browser, json.loads((out / "forecast.json").read_text()), mode, width
 
 
 def severe_console(browser: webdriver.Chrome) -> list[str]:
     return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def image_states(browser: webdriver.Chrome) -> list[list]:
-    """[src, loaded, natural width, alt] of every image, after scrolling each into view (charts load lazily)."""
+def image_states(browser: webdriver.Chrome) -> list[dict]:
+    """Every image after scrolling it into view (charts load lazily): the file shown, sizes and alt."""
     for image in browser.find_elements("tag name", "img"):
         browser.execute_script("arguments[0].scrollIntoView();", image)
-        WebDriverWait(browser, 10).until(lambda _, i=image: i.get_property("complete"))
+        WebDriverWait(browser, 20).until(lambda _, i=image: i.get_property("complete"))
     return browser.execute_script(
-        "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth, i.alt]);")
+        "return Array.from(document.images).map(i => ({file: i.currentSrc.split('/').pop(), complete: i.complete, "
+        "natural: i.naturalWidth, shown: i.getBoundingClientRect().width, alt: i.alt}));")
 
 
-def test_every_image_loads_with_alt_text_and_no_console_errors(site_home, opened):
-    browser, doc, mode = opened
-    images = image_states(browser)
-    assert len(images) == len(doc["charts"]) >= 9
-    broken = [src for src, complete, width, _ in images if not (complete and width > 0)]
-    assert broken == []
-    assert all(alt.strip() for *_, alt in images)
-    assert severe_console(browser) == []
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+def screenshot(browser: webdriver.Chrome, name: str, width: int) -> None:
+    """The whole page, top to bottom, as a reader at this width sees it."""
     browser.execute_script("window.scrollTo(0, 0);")
-    browser.save_screenshot(str(ARTIFACTS / f"dashboard-{mode}.png"))
+    height = browser.execute_script("return document.documentElement.scrollHeight;")
+    emulate(browser, width, min(height, 16000))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / name))
 
 
-def test_horizon_selector_changes_the_headline(site_home, opened):
-    browser, doc, _ = opened
+def test_fits_the_width_every_chart_loads_readable_and_no_console_errors(opened):
+    browser, doc, mode, width = opened
+    sizes = browser.execute_script("return [document.documentElement.scrollWidth, "
+                                   "document.documentElement.clientWidth, window.innerWidth];")
+    assert sizes[0] <= sizes[1] == width, f"horizontal scroll: {sizes}"
+    cut = browser.execute_script("return Array.from(document.querySelectorAll('.scroll'))"
+                                 ".filter(box => box.scrollWidth > box.clientWidth).map(box => box.firstChild.id);")
+    assert cut == [], f"tables wider than the screen: {cut}"
+    images = image_states(browser)
+    text_px = {file: px for chart in doc["charts"] for file, px in chart["smallest_text_px"].items()}
+    expected = [c["narrow_file"] if width < 600 else c["file"] for c in doc["charts"]]
+    assert [i["file"] for i in images] == expected
+    assert all(i["complete"] and i["natural"] > 0 and i["alt"].strip() for i in images), images
+    for image in images:
+        shown_px = text_px[image["file"]] * image["shown"] / image["natural"]
+        assert shown_px >= MIN_TEXT_CSS_PX, (image["file"], round(shown_px, 1))
+    assert severe_console(browser) == []
+    screenshot(browser, f"dashboard-{mode}-{width}.png", width)
+
+
+def test_the_selector_updates_the_headline_and_the_outcomes(opened):
+    browser, doc, _, _ = opened
     rows = {row["horizon"]: row for row in doc["forecast"]["rows"]}
+    assert browser.find_element("id", "headline-result").get_attribute("aria-live") == "polite"
     select = Select(browser.find_element("id", "horizon"))
     shown = int(select.first_selected_option.get_attribute("value"))
     assert browser.find_element("id", "h-target").text == rows[shown]["target_day"]
     before = browser.find_element("id", "h-point").text
 
-    other = 10 if shown != 10 else 1
+    other = 1 if shown != 1 else 10
     select.select_by_value(str(other))
 
     assert browser.find_element("id", "h-target").text == rows[other]["target_day"]
     point = browser.find_element("id", "h-point").text
-    assert point != before
-    assert point == f"${rows[other]['point']:,.2f}"
-    selected = browser.find_elements("css selector", "tr.selected")
+    assert point != before and point == f"{rows[other]['point']:,.2f} {doc['unit']}"
+    assert browser.find_element("id", "h-80").text == (f"{rows[other]['lower_80']:,.2f} {doc['unit']} to "
+                                                       f"{rows[other]['upper_80']:,.2f} {doc['unit']}")
+    selected = browser.find_elements("css selector", "#forecast-table tr.selected")
     assert [tr.get_attribute("data-h") for tr in selected] == [str(other)]
+    assert browser.find_element("id", "o-days").text == "1 day"
+    visible = [tr.get_attribute("data-h") for tr in browser.find_elements("css selector", "#outcomes tbody tr")
+               if tr.is_displayed()]
+    assert visible == [str(other)] * len(doc["outcomes"][str(other)])
     assert severe_console(browser) == []
 
 
-def test_the_empty_store_page_renders_without_errors(isolated, opened):
-    browser, doc, _ = opened
-    assert doc["forecast"] is None
-    assert "no forecast" in browser.find_element("tag name", "body").text.lower()
-    assert all(complete and width > 0 for _, complete, width, _ in image_states(browser))
-    assert severe_console(browser) == []
+@pytest.mark.parametrize("mode", ["file", "http"])
+def test_the_csv_link_downloads_the_rows_export_writes(browser, shared, tmp_path, capsys, monkeypatch, mode):
+    out, home = shared
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    with open_site(browser, out, mode, WIDTHS[0]):
+        browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        link = browser.find_element("id", "csv")
+        browser.execute_script("arguments[0].scrollIntoView();", link)
+        link.click()
+        WebDriverWait(browser, 20).until(lambda _: [p for p in downloads.iterdir() if p.suffix == ".csv"])
+    monkeypatch.setenv("CRYPTOCAST_HOME", str(home))
+    capsys.readouterr()
+    assert cryptocast_main(["export", "solana_forecasts"]) == 0
+    assert (downloads / "solana_forecasts.csv").read_text() == capsys.readouterr().out
+
+
+def test_the_empty_store_page_renders_without_errors(isolated, browser, tmp_path):
+    out = tmp_path / "site"
+    assert build(out) == 0
+    with open_site(browser, out, "file", WIDTHS[0]):
+        assert "no forecast" in browser.find_element("tag name", "body").text.lower()
+        assert all(i["complete"] and i["natural"] > 0 for i in image_states(browser))
+        assert browser.execute_script("return document.documentElement.scrollWidth;") <= WIDTHS[0]
+        assert severe_console(browser) == []

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+
+import matplotlib.colors
 import matplotlib.text
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from cryptocast import charts
+from cryptocast.publish import charts
 
 DAYS = pd.date_range("2024-01-01", periods=40, freq="D")
 
@@ -76,20 +80,23 @@ def test_hindcast_with_nothing_scored_is_a_placeholder():
         charts.png_bytes(fig)
 
 
-def test_hindcast_running_mae_of_model_and_naive_per_source():
+def test_hindcast_draws_errors_over_time_with_naive_as_an_area_the_model_line_cannot_hide():
     frame = pd.concat([scored("published", 1, 5), scored("backtest", 1, 30)], ignore_index=True)
     fig = charts.hindcast_chart(frame, 1)
     top, bottom = fig.axes
-    assert len(bottom.lines) == 4  # model and naive, for each source
-    published_naive, published_model = bottom.lines[0].get_ydata(), bottom.lines[1].get_ydata()
-    np.testing.assert_allclose(published_naive, np.cumsum(np.arange(5) * 2.0) / np.arange(1, 6))
-    errors = np.abs(np.arange(5) + 1.0 - np.arange(5) * 2.0)
-    np.testing.assert_allclose(published_model, np.cumsum(errors) / np.arange(1, 6))
-    labels = [line.get_label() for line in top.lines]
-    assert "forecast, published" in labels and "forecast, walk-forward backtest, out of sample" in labels
+    errors = np.arange(5) + 1.0 - np.arange(5) * 2.0  # forecast - actual, not the price itself
+    published_error = next(line for line in top.lines if line.get_label() == "forecast, published")
+    np.testing.assert_allclose(published_error.get_ydata(), errors)
+    assert len(bottom.lines) == 2  # the model's running MAE, per source; naive is not a line
+    np.testing.assert_allclose(bottom.lines[0].get_ydata(), np.cumsum(np.abs(errors)) / np.arange(1, 6))
+    naive_area = bottom.collections[0].get_paths()[0].vertices[:, 1]
+    assert naive_area.max() == pytest.approx(max(np.cumsum(np.arange(5) * 2.0) / np.arange(1, 6)))
+    assert bottom.collections[0].get_zorder() < bottom.lines[0].get_zorder()
+    assert "naive (no change): its error, its MAE" in texts(fig)
+    assert top.get_xlabel() == "" and bottom.get_xlabel() == "date (UTC)"  # the shared axis is labelled once
     summary = charts.hindcast_summary(frame, 1)
     assert summary["published"]["n"] == 5 and summary["backtest"]["n"] == 30
-    assert summary["published"]["mae"] == pytest.approx(errors.mean())
+    assert summary["published"]["mae"] == pytest.approx(np.abs(errors).mean())
     assert summary["published"]["naive_mae"] == pytest.approx(np.mean(np.arange(5) * 2.0))
 
 
@@ -143,3 +150,95 @@ def test_market_charts_use_the_last_year_only():
     heatmaps = charts.correlation_chart(market(500))
     assert "2023-05-16..2024-05-14" in texts(heatmaps)
     assert "-0.00" not in texts(heatmaps)
+
+
+def test_scoreboard_is_linear_around_1_and_names_the_original_model_instead_of_squashing_the_axis():
+    doc = evaluation([1.02] * 9 + [1.05], intervals=True)
+    doc["models"]["drift"] = {"per_horizon": [{"horizon": h, "rel_mae": 1.0 + h / 100} for h in range(1, 11)]}
+    doc["models"]["original"] = {"per_horizon": [{"horizon": h, "rel_mae": 2.0 + h / 10} for h in range(1, 11)]}
+    fig = charts.scoreboard_chart(doc)
+    top = fig.axes[0]
+    assert top.get_yscale() == "linear"
+    low, high = top.get_ylim()
+    assert low < 1 < high <= 1.2  # the drawn models fill the axis
+    assert "the original system's model" not in [line.get_label() for line in top.lines]
+    assert "the original system's model: 2.5× naive's error on average, up to 3.0×" in texts(fig).replace("\n", " ")
+    assert [ax.get_xlabel() for ax in fig.axes] == ["days ahead", "days ahead"]
+
+
+def test_trend_keeps_fear_and_greed_on_its_own_0_to_100_scale():
+    frame = market(400)
+    fig = charts.trend_chart(frame, days=365)
+    prices, fear_greed = fig.axes
+    assert [line.get_label() for line in prices.lines][:2] == ["SOL", "BTC"]
+    window = frame.iloc[-365:]
+    np.testing.assert_allclose(fear_greed.lines[0].get_ydata(), window["Fear & Greed"].to_numpy())
+    assert fear_greed.get_ylim() == (0, 100)
+
+
+def test_correlation_is_of_daily_changes_only():
+    frame = market(400)
+    fig = charts.correlation_chart(frame, days=365)
+    assert len(fig.axes) == 1
+    window = frame.iloc[-365:]
+    expected = window["SOL"].pct_change().corr(window["BTC"].pct_change())
+    cells = [t.get_text() for t in fig.axes[0].texts]
+    assert f"{expected:.2f}" in cells
+    assert "levels" not in texts(fig)
+
+
+def contrast(color: str) -> float:
+    """WCAG contrast ratio of a colour against white."""
+    def channel(c: float) -> float:
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = matplotlib.colors.to_rgb(color)
+    luminance = 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+    return 1.05 / (luminance + 0.05)
+
+
+@functools.cache
+def every_chart(size: charts.Size) -> dict[str, Figure]:
+    """One of each chart (and a placeholder) at `size`, drawn once for the tests that only inspect them."""
+    frame = pd.concat([scored("published", 1, 5), scored("backtest", 1, 30)], ignore_index=True)
+    return {
+        "forecast": charts.forecast_chart(closes(), forecast_rows(), size),
+        "hindcast": charts.hindcast_chart(frame, 1, size),
+        "scoreboard": charts.scoreboard_chart(evaluation([1.1] * 10, intervals=True), size),
+        "training": charts.training_chart({"loss": [3, 2, 1], "val_loss": [3, 1, 2]}, size),
+        "trend": charts.trend_chart(market(400), 365, size),
+        "correlation": charts.correlation_chart(market(400), 365, size),
+        "fear_greed": charts.fear_greed_chart(market(400)["Fear & Greed"], size),
+        "placeholder": charts.hindcast_chart(charts.empty_scored(), 5, size),
+    }
+
+
+def test_every_text_on_white_has_4_5_to_1_contrast():
+    for name, fig in every_chart(charts.NARROW).items():
+        heatmap_cells = set(fig.axes[0].texts) if name == "correlation" else set()  # on coloured cells
+        for text in fig.findobj(matplotlib.text.Text):
+            if text.get_text().strip() and text not in heatmap_cells:
+                assert contrast(text.get_color()) >= 4.5, (name, text.get_text(), text.get_color())
+
+
+@pytest.mark.parametrize("size", charts.SIZES, ids=lambda s: s.name)
+def test_no_text_is_smaller_than_the_size_allows(size):
+    """Fonts are in pt = CSS px at the design width; narrow charts on a 390 px phone show slightly larger."""
+    for name, fig in every_chart(size).items():
+        rendered = charts.render(lambda _size, fig=fig: fig, size)
+        assert rendered.width == size.width * charts.SCALE, name
+        assert rendered.smallest_text_px >= size.small * charts.SCALE, name
+        assert rendered.smallest_text_px / charts.SCALE >= 11, name
+
+
+@pytest.mark.parametrize("size", charts.SIZES, ids=lambda s: s.name)
+def test_nothing_drawn_runs_off_the_chart(size):
+    """Titles, labels, ticks and legends all inside the figure (its tight box is in inches)."""
+    for name, fig in every_chart(size).items():
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        drawn = fig.get_tightbbox(canvas.get_renderer())
+        width, height = fig.get_size_inches()
+        slack = 1 / charts.DPI  # a pixel
+        assert drawn.x0 >= -slack and drawn.y0 >= -slack, (name, drawn.bounds)
+        assert drawn.x1 <= width + slack and drawn.y1 <= height + slack, (name, drawn.bounds, (width, height))

@@ -8,89 +8,34 @@ import re
 import shutil
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from PIL import Image
 
-from cryptocast import site
 from cryptocast.features import FORECASTS, SOLANA
+from cryptocast.publish import document, output
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME
 
-import plots
-from .conftest import AS_OF
-from conftest import ENV_NAMES, REPO, error_lines, run_main, snapshot
+from .conftest import build, page, render_without_charts
+from conftest import REPO, error_lines, snapshot
 from modelfiles import as_registered
 
-CHARTS = {"forecast.png", "hindcast_h1.png", "hindcast_h10.png", "hindcast_h5.png", "scoreboard.png", "training.png",
-          "trend.png", "correlation.png", "fear_greed.png"}
+CHART_NAMES = ("forecast", "hindcast_h1", "hindcast_h5", "hindcast_h10", "scoreboard", "training", "trend",
+               "correlation", "fear_greed")
+MODEL_CHARTS = {"scoreboard", "training"}
+
+
+def chart_files(names=CHART_NAMES) -> set[str]:
+    """Each chart is drawn wide (NAME.png) and narrow (NAME-narrow.png)."""
+    return {f"{n}.png" for n in names} | {f"{n}-narrow.png" for n in names}
+
+
+CHARTS = chart_files()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-class Page(HTMLParser):
-    """Every src/href, every img's alt, and the embedded forecast data, as a browser would see them."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.refs: list[str] = []
-        self.alts: list[str | None] = []
-        self.ids: dict[str, str] = {}
-        self.inline: str | None = None
-        self._open: str | None = None
-        self.feed(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        self.refs += [value for name, value in attrs  # data: URIs are inline, not files to fetch
-                      if name in ("src", "href") and value is not None and not value.startswith("data:")]
-        if tag == "img":
-            self.alts.append(found.get("alt"))
-        self._open = found.get("id")
-        if tag == "script" and found.get("id") == "forecast-data":
-            self.inline = ""
-
-    def handle_data(self, data: str) -> None:
-        if self._open == "forecast-data" and self.inline is not None:
-            self.inline += data
-        elif self._open:
-            self.ids[self._open] = self.ids.get(self._open, "") + data
-
-    def handle_endtag(self, tag: str) -> None:
-        self._open = None
-
-
-def build(out: Path, *args: str) -> int:
-    return run_main(plots.main, "--out", str(out), *args)
-
-
-def page(out: Path) -> Page:
-    return Page((out / "index.html").read_text())
-
-
-@pytest.fixture
-def out(shared, site_home, tmp_path) -> Path:
-    """A copy of the shared site, built from a store identical to `site_home`, that this test may damage."""
-    return Path(shutil.copytree(shared[0], tmp_path / "docs"))
-
-
-@pytest.fixture(scope="session")
-def shared(built_home, tmp_path_factory) -> tuple[Path, Path]:
-    """One site built for the tests that only read it (a build costs ~1.5 s): (docs, home)."""
-    root = tmp_path_factory.mktemp("shared-site")
-    home = root / "home"
-    shutil.copytree(built_home, home)
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ENV_NAMES:
-            patch.delenv(name, raising=False)
-        patch.setenv("CRYPTOCAST_HOME", str(home))
-        patch.setenv("CRYPTOCAST_AS_OF", AS_OF.isoformat())
-        patch.chdir(root)
-        assert build(root / "docs") == 0
-    return root / "docs", home
 
 
 def store_forecasts(home: Path) -> pd.DataFrame:
@@ -110,7 +55,8 @@ def test_every_chart_is_a_valid_png(shared):
         with Image.open(out / name) as image:
             image.verify()
         with Image.open(out / name) as image:
-            assert image.format == "PNG" and image.size[0] >= 600 and image.size[1] >= 250, (name, image.size)
+            width = 680 if name.endswith("-narrow.png") else 1440  # 340 and 720 CSS px, at twice the resolution
+            assert image.format == "PNG" and image.size[0] == width and image.size[1] >= 300, (name, image.size)
     assert (out / ".nojekyll").read_bytes() == b""
 
 
@@ -124,6 +70,7 @@ def test_the_page_refers_only_to_files_it_wrote(shared):
     assert {r for r in parsed.refs if r.endswith(".png")} == CHARTS
     assert "forecast.json" in parsed.refs
     assert all(alt and len(alt) > 30 for alt in parsed.alts), parsed.alts
+    assert all(alt[0].isupper() and alt.endswith(".") for alt in parsed.alts), parsed.alts  # sentences
 
 
 def test_forecast_json_is_the_latest_forecast_in_the_group(shared):
@@ -143,7 +90,8 @@ def test_forecast_json_is_the_latest_forecast_in_the_group(shared):
     assert doc["last_complete_day"] == "2024-02-29" and doc["backend"] == "local"
     assert doc["groups"]["solana_forecasts"]["rows"] == len(rows) == 210
     assert doc["groups"]["solana"]["last_day"] == "2024-02-29" and doc["groups"]["solana"]["behind_days"] == 0
-    assert [c["file"] for c in doc["charts"]] == [r for r in page(out).refs if r.endswith(".png")]
+    assert [f for c in doc["charts"] for f in (c["narrow_file"], c["file"])] == [
+        r for r in page(out).refs if r.endswith(".png")]
 
 
 def test_the_embedded_json_is_forecast_json(shared):
@@ -160,9 +108,9 @@ def test_the_headline_shows_horizon_10_and_the_selector_offers_1_to_10(shared):
     row = doc["forecast"]["rows"][-1]
     text = (out / "index.html").read_text()
     parsed = page(out)
-    assert parsed.ids["h-point"] == f"${row['point']:,.2f}"
+    assert parsed.ids["h-point"] == f"{row['point']:,.2f} USDT"
     assert parsed.ids["h-target"] == row["target_day"]
-    assert parsed.ids["h-95"] == f"${row['lower_95']:,.2f} to ${row['upper_95']:,.2f}"
+    assert parsed.ids["h-95"] == f"{row['lower_95']:,.2f} USDT to {row['upper_95']:,.2f} USDT"
     options = re.findall(r'<option value="(\d+)"( selected)?>', text)
     assert [int(v) for v, _ in options] == list(range(1, 11))
     assert [int(v) for v, selected in options if selected] == [10]
@@ -172,7 +120,7 @@ def test_the_headline_shows_horizon_10_and_the_selector_offers_1_to_10(shared):
 def test_the_hindcast_scores_published_and_backtest_forecasts(shared):
     out, site_home = shared
     hindcast = json.loads((out / "forecast.json").read_text())["hindcast"]
-    assert set(hindcast) == {"1", "10", "5"}
+    assert list(hindcast) == ["1", "5", "10"]
     assert hindcast["1"]["published"]["n"] == 20 and hindcast["10"]["published"]["n"] == 11
     assert hindcast["1"]["backtest"]["n"] == hindcast["10"]["backtest"]["n"] == 37
     rows, closes = store_forecasts(site_home), sol_closes(site_home)
@@ -197,7 +145,7 @@ def test_the_verdict_follows_the_backtest(shared):
 @pytest.mark.parametrize(("rel", "says"), [(1.02, "does not beat naive persistence"), (1.0, "as large as naive's"),
                                            (0.9, "beats naive persistence"), (None, "nothing is known")])
 def test_verdict_wording(rel, says):
-    text = site.verdict({"rel_mae_mean": rel, "backtest_origins": {"first": "2024-01-01", "last": "2024-12-30",
+    text = document.verdict({"rel_mae_mean": rel, "backtest_origins": {"first": "2024-01-01", "last": "2024-12-30",
                                                                    "count": 365}})
     assert says in text
     assert ("2024-01-01 to 2024-12-30, 365 daily forecasts" in text) == (rel is not None)
@@ -221,27 +169,24 @@ def test_an_empty_store_renders_a_page_that_says_so(isolated, tmp_path):
     assert "No forecast yet" in text and "No model is in production yet" in text
     parsed = page(docs)
     assert all((docs / ref).is_file() for ref in parsed.refs)
-    assert {r for r in parsed.refs if r.endswith(".png")} == CHARTS - {"scoreboard.png", "training.png"}
+    assert {r for r in parsed.refs if r.endswith(".png")} == chart_files(set(CHART_NAMES) - MODEL_CHARTS)
     assert parsed.inline == (docs / "forecast.json").read_text()
     assert not isolated.exists()  # reading an empty store creates nothing
 
 
-def test_a_model_without_forecasts_yet(site_home, tmp_path):
+def test_a_model_without_forecasts_yet(site_home):
     shutil.rmtree(site_home / "feature_store" / "solana_forecasts_v1")
-    docs = tmp_path / "docs"
-    assert build(docs) == 0
-    doc = json.loads((docs / "forecast.json").read_text())
+    doc, index = render_without_charts()
     assert doc["forecast"] is None and doc["model"]["version"] == 1
-    assert "No forecast yet" in (docs / "index.html").read_text()
+    assert "No forecast yet" in index
     assert set(doc["hindcast"]["1"]) == {"backtest"}
 
 
-def test_an_old_forecast_is_flagged(site_home, tmp_path, monkeypatch):
+def test_an_old_forecast_is_flagged(site_home, monkeypatch):
     monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-03-03")
-    docs = tmp_path / "docs"
-    assert build(docs) == 0
-    assert json.loads((docs / "forecast.json").read_text())["forecast"]["days_old"] == 2
-    assert "This forecast is 2 day(s) old" in (docs / "index.html").read_text()
+    doc, index = render_without_charts()
+    assert doc["forecast"]["days_old"] == 2
+    assert "This forecast is 2 days old" in index
 
 
 def test_older_model_versions_without_the_optional_artifacts(site_home, tmp_path):
@@ -251,7 +196,7 @@ def test_older_model_versions_without_the_optional_artifacts(site_home, tmp_path
     as_registered(LocalModelRegistry(site_home), MODEL_NAME, 1)
     docs = tmp_path / "docs"
     assert build(docs) == 0
-    assert {p.name for p in docs.glob("*.png")} == CHARTS - {"scoreboard.png", "training.png"}
+    assert {p.name for p in docs.glob("*.png")} == chart_files(set(CHART_NAMES) - MODEL_CHARTS)
     hindcast = json.loads((docs / "forecast.json").read_text())["hindcast"]
     assert set(hindcast["1"]) == {"published"}
     assert all((docs / ref).is_file() for ref in page(docs).refs)
@@ -265,7 +210,7 @@ def test_no_secret_reaches_any_output(site_home, tmp_path, monkeypatch, capsys):
     docs = tmp_path / "docs"
     assert build(docs) == 0
     files = [p for p in docs.rglob("*") if p.is_file()]
-    assert len(files) == len(CHARTS) + 3
+    assert len(files) == len(CHARTS) + 6  # index.html, forecast.json, the CSV, .nojekyll, the manifest and the lock
     for path in files:
         data = path.read_bytes()
         assert all(m.encode() not in data for m in markers), path.name
@@ -276,8 +221,9 @@ def test_no_secret_reaches_any_output(site_home, tmp_path, monkeypatch, capsys):
 def test_re_running_with_another_horizon_replaces_its_chart(out, site_home):
     assert build(out, "--horizon", "3") == 0
     names = {p.name for p in out.glob("*.png")}
-    assert "hindcast_h3.png" in names and "hindcast_h5.png" not in names
-    assert set(json.loads((out / "forecast.json").read_text())["hindcast"]) == {"1", "10", "3"}
+    assert {"hindcast_h3.png", "hindcast_h3-narrow.png"} <= names
+    assert not {"hindcast_h5.png", "hindcast_h5-narrow.png"} & names
+    assert list(json.loads((out / "forecast.json").read_text())["hindcast"]) == ["1", "3", "10"]
     assert not [p for p in out.iterdir() if p.name.startswith(".build-") or p.name.endswith(".tmp")]
 
 
@@ -320,7 +266,17 @@ def test_a_corrupt_model_artifact_is_one_line_and_keeps_the_previous_site(out, s
     lines = error_lines(capsys)
     assert len(lines) == 1 and lines[0].startswith(f"error: plots: {artifact}: "), lines
     assert snapshot(out) == before
-    assert {p.name for p in out.iterdir() if p.name.startswith(".")} == {".nojekyll"}
+    assert {p.name for p in out.iterdir() if p.name.startswith(".")} == {".nojekyll", output.MANIFEST, output.LOCK}
+
+
+def test_a_folder_of_the_users_is_refused_in_one_line_before_any_work(site_home, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "trend.png").write_bytes(b"my own chart")
+    assert build(mine) == 1
+    assert error_lines(capsys) == [f"error: plots: {mine} is not empty and was not written by plots.py (it has no "
+                                   f"{output.MANIFEST}): choose an empty or new directory"]
+    assert {p.name for p in mine.iterdir()} == {"trend.png"}
 
 
 def test_plots_never_imports_tensorflow(site_home, tmp_path):

@@ -1,0 +1,114 @@
+"""index.html from templates/index.html with Jinja2, autoescaping on, so no escaping is hand-written.
+
+The stylesheet and script are files under static/, inlined at build so the page is one file that
+works opened from disk (file://) and references nothing outside the site. Everything the page
+says is prepared here or in document.py; the template only lays it out.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from cryptocast.publish.charts import NARROW, WIDE
+from cryptocast.publish.document import NO_MODEL, number
+from cryptocast.publish.figures import Chart
+from cryptocast.publish.formats import amount, days, money, pct, price_range, utc
+
+HEADLINE_HORIZON = 10
+NARROW_SCREEN = "(max-width: 599px)"  # where the narrow charts are shown (see charts.Size)
+
+
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("cryptocast.publish", "templates"), autoescape=True,
+                      undefined=StrictUndefined)
+    env.filters.update(days=days, utc=utc)
+    return env
+
+
+def _static(name: str) -> Markup:
+    """Our own stylesheet or script, inlined as it is (it is not data, so it is not escaped)."""
+    return Markup(resources.files("cryptocast.publish").joinpath("static", name).read_text(encoding="utf-8"))
+
+
+def _headline(forecast: dict, unit: str) -> dict:
+    """The default horizon's row, rendered so the page reads without JavaScript; the script re-renders on change."""
+    horizons = [r["horizon"] for r in forecast["rows"]]
+    horizon = HEADLINE_HORIZON if HEADLINE_HORIZON in horizons else horizons[-1]
+    row = next(r for r in forecast["rows"] if r["horizon"] == horizon)
+    last = forecast["last_close"]
+    return {"horizon": horizon, "target_day": row["target_day"], "point": money(row["point"], unit),
+            "change": pct(row["point"] / last - 1, signed=True) if last else "n/a", "last": money(last, unit),
+            "range_80": f"{money(row['lower_80'], unit)} to {money(row['upper_80'], unit)}",
+            "range_95": f"{money(row['lower_95'], unit)} to {money(row['upper_95'], unit)}"}
+
+
+def _model_rows(model: dict) -> list[list[str]]:
+    """The backtest in plain words: what each figure means is in its label."""
+    metrics = model["metrics"]
+    origins = metrics.get("backtest_origins") if isinstance(metrics.get("backtest_origins"), dict) else {}
+    rel = number(metrics.get("rel_mae_mean"))
+    baselines = metrics.get("baseline_rel_mae_mean") if isinstance(metrics.get("baseline_rel_mae_mean"), dict) else {}
+    original = number(baselines.get("original"))
+    reduction = number(metrics.get("mae_reduction_vs_original"))
+    against_original = "n/a" if reduction is None else (
+        f"{abs(reduction):.0%} {'smaller' if reduction >= 0 else 'larger'} average error"
+        + (f" (that model's error is {original:.1f}× naive's)" if original is not None else ""))
+    return [
+        ["backtest period (days a forecast was made)", f"{origins.get('first', 'n/a')} to {origins.get('last', 'n/a')} "
+                                                       f"({origins.get('count', 'n/a')} days)"],
+        ["average error ÷ naive persistence's (relative MAE; below 1 beats naive)",
+         "n/a" if rel is None else f"{rel:.3f} ({abs(rel - 1):.1%} {'worse' if rel >= 1 else 'better'})"],
+        ["against the original system's model: the model of the project this one replaces, re-created and "
+         "backtested on the same days", against_original],
+        ["80% range: share of outcomes inside (target 80%)", pct(metrics.get("coverage_80_mean"))],
+        ["95% range: share of outcomes inside (target 95%)", pct(metrics.get("coverage_95_mean"))],
+    ]
+
+
+def _outcome_rows(outcomes: dict) -> list[dict]:
+    """Every horizon's recent outcomes, each row tagged with its horizon for the selector to show or hide."""
+    rows = []
+    for horizon, found in outcomes.items():
+        if not found:
+            rows.append({"horizon": int(horizon), "cells": ["none yet", "", "", "", ""]})
+        rows += [{"horizon": int(horizon), "cells": [
+            o["target_day"], amount(o["point"]), amount(o["actual"]), f"{o['error']:+,.2f}",
+            "yes" if o["inside_80"] else "no"]} for o in found]
+    return rows
+
+
+def _figure(chart: Chart, eager: bool) -> dict:
+    narrow, wide = chart.renders[NARROW.name], chart.renders[WIDE.name]
+    return {"section": chart.section, "alt": chart.alt, "narrow": chart.file(NARROW), "wide": chart.file(WIDE),
+            "narrow_size": (narrow.width, narrow.height), "wide_size": (wide.width, wide.height),
+            "loading": "eager" if eager else "lazy"}
+
+
+def render_page(doc: dict, charts: list[Chart], payload: str) -> str:
+    """The whole page; `payload` is forecast.json's exact text, embedded for the script to read."""
+    forecast, unit = doc["forecast"], doc["unit"]
+    context = {
+        "doc": doc,
+        "figures": [_figure(chart, eager=i == 0) for i, chart in enumerate(charts)],
+        "narrow_screen": NARROW_SCREEN,
+        "generated": utc(doc["generated_utc"]),
+        "headline": _headline(forecast, unit) if forecast else None,
+        "forecast_rows": [{"horizon": r["horizon"], "cells": [
+            r["target_day"], r["horizon"], amount(r["point"]), price_range(r["lower_80"], r["upper_80"]),
+            price_range(r["lower_95"], r["upper_95"])]} for r in forecast["rows"]] if forecast else [],
+        "outcome_rows": _outcome_rows(doc["outcomes"]),
+        "model_rows": [{"horizon": None, "cells": row} for row in _model_rows(doc["model"])] if doc["model"] else [],
+        "freshness_rows": [{"horizon": None, "cells": [
+            f"{name} v{g['version']}", g["rows"], g["last_day"] or "none",
+            "n/a" if g["behind_days"] is None else g["behind_days"], len(g["missing_days"])]}
+            for name, g in doc["groups"].items()],
+        "markets": " and ".join(doc["sources"]["prices"]) or "no market yet",
+        "no_model": NO_MODEL,
+        "css": _static("style.css"),
+        "script": _static("page.js"),
+        "payload": Markup(payload),  # json_text escapes <, > and &: it cannot close the script element
+    }
+    return _environment().get_template("index.html").render(context)

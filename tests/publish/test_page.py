@@ -1,0 +1,202 @@
+"""What the page tells a reader: one verdict, the path in words, prices with their unit, sources, links, outcomes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+import subprocess
+from io import StringIO
+
+import pandas as pd
+import pytest
+
+from cryptocast import inference
+from cryptocast.__main__ import main as cryptocast_main
+from cryptocast.features import FORECASTS, SOLANA
+from cryptocast.publish import gather
+from cryptocast.publish.document import describe_path
+from cryptocast.registry import LocalModelRegistry
+from cryptocast.stores.local import LocalFeatureStore
+from cryptocast.training import MODEL_NAME
+
+from .conftest import AS_OF, DESCRIPTION, fill_groups, render_without_charts, settings_for, write_artifacts
+
+BLOCK = re.compile(r"</?(?:p|div|h[1-6]|td|th|tr|table|section|header|footer|figure|option|select|br|title)\b[^>]*>")
+
+
+def text_of(index_html: str) -> str:
+    """The page's visible text, roughly: blocks apart, inline tags dropped, entities decoded, whitespace folded."""
+    without_code = re.sub(r"<(script|style)\b.*?</\1>", " ", index_html, flags=re.S)
+    spaced = re.sub(r"<[^>]+>", "", BLOCK.sub(" ", without_code))
+    return " ".join(html.unescape(spaced).split())
+
+
+@pytest.fixture(scope="module")
+def shown(shared) -> tuple[dict, str, str]:
+    """The shared site's forecast.json, index.html, and index.html's visible text."""
+    out = shared[0]
+    index = (out / "index.html").read_text()
+    return json.loads((out / "forecast.json").read_text()), index, text_of(index)
+
+
+def test_the_verdict_is_one_paragraph_on_the_page(shown):
+    doc, index, text = shown
+    assert text.count(doc["verdict"]) == 1
+
+
+def test_prices_show_cents_and_their_unit_everywhere_and_never_a_dollar_sign(shown):
+    doc, index, text = shown
+    assert doc["unit"] == "USDT"
+    assert "$" not in text
+    priced = re.findall(r"(\d[\d,]*(?:\.\d+)?) USDT(?! ≈)", text)  # "1 USDT ≈ 1 USD" is a rate, not a price
+    assert len(priced) >= 8 and all(re.fullmatch(r"\d[\d,]*\.\d\d", p) for p in priced), priced
+    table = re.search(r'<table id="forecast-table">.*?</table>', index, flags=re.S).group(0)
+    cells = re.findall(r"<td>([^<]*)</td>", table)
+    ranges = [c for c in cells if "–" in c]
+    assert len(ranges) == 20 and all(re.fullmatch(r"[\d,]+\.\d\d–[\d,]+\.\d\d", c) for c in ranges), ranges
+
+
+def test_the_path_is_explained_in_one_sentence(shown):
+    doc, _, text = shown
+    path = doc["forecast"]["path"]
+    assert path in text and ". " not in path
+
+
+def rows(points: list[float]) -> dict:
+    return {"last_close": 100.0, "rows": [{"horizon": h, "target_day": f"2024-03-{h:02d}", "point": p}
+                                          for h, p in enumerate(points, 1)]}
+
+
+@pytest.mark.parametrize(("points", "rel_mae", "says"), [
+    ([100.0] * 10, 1.02, "Flat: the forecast is the last close, 100.00 USDT, on all 10 days: the model predicts no "
+                         "change, because in its backtest it did not beat that forecast."),
+    ([100.0] * 10, 0.9, "on all 10 days: the model predicts no change."),
+    ([100.0] * 8 + [101.2, 100.0], 1.02, "Mostly flat: the forecast is the last close, 100.00 USDT, on 9 of 10 days "
+                                         "and differs only on day 9, by at most +1.2%; in its backtest"),
+    ([100.0, 100.5, 100.0, 100.0, 100.0, 99.0, 100.0, 100.0, 100.0, 100.0], None, "differs only on days 2 and 6, by "
+                                                                                   "at most -1.0%."),
+    ([100.1 + h / 10 for h in range(10)], 0.9, "Rises: from the last close, 100.00 USDT, to 101.00 USDT on "
+                                               "2024-03-10 (+1.0%)."),
+    ([99.9 - h / 10 for h in range(10)], 0.9, "Falls: from the last close, 100.00 USDT, to 99.00 USDT on 2024-03-10 "
+                                              "(-1.0%)."),
+    ([101.0, 99.0] * 5, 1.1, "Moves up and down between -1.0% and +1.0% of the last close, 100.00 USDT, ending at "
+                             "99.00 USDT on 2024-03-10 (-1.0%); in its backtest the model did not beat"),
+])
+def test_describe_path_reads_the_shape_from_the_rows(points, rel_mae, says):
+    sentence = describe_path(rows(points), "USDT", rel_mae)
+    assert says in sentence
+    assert ("did not beat" in sentence) == (rel_mae is not None and rel_mae >= 1)
+    assert sentence.endswith(".") and ". " not in sentence  # one sentence
+
+
+def test_a_replayed_day_says_so_and_counts_every_date_from_it(shown):
+    doc, _, text = shown
+    assert doc["as_of"] == "2024-03-01" and doc["replay"] is True
+    assert "Built as of 2024-03-01: a replay of a past day." in text
+    assert "registered" not in text and "Updated" not in text  # no wall-clock date competes with the as-of day
+    assert "fitted on daily closes through" in text
+
+
+def test_a_run_on_the_day_itself_shows_when_it_was_updated(site_home):
+    doc, index = render_without_charts(generated=dt.datetime(2024, 3, 1, 6, 20, tzinfo=dt.UTC))
+    text = text_of(index)
+    assert doc["replay"] is False
+    assert "Updated 2024-03-01 06:20 UTC, with daily closes through 2024-02-29 (UTC)." in text
+    assert "Built as of" not in text and ", registered " in text
+
+
+def test_the_page_names_its_price_source_and_unit(shown):
+    doc, _, text = shown
+    assert doc["sources"]["prices"] == ["Binance's SOLUSDT market"]
+    assert "daily closes (UTC days) from Binance's SOLUSDT market, in USDT (Tether" in text
+    assert "1 USDT ≈ 1 USD" in text
+
+
+def test_the_unit_is_the_newest_closes_and_every_market_is_named():
+    days = pd.to_datetime(["2024-01-03", "2024-01-01", "2024-01-02"])
+    kraken_last = pd.DataFrame({"day": days, "source": ["kraken", "binance", "kraken"]})
+    assert gather._markets(kraken_last) == (["Binance's SOLUSDT market", "Kraken's SOL-USD market"], "USD")
+    binance_again = pd.DataFrame({"day": days, "source": ["binance", "binance", "kraken"]})
+    assert gather._markets(binance_again) == (["Binance's SOLUSDT market", "Kraken's SOL-USD market"], "USDT")
+
+
+def test_links_to_the_repository_and_its_evaluation_when_known(site_home, monkeypatch):
+    doc, index = render_without_charts()
+    assert doc["links"]["repository"] is None and 'id="repository"' not in index and 'id="evaluation"' not in index
+    monkeypatch.setenv("GITHUB_REPOSITORY", "someone/cryptocast")
+    doc, index = render_without_charts()
+    assert doc["links"]["repository"] == "https://github.com/someone/cryptocast"
+    assert '<a href="https://github.com/someone/cryptocast" id="repository">' in index
+    assert ('<a href="https://github.com/someone/cryptocast/blob/HEAD/bench/results/backtest.md" id="evaluation">'
+            in index)
+
+
+def test_the_checkouts_remote_is_linked_without_its_credentials(site_home, tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    remote = "https://x-access-token:ghs_MARKER77@github.com/someone/cryptocast.git"
+    subprocess.run(["git", "-C", str(tmp_path), "remote", "add", "origin", remote], check=True)
+    doc, index = render_without_charts()
+    assert doc["links"]["repository"] == "https://github.com/someone/cryptocast"
+    assert "MARKER77" not in index
+
+
+def test_the_csv_download_is_the_export_of_the_forecasts(shared, capsys, monkeypatch):
+    out, home = shared
+    monkeypatch.setenv("CRYPTOCAST_HOME", str(home))
+    capsys.readouterr()
+    assert cryptocast_main(["export", "solana_forecasts"]) == 0
+    exported = capsys.readouterr().out
+    assert (out / "solana_forecasts.csv").read_text() == exported
+    assert len(pd.read_csv(StringIO(exported))) == 210
+    assert '<a href="solana_forecasts.csv" download id="csv">' in (out / "index.html").read_text()
+
+
+def test_recent_outcomes_are_the_newest_matured_forecasts_per_horizon(shown, shared):
+    doc, index, _ = shown
+    home = shared[1]
+    forecasts = LocalFeatureStore(home).get_feature_group(FORECASTS).read()
+    closes = LocalFeatureStore(home).get_feature_group(SOLANA).read().set_index("day")["close"]
+    one_day = forecasts[(forecasts["horizon"] == 1) & forecasts["target_day"].isin(closes.index)]
+    newest = one_day.sort_values("target_day", ascending=False).head(7)
+    shown_rows = doc["outcomes"]["1"]
+    assert [o["target_day"] for o in shown_rows] == [d.strftime("%Y-%m-%d") for d in newest["target_day"]]
+    assert [o["error"] for o in shown_rows] == pytest.approx(list(newest["point"] - newest["target_day"].map(closes)))
+    table = re.search(r'<table id="outcomes">.*?</table>', index, flags=re.S).group(0)
+    tagged = re.findall(r'<tr data-h="(\d+)"( hidden)?>', table)
+    assert {h for h, hidden in tagged if not hidden} == {"10"}  # the headline's horizon, before any script runs
+    assert len([h for h, _ in tagged if h == "1"]) == 7
+
+
+def test_mae_and_the_original_model_are_explained_in_plain_words(shown):
+    _, _, text = shown
+    assert "the mean absolute error (MAE) is the average size of those errors" in text
+    assert "the original system's model: the model of the project this one replaces" in text
+    assert "smaller average error (that model's error is" in text
+
+
+def test_the_selectors_result_is_announced(shown):
+    _, index, _ = shown
+    region = re.search(r'<div id="headline-result" aria-live="polite">(.*?)</div>', index, flags=re.S)
+    assert region and 'id="h-point"' in region.group(1) and 'id="h-95"' in region.group(1)
+
+
+def test_no_matured_published_forecast_is_said_and_when_the_first_matures(isolated, tmp_path):
+    closes = fill_groups(isolated)
+    metrics = write_artifacts(tmp_path / "artifacts", closes)
+    LocalModelRegistry(isolated).register_and_promote(MODEL_NAME, tmp_path / "artifacts", metrics, DESCRIPTION, {})
+    inference.infer(settings_for(isolated, AS_OF))  # the first forecast ever: its targets are all ahead
+    doc, index = render_without_charts()
+    assert doc["published"] == {"forecast_days": 1, "matured": 0, "first_target_day": "2024-03-01"}
+    assert ("None of the forecasts published so far has reached its target day: the first one matures on "
+            "2024-03-01.") in text_of(index)
+    assert all(not found for found in doc["outcomes"].values())
+
+
+def test_the_hindcast_charts_come_in_the_order_1_5_10(shown):
+    doc, index, _ = shown
+    files = [c["file"] for c in doc["charts"] if c["file"].startswith("hindcast")]
+    assert files == ["hindcast_h1.png", "hindcast_h5.png", "hindcast_h10.png"]
+    assert index.index('src="hindcast_h1.png"') < index.index('src="hindcast_h5.png"') < index.index(
+        'src="hindcast_h10.png"')
