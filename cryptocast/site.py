@@ -55,11 +55,10 @@ from cryptocast.atomic import atomic_write_bytes, fsync_directory
 from cryptocast.errors import CryptocastError
 from cryptocast.features import BITCOIN, FEAR_GREED, FORECASTS, SOLANA, GroupSpec, empty_frame
 from cryptocast.modeling.portable import CorruptModelError
-from cryptocast.registry import ModelVersion, is_finite_number, open_model_registry
+from cryptocast.registry import MODEL_NAME, ModelVersion, is_finite_number, open_model_registry
 from cryptocast.settings import Settings
 from cryptocast.status import freshness
 from cryptocast.stores import FeatureStore, open_feature_store
-from cryptocast.training import MODEL_NAME
 
 log = logging.getLogger(__name__)
 

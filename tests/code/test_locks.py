@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import sys
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from conftest import REPO
+from lockfiles import Pin, parse
 
 sys.path.insert(0, str(REPO / "tools"))
 import lock  # noqa: E402
@@ -26,28 +26,6 @@ PYPROJECT = REPO / "pyproject.toml"
 LOCK_FILES = {name: REPO / name for name in lock.LOCKS}
 DEV_LOCK = "requirements/dev.txt"
 HEAVY = {"tensorflow", "tensorflow-cpu", "keras", "scikit-learn", "scipy", "statsforecast", "hopsworks", "torch"}
-
-
-@dataclass(frozen=True)
-class Pin:
-    name: str
-    version: str
-    marker: str
-    hashes: tuple[str, ...]
-
-
-def parse(text: str) -> list[Pin]:
-    """`name==version [; marker] \\` lines, each followed by its `--hash=sha256:` lines."""
-    pins: list[Pin] = []
-    for block in re.split(r"\n(?=\S)", text):
-        first, *rest = block.split("\n")
-        if not first or first.startswith("#"):
-            continue
-        match = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+?)(?: ; (.+?))?(?: \\)?", first.strip())
-        assert match, f"not a pinned requirement: {first!r}"
-        hashes = tuple(h for line in rest for h in re.findall(r"--hash=(sha256:[0-9a-f]{64})", line))
-        pins.append(Pin(canonicalize_name(match[1]), match[2], match[3] or "", hashes))
-    return pins
 
 
 def pins_of(name: str) -> list[Pin]:
