@@ -1,12 +1,15 @@
 """The shell scripts the workflows run, exercised for real: `bash -n`; `store.sh` against a local bare git
 repository (file://, no network): first-run branch creation, commit only when something changed, a
-rejected push fails loudly; `keepalive.sh` against a stand-in `gh`.
+rejected push fails loudly, the token given to git alone; `keepalive.sh` and `report.sh` against a
+stand-in `gh`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -18,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / ".github" / "scripts"
 STORE_SH = SCRIPTS / "store.sh"
 KEEPALIVE_SH = SCRIPTS / "keepalive.sh"
+REPORT_SH = SCRIPTS / "report.sh"
 SHELL_SCRIPTS = sorted(SCRIPTS.glob("*.sh"))
 STORE_BRANCH = "cryptocast-store"
 
@@ -27,7 +31,7 @@ STORE_BRANCH = "cryptocast-store"
 
 
 def test_the_shell_scripts_parse_and_are_executable():
-    assert {p.name for p in SHELL_SCRIPTS} >= {"store.sh", "keepalive.sh"}
+    assert {p.name for p in SHELL_SCRIPTS} >= {"store.sh", "keepalive.sh", "report.sh"}
     for script in SHELL_SCRIPTS:
         result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
@@ -76,12 +80,12 @@ def checkout(remote: Path, name: str, shallow: bool = True) -> Path:
     return where
 
 
-def store(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+def store(cwd: Path, *args: str, script: Path = STORE_SH, **env: str) -> subprocess.CompletedProcess:
     full_env = {**isolated_git_env(cwd), "PYTHON": sys.executable, "PYTHONPATH": str(REPO),
                 "CRYPTOCAST_BACKEND": "local", "CRYPTOCAST_HOME": ".cryptocast", **env}
     for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         full_env.pop(name)  # the script's own bot identity
-    return subprocess.run(["bash", str(STORE_SH), *args], cwd=cwd, capture_output=True, text=True, env=full_env,
+    return subprocess.run(["bash", str(script), *args], cwd=cwd, capture_output=True, text=True, env=full_env,
                           timeout=120)
 
 
@@ -226,13 +230,15 @@ def test_a_bad_backend_setting_stops_the_script(remote):
     assert result.returncode == 1 and "CRYPTOCAST_BACKEND='cloud'" in result.stderr
 
 
-# --- first-run decisions: backfill and training, from `python -m cryptocast status --json`
+# --- first-run decisions: backfill, and whether a model must be trained, from `status --json`
 
 FAKE_PYTHON = """#!/usr/bin/env bash
 # Stands in for the pipeline scripts (records the call); the rest goes to the real interpreter.
 case "${1:-}" in
   */feature_backfill.py|*/training_pipeline.py)
     echo "${1##*/}" >> "$CALLS"; exit "${FAKE_EXIT:-0}";;
+  -c)
+    if [[ -n "${STORE_TOKEN+set}" ]]; then echo "python-saw-STORE_TOKEN" >> "$CALLS"; fi;;
   -m)
     if [[ "$*" == "-m cryptocast status --json" && -n "${FAKE_STATUS:-}" ]]; then cat "$FAKE_STATUS"; exit 0; fi;;
 esac
@@ -256,51 +262,92 @@ def pipeline(tmp_path):
     workdir = tmp_path / "work"
     workdir.mkdir()
 
-    def run(command: str, report: dict | None = None, **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    def run(command: str, report: dict | None = None, script: Path = STORE_SH,
+            **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
         extra = {"PYTHON": str(fake), "REAL_PYTHON": sys.executable, "CALLS": str(calls), **env}
         if report is not None:
             (tmp_path / "status.json").write_text(json.dumps(report))
             extra["FAKE_STATUS"] = str(tmp_path / "status.json")
         calls.write_text("")
-        result = store(workdir, command, **extra)
+        result = store(workdir, command, script=script, **extra)
         return result, calls.read_text().split()
 
     return run
 
 
-def test_an_empty_store_is_backfilled_and_trained(pipeline):
+def test_an_empty_store_is_backfilled_and_needs_a_model(pipeline):
     # The real `status --json` of an empty local store: the contract the decision reads.
     result, calls = pipeline("backfill-if-empty")
     assert ok(result).startswith("store.sh backfill-if-empty: no rows yet in: solana bitcoin fear_greed")
     assert calls == ["feature_backfill.py"]
-    result, calls = pipeline("train-if-no-model")
-    assert "no production model yet" in ok(result)
-    assert calls == ["training_pipeline.py"]
+    result, calls = pipeline("model-missing")
+    assert ok(result) == "missing=true\n", "exactly a step output on stdout"
+    assert "no production model yet" in result.stderr and calls == []
 
 
 def test_a_filled_store_with_a_serving_model_runs_nothing(pipeline):
     report = status_report({"solana": 10, "bitcoin": 10, "fear_greed": 9, "solana_forecasts": 0}, production=2)
     result, calls = pipeline("backfill-if-empty", report)
     assert "no backfill needed" in ok(result) and calls == []
-    result, calls = pipeline("train-if-no-model", report)
-    assert "no training needed" in ok(result) and calls == []
+    result, calls = pipeline("model-missing", report)
+    assert ok(result) == "missing=false\n" and "no training needed" in result.stderr and calls == []
 
 
 def test_one_empty_group_or_no_production_version_is_enough(pipeline):
     report = status_report({"solana": 10, "bitcoin": 10, "fear_greed": 0}, production=None)
     result, calls = pipeline("backfill-if-empty", report)
     assert "no rows yet in: fear_greed;" in ok(result) and calls == ["feature_backfill.py"]
-    result, calls = pipeline("train-if-no-model", report)
-    assert calls == ["training_pipeline.py"]
-    result, calls = pipeline("train-if-no-model", status_report({"solana": 1}, production=False))
-    assert calls == ["training_pipeline.py"]
+    result, _ = pipeline("model-missing", report)
+    assert ok(result) == "missing=true\n"
+    result, _ = pipeline("model-missing", status_report({"solana": 1}, production=False))
+    assert ok(result) == "missing=true\n"
+
+
+# --- the token: handed to the pull and push steps as STORE_TOKEN, given to git alone
+
+
+def test_the_python_store_sh_runs_never_sees_the_token(pipeline, tmp_path):
+    _, calls = pipeline("pull", STORE_TOKEN="t0ken")
+    assert calls == [], "settings were resolved without the token in the environment"
+    leaky = tmp_path / "leaky-store.sh"
+    leaky.write_text(STORE_SH.read_text().replace("unset STORE_TOKEN\n", "", 1))
+    _, calls = pipeline("pull", script=leaky, STORE_TOKEN="t0ken")
+    assert calls == ["python-saw-STORE_TOKEN"], "the check sees a script that leaves the token in place"
+
+
+@pytest.fixture
+def github(httpserver, tmp_path):
+    """A checkout whose origin is a local HTTP server standing in for GitHub (it refuses every request)."""
+    httpserver.expect_request(re.compile(".*")).respond_with_data("no", status=404)
+    main = tmp_path / "main"
+    git(tmp_path, "init", "--quiet", str(main))
+    git(main, "remote", "add", "origin", httpserver.url_for("/owner/repo.git"))
+    return main
+
+
+def authorizations(httpserver) -> list[str]:
+    return [request.headers.get("Authorization", "") for request, _ in httpserver.log]
+
+
+def test_the_token_goes_to_git_as_githubs_header_and_nowhere_else(github, httpserver):
+    server = httpserver.url_for("").rstrip("/")
+    result = store(github, "pull", STORE_TOKEN="t0ken", GITHUB_SERVER_URL=server)
+    assert result.returncode == 1 and "cannot list the branches of origin" in result.stderr
+    expected = "basic " + base64.b64encode(b"x-access-token:t0ken").decode()
+    assert authorizations(httpserver) and set(authorizations(httpserver)) == {expected}
+    assert "t0ken" not in result.stdout + result.stderr
+    assert "extraheader" not in git(github, "config", "--list", "--local"), "nothing written to git's config"
+
+
+def test_without_a_token_or_for_another_server_git_sends_none(github, httpserver):
+    assert store(github, "pull").returncode == 1
+    store(github, "pull", STORE_TOKEN="t0ken", GITHUB_SERVER_URL="https://github.com")
+    assert authorizations(httpserver) and set(authorizations(httpserver)) == {""}
 
 
 def test_a_failing_pipeline_fails_the_step(pipeline):
     result, calls = pipeline("backfill-if-empty", FAKE_EXIT="1")
     assert result.returncode == 1 and calls == ["feature_backfill.py"]
-    result, calls = pipeline("train-if-no-model", FAKE_EXIT="3")
-    assert result.returncode == 3 and calls == ["training_pipeline.py"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -354,3 +401,118 @@ def test_keepalive_fails_loudly(gh):
     assert result.returncode == 1 and "actions: write" in result.stderr
     assert gh()[0].returncode == 1
     assert gh("daily.yml", STATE_daily="active", GH_REPO="")[0].returncode == 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# report.sh, against a stand-in gh that answers from canned JSON through the real jq (as gh --jq does)
+
+FAKE_GH_JSON = """#!{python}
+import json, os, subprocess, sys
+args = sys.argv[1:]
+with open(os.environ["CALLS"], "a") as f:
+    f.write(json.dumps(args) + "\\n")
+jq = args[args.index("--jq") + 1] if "--jq" in args else None
+if args[:2] == ["issue", "list"]:
+    data = os.environ["ISSUES"]
+elif args[0] == "api" and args[1].endswith("/jobs") and "/runs/" in args[1]:
+    data = os.environ["JOBS"]
+elif args[0] == "api" and args[1].endswith("/logs"):
+    sys.stdout.write(open(os.environ["LOG"]).read() if args[1] == os.environ["LOG_PATH"] else "")
+    sys.exit(0)
+else:
+    sys.exit(int(os.environ.get("WRITE_EXIT", "0")))
+sys.stdout.write(subprocess.run(["jq", "-r", jq], input=data, capture_output=True, text=True, check=True).stdout)
+"""
+
+JOBS = {"jobs": [
+    {"id": 11, "name": "Features, forecast, site", "conclusion": "failure",
+     "steps": [{"name": "Pull the store", "conclusion": "success"},
+               {"name": "Update the feature groups to yesterday", "conclusion": "failure"},
+               {"name": "Push the store", "conclusion": "skipped"}]},
+    {"id": 12, "name": "Publish on GitHub Pages", "conclusion": "skipped", "steps": []},
+    {"id": 13, "name": "Report the day", "conclusion": None, "steps": []}]}
+LOG = ("2026-11-29T06:17:31.1234567Z store.sh pull: checked out cryptocast-store at abc1234\n"
+       "2026-11-29T06:17:33.0000000Z error: an earlier line\n"
+       "2026-11-29T06:17:35.5000000Z error: feature_pipeline: binance 2026-11-28: HTTP 418 after 3 attempts\n"
+       "2026-11-29T06:17:35.6000000Z ##[error]Process completed with exit code 1.\n")
+DAILY_ISSUE = "Scheduled daily run failed"
+
+
+@pytest.fixture
+def reporter(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(FAKE_GH_JSON.format(python=sys.executable))
+    (bin_dir / "gh").chmod(0o755)
+    calls, log = tmp_path / "gh-calls", tmp_path / "job.log"
+
+    def run(result: str, issues: list[dict], jobs: dict = JOBS, job_log: str = LOG,
+            **env: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+        calls.write_text("")
+        log.write_text(job_log)
+        full = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls),
+                "ISSUES": json.dumps(issues), "JOBS": json.dumps(jobs), "LOG": str(log),
+                "LOG_PATH": "repos/owner/repo/actions/jobs/11/logs", "GH_REPO": "owner/repo", "RUN_ID": "777",
+                "RUN_URL": "https://github.com/owner/repo/actions/runs/777", "WORKFLOW": "daily", **env}
+        done = subprocess.run(["bash", str(REPORT_SH), result], capture_output=True, text=True, env=full, timeout=60)
+        return done, [json.loads(line) for line in calls.read_text().splitlines()]
+
+    return run
+
+
+def writes(calls: list[list[str]]) -> list[list[str]]:
+    return [c for c in calls if c[:2] in (["issue", "create"], ["issue", "comment"], ["issue", "close"])]
+
+
+def body(call: list[str]) -> str:
+    return call[call.index("--body") + 1]
+
+
+def test_a_failed_day_opens_one_issue_with_the_step_and_its_error(reporter):
+    done, calls = reporter("failure", [{"number": 3, "title": "Something else"}])
+    assert "opened an issue" in ok(done)
+    (create,) = writes(calls)
+    assert create[:2] == ["issue", "create"] and create[create.index("--title") + 1] == DAILY_ISSUE
+    text = body(create)
+    assert "failed at **Features, forecast, site / Update the feature groups to yesterday**" in text
+    assert "\nerror: feature_pipeline: binance 2026-11-28: HTTP 418 after 3 attempts\n" in text
+    assert "error: an earlier line" not in text and "##[error]" not in text
+    assert text.rstrip().endswith("https://github.com/owner/repo/actions/runs/777")
+
+
+def test_a_second_failed_day_comments_on_the_open_issue(reporter):
+    done, calls = reporter("failure", [{"number": 3, "title": "Something else"}, {"number": 9, "title": DAILY_ISSUE}])
+    assert "commented on issue #9" in ok(done)
+    (comment,) = writes(calls)
+    assert comment[:3] == ["issue", "comment", "9"] and "HTTP 418" in body(comment)
+
+
+def test_the_next_green_day_closes_the_issue_and_a_green_day_alone_writes_nothing(reporter):
+    done, calls = reporter("success", [{"number": 9, "title": DAILY_ISSUE}])
+    assert "closed issue #9" in ok(done)
+    assert [c[:3] for c in writes(calls)] == [["issue", "comment", "9"], ["issue", "close", "9"]]
+    done, calls = reporter("success", [{"number": 3, "title": "Something else"}])
+    assert "no open issue" in ok(done) and writes(calls) == []
+
+
+def test_each_workflow_has_its_own_issue(reporter):
+    done, calls = reporter("failure", [{"number": 9, "title": DAILY_ISSUE}], WORKFLOW="retrain")
+    (create,) = writes(calls)
+    assert create[create.index("--title") + 1] == "Scheduled retrain run failed"
+
+
+def test_a_failure_without_an_error_line_still_opens_the_issue(reporter):
+    cancelled = {"jobs": [{"id": 11, "name": "Train, backtest, register", "conclusion": "cancelled",
+                           "steps": [{"name": "Train", "conclusion": "cancelled"}]}]}
+    done, calls = reporter("failure", [], jobs=cancelled, job_log="2026-11-29T05:23:00Z killed\n")
+    ok(done)
+    text = body(writes(calls)[0])
+    assert "**Train, backtest, register / Train**" in text and "(no error: line in the log; see the run)" in text
+
+
+def test_report_fails_loudly(reporter):
+    assert reporter("maybe", [])[0].returncode == 1
+    done, _ = reporter("failure", [], RUN_ID="")
+    assert done.returncode == 1 and "RUN_ID is not set" in done.stderr
+    done, _ = reporter("failure", [], WRITE_EXIT="1")
+    assert done.returncode == 1
