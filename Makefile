@@ -45,6 +45,7 @@ lock: $(BIN)/.dev
 bench: $(BIN)/.dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/envs.py
 
 clean:
 	rm -rf $(VENV)
