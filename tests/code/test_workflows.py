@@ -552,7 +552,7 @@ def test_store_writers_share_one_queueing_group():
 
 def test_the_readme_states_githubs_queueing_rules():
     readme = (REPO / "README.md").read_text()
-    assert "never cancel" not in readme
+    assert "waits for it, never cancels it" not in readme, "GitHub cancels a waiting run by default"
     assert "one running and one pending run per group" in readme and "`queue: max`" in readme
 
 
