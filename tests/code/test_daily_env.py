@@ -14,23 +14,18 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from packaging.utils import canonicalize_name
 
-from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK
-from cryptocast.modeling.forecasters import Scaler
 from cryptocast.registry import MODEL_NAME, LocalModelRegistry
 
 import feature_backfill
 from conftest import REPO, run_main
 from lockfiles import parse
-from modelfiles import make_spec, random_arrays, write_dir
+from modelfiles import write_serving_model
 
 DAILY_LOCK = REPO / "requirements" / "daily.txt"
 BACKFILL_AS_OF = dt.date(2024, 2, 20)
-LAYERS = [{"type": "lstm", "units": 4, "activation": "tanh", "recurrent_activation": "sigmoid",
-           "return_sequences": False}, {"type": "dense", "units": HORIZON, "activation": "linear"}]
 
 HARNESS = """
 import importlib.abc, importlib.metadata, json, re, sys
@@ -84,13 +79,7 @@ def store_with_a_model(api, home, tmp_path, monkeypatch):
     monkeypatch.setenv("CRYPTOCAST_AS_OF", BACKFILL_AS_OF.isoformat())
     assert run_main(feature_backfill.main) == 0
     artifacts = tmp_path / "artifacts"
-    spec = make_spec(LAYERS, [LOOKBACK, len(FEATURES)])
-    write_dir(artifacts, spec, random_arrays(spec, np.random.default_rng(0)))
-    scaler = Scaler("standard", list(FEATURES), [0.0] * 7, [0.05, 0.05, 10, 10, 0.05, 0.05, 0.2], [0.0] * 10,
-                    [0.05] * 10)
-    (artifacts / "scaler.json").write_text(scaler.to_json())
-    widths = {"0.8": [0.02 * h for h in range(1, 11)], "0.95": [0.04 * h for h in range(1, 11)]}
-    (artifacts / "intervals.json").write_text(json.dumps({"levels": widths}))
+    write_serving_model(artifacts)
     LocalModelRegistry(home).register_and_promote(MODEL_NAME, artifacts, {"rel_mae_mean": 1.0}, "test model", {})
     monkeypatch.setenv("CRYPTOCAST_AS_OF", api.now.isoformat())
     return home

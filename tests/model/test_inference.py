@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK
+from cryptocast.dataset import LOOKBACK
 from cryptocast.features import FORECASTS
-from cryptocast.modeling.forecasters import Scaler
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME
@@ -21,23 +20,15 @@ from cryptocast.training import MODEL_NAME
 import feature_backfill
 import inference_pipeline
 from conftest import REPO, error_lines, run_main, snapshot
-from modelfiles import make_spec, random_arrays, write_dir
+from modelfiles import SERVING_SCALES, write_serving_model
 
 AS_OF = dt.date(2024, 2, 20)
-LAYERS = [{"type": "lstm", "units": 4, "activation": "tanh", "recurrent_activation": "sigmoid",
-           "return_sequences": False}, {"type": "dense", "units": HORIZON, "activation": "linear"}]
 
 
 def register_model(home, tmp_path, seed: int = 0) -> int:
     """A small random network in the portable format, registered as production."""
     artifacts = tmp_path / f"artifacts-{seed}"
-    spec = make_spec(LAYERS, [LOOKBACK, len(FEATURES)])
-    write_dir(artifacts, spec, random_arrays(spec, np.random.default_rng(seed)))
-    scaler = Scaler("standard", list(FEATURES), [0.0] * 7, [0.05, 0.05, 10, 10, 0.05, 0.05, 0.2], [0.0] * 10,
-                    [0.05] * 10)
-    (artifacts / "scaler.json").write_text(scaler.to_json())
-    widths = {"0.8": [0.02 * h for h in range(1, 11)], "0.95": [0.04 * h for h in range(1, 11)]}
-    (artifacts / "intervals.json").write_text(json.dumps({"levels": widths}))
+    write_serving_model(artifacts, seed)
     version, _ = LocalModelRegistry(home).register_and_promote(MODEL_NAME, artifacts, {"rel_mae_mean": 1.0},
                                                                "test model", {})
     return version.version
@@ -84,7 +75,7 @@ def test_the_forecast_matches_the_network_by_hand(ready, api):
         np.log1p(sol.loc[days, "volume"]), np.log1p(btc.loc[days, "volume"]),
         np.log(sol.loc[days, "high"] / sol.loc[days, "low"]), np.log(btc.loc[days, "high"] / btc.loc[days, "low"]),
         fng["value"].reindex(days).ffill().to_numpy() / 100,
-    ]) / np.array([0.05, 0.05, 10, 10, 0.05, 0.05, 0.2])
+    ]) / np.array(SERVING_SCALES)
     network = PortableNetwork.load(LocalModelRegistry(ready).production(MODEL_NAME).path)
     expected = sol.loc[days[-1], "close"] * np.exp(network.predict(x[None])[0] * 0.05)
     np.testing.assert_allclose(forecasts(ready)["point"].to_numpy(), expected, rtol=1e-12)
