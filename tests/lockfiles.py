@@ -23,7 +23,7 @@ def parse(text: str) -> list[Pin]:
         first, *rest = block.split("\n")
         if not first or first.startswith("#"):
             continue
-        match = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+?)(?: ; (.+?))?(?: \\)?", first.strip())
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)(?:\[[\w,.-]+\])?==(\S+?)(?: ; (.+?))?(?: \\)?", first.strip())
         assert match, f"not a pinned requirement: {first!r}"
         hashes = tuple(h for line in rest for h in re.findall(r"--hash=(sha256:[0-9a-f]{64})", line))
         pins.append(Pin(canonicalize_name(match[1]), match[2], match[3] or "", hashes))

@@ -37,8 +37,10 @@ LOCKS: dict[str, tuple[str, ...]] = {
     "requirements/daily.txt": (),
 }
 INDEX = "https://pypi.org/simple"  # PyPI alone: what a user and GitHub's runners have
-UV_ARGS = ("pip", "compile", "--universal", "--generate-hashes", "--no-config", "--index-url", INDEX,
-           "--python-version", "3.11", "--custom-compile-command", "make lock", "--quiet")
+# --no-strip-extras: pip's --require-hashes mode (pip 23, as bundled with Python 3.11) refuses a
+# dependency's extra (hopsworks -> PyMySQL[rsa]) unless the lock pins it with that extra.
+UV_ARGS = ("pip", "compile", "--universal", "--generate-hashes", "--no-strip-extras", "--no-config",
+           "--index-url", INDEX, "--python-version", "3.11", "--custom-compile-command", "make lock", "--quiet")
 DIGEST_PREFIX = "# pyproject-sha256: "
 # Every pinned package must have a wheel for each of these (no source builds on a user's machine or a
 # runner). hops-deltalake publishes wheels for these two platforms only.

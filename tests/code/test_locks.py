@@ -202,4 +202,5 @@ def test_the_locks_resolve_for_every_supported_python():
     project = tomllib.loads(PYPROJECT.read_text())["project"]
     assert project["requires-python"] == f">={lock.SUPPORTED_PYTHONS[0]},<3.{int(lock.SUPPORTED_PYTHONS[-1][2:]) + 1}"
     assert "--universal" in lock.UV_ARGS and "--generate-hashes" in lock.UV_ARGS
+    assert "--no-strip-extras" in lock.UV_ARGS, "pip 23 in --require-hashes mode needs pymysql[rsa] pinned as such"
     assert lock.INDEX == "https://pypi.org/simple"
