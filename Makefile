@@ -5,7 +5,7 @@
 #   make lock       remake every lock file from pyproject.toml (after changing a dependency there)
 #
 # Every install is from a lock file with hashes required (pip --require-hashes): the same packages,
-# byte for byte, on every machine. tools/venv.sh picks the interpreter (PYTHON=... to choose one).
+# byte for byte, on every machine; pip itself first (requirements/pip.txt, see tools/lock.py). tools/venv.sh picks the interpreter (PYTHON=... to choose one).
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
@@ -16,7 +16,8 @@ BACKFILL_ARGS ?=
 $(BIN)/python:
 	tools/venv.sh $(VENV)
 
-$(BIN)/.runtime: $(BIN)/python requirements.txt pyproject.toml
+$(BIN)/.runtime: $(BIN)/python requirements/pip.txt requirements.txt pyproject.toml
+	$(PIP) install --require-hashes -r requirements/pip.txt
 	$(PIP) install --require-hashes -r requirements.txt
 	$(PIP) install --no-deps -e .
 	touch $@

@@ -86,8 +86,8 @@ def make_venv(python: str, where: Path, lock: str, cold: bool) -> dict:
     run([python, "-m", "venv", str(where)])
     bare = du_mb(where)
     env = cold_env() if cold else {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    seconds = run([str(where / "bin" / "python"), "-m", "pip", "install", "--quiet", "--require-hashes", "-r",
-                   str(REPO / lock)], env=env)
+    pip = [str(where / "bin" / "python"), "-m", "pip", "install", "--quiet", "--require-hashes", "-r"]
+    seconds = run(pip + [str(REPO / "requirements" / "pip.txt")], env=env) + run(pip + [str(REPO / lock)], env=env)
     listed = subprocess.run([str(where / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
                             capture_output=True, text=True, check=True)
     tf = subprocess.run([str(where / "bin" / "python"), "-c", "import tensorflow"], capture_output=True, text=True)

@@ -37,11 +37,14 @@ LOCKS: dict[str, tuple[str, ...]] = {
     "requirements/daily.txt": (),
 }
 INDEX = "https://pypi.org/simple"  # PyPI alone: what a user and GitHub's runners have
-# --no-strip-extras: pip's --require-hashes mode (pip 23, as bundled with Python 3.11) refuses a
-# dependency's extra (hopsworks -> PyMySQL[rsa]) unless the lock pins it with that extra.
-UV_ARGS = ("pip", "compile", "--universal", "--generate-hashes", "--no-strip-extras", "--no-config",
+UV_ARGS = ("pip", "compile", "--universal", "--generate-hashes", "--no-config",
            "--index-url", INDEX, "--python-version", "3.11", "--custom-compile-command", "make lock", "--quiet")
 DIGEST_PREFIX = "# pyproject-sha256: "
+# pip itself, installed first into every venv from its own hashed lock: the pip that Python 3.11.7
+# bundles (23.2) mishandles extras in --require-hashes mode (pypa/pip#9644, #12345), refusing either
+# hopsworks' PyMySQL[rsa] or formulaic's plain pandas whichever way the locks write them.
+PIP_PIN = "pip==26.3"
+PIP_LOCK = "requirements/pip.txt"
 # Every pinned package must have a wheel for each of these (no source builds on a user's machine or a
 # runner). hops-deltalake publishes wheels for these two platforms only.
 SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
@@ -52,7 +55,8 @@ def declared_digest(pyproject: Path = PYPROJECT) -> str:
     """A digest of everything the locks are made from; any change to it makes every lock stale."""
     project = tomllib.loads(pyproject.read_text())["project"]
     declared = {"requires-python": project.get("requires-python"), "dependencies": project.get("dependencies", []),
-                "optional-dependencies": project.get("optional-dependencies", {}), "locks": LOCKS, "uv": UV_ARGS}
+                "optional-dependencies": project.get("optional-dependencies", {}), "locks": LOCKS, "uv": UV_ARGS,
+                "pip": PIP_PIN}
     return hashlib.sha256(json.dumps(declared, sort_keys=True).encode()).hexdigest()
 
 
@@ -65,8 +69,11 @@ def uv_command() -> str:
     return found
 
 
-def compile_lock(uv: str, target: Path, extras: tuple[str, ...], constraints: Path | None) -> None:
-    command = [uv, *UV_ARGS, str(PYPROJECT), "-o", str(target)]
+def compile_lock(uv: str, target: Path, extras: tuple[str, ...], constraints: Path | None,
+                 source: Path = PYPROJECT) -> None:
+    command = [uv, *UV_ARGS, str(source), "-o", str(target)]
+    if source != PYPROJECT:
+        command.append("--no-annotate")  # the source is a temporary file: keep its path out of the lock
     command += [arg for extra in extras for arg in ("--extra", extra)]
     if constraints:
         command += ["--constraint", str(constraints)]
@@ -102,6 +109,9 @@ def main() -> int:
     uv = uv_command()
     (ROOT / "requirements").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
+        pip_in = Path(tmp) / "pip.in"
+        pip_in.write_text(PIP_PIN + "\n")
+        compile_lock(uv, ROOT / PIP_LOCK, (), None, source=pip_in)
         constraints = None
         for name, extras in LOCKS.items():
             with tempfile.NamedTemporaryFile("w", dir=ROOT / Path(name).parent, suffix=".tmp", delete=False) as out:

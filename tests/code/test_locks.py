@@ -45,10 +45,24 @@ def real_locks() -> dict[str, str]:
     return {name: path.read_text() for name, path in LOCK_FILES.items()}
 
 
+def real_locks_and_pip() -> dict[str, str]:
+    return {**real_locks(), lock.PIP_LOCK: (REPO / lock.PIP_LOCK).read_text()}
+
+
 def test_every_lock_is_fresh_against_pyproject():
     assert set(LOCK_FILES) == {"requirements.txt", "requirements/daily.txt", "requirements/train.txt",
                                "requirements/hopsworks.txt", DEV_LOCK}
-    assert stale(real_locks(), PYPROJECT) == [], "pyproject.toml changed: run `make lock` and commit the locks"
+    assert stale(real_locks_and_pip(), PYPROJECT) == [], "pyproject.toml changed: run `make lock`, commit the locks"
+
+
+def test_pip_itself_is_locked_and_installed_first_into_every_venv():
+    (pin,) = parse((REPO / lock.PIP_LOCK).read_text())
+    assert f"{pin.name}=={pin.version}" == lock.PIP_PIN and pin.hashes
+    for path in (REPO / "Makefile", REPO / ".github" / "actions" / "python" / "action.yml"):
+        installed = re.findall(r"--require-hashes -r (\S+)", path.read_text())
+        assert installed[0] == lock.PIP_LOCK and len(installed) > 1, path.name
+    bench = (REPO / "bench" / "envs.py").read_text()
+    assert bench.index('"pip.txt"') < bench.index("str(REPO / lock)")
 
 
 EDITS = {  # one change each to pyproject.toml that must make every lock stale
@@ -69,13 +83,13 @@ def test_a_changed_pyproject_makes_every_lock_stale(edit, tmp_path):
     changed = tmp_path / "pyproject.toml"
     changed.write_text(text.replace(old, new, 1))
     tomllib.loads(changed.read_text())
-    assert stale(real_locks(), changed) == list(LOCK_FILES)
+    assert stale(real_locks_and_pip(), changed) == [*LOCK_FILES, lock.PIP_LOCK]
 
 
 def test_comments_and_tool_settings_do_not_make_locks_stale(tmp_path):
     changed = tmp_path / "pyproject.toml"
     changed.write_text(PYPROJECT.read_text().replace("line-length = 120", "line-length = 100") + "\n# a note\n")
-    assert stale(real_locks(), changed) == []
+    assert stale(real_locks_and_pip(), changed) == []
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -202,5 +216,4 @@ def test_the_locks_resolve_for_every_supported_python():
     project = tomllib.loads(PYPROJECT.read_text())["project"]
     assert project["requires-python"] == f">={lock.SUPPORTED_PYTHONS[0]},<3.{int(lock.SUPPORTED_PYTHONS[-1][2:]) + 1}"
     assert "--universal" in lock.UV_ARGS and "--generate-hashes" in lock.UV_ARGS
-    assert "--no-strip-extras" in lock.UV_ARGS, "pip 23 in --require-hashes mode needs pymysql[rsa] pinned as such"
     assert lock.INDEX == "https://pypi.org/simple"
