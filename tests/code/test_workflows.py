@@ -623,32 +623,78 @@ def test_the_lock_action_maps_each_environment_to_its_lock_and_caches_by_its_has
     assert '--require-hashes -r "$FILE"' in install["run"]
 
 
-def test_ci_tests_every_supported_python_in_a_pinned_debian_12_image():
-    job = workflow("ci.yml")["jobs"]["test"]
-    matrix = job["strategy"]["matrix"]["include"]
-    assert [m["python"] for m in matrix] == list(lock.SUPPORTED_PYTHONS)
+def ci_problems(job: dict) -> list[str]:
+    """One test job per supported Python, each in that Python's Debian 12 image pinned by digest, with pip's
+    cache keyed by the dev lock and the version."""
+    problems = []
+    matrix = job.get("strategy", {}).get("matrix", {}).get("include", [])
+    if [m.get("python") for m in matrix] != list(lock.SUPPORTED_PYTHONS):
+        problems.append(f"tests {[m.get('python') for m in matrix]}, not {list(lock.SUPPORTED_PYTHONS)}")
     for entry in matrix:
-        assert re.fullmatch(rf"python:{re.escape(entry['python'])}-bookworm@sha256:[0-9a-f]{{64}}", entry["image"])
-    assert job["container"] == "${{ matrix.image }}"
-    (cache,) = [s for s in steps(job) if s.get("uses", "").startswith("actions/cache@")]
-    assert cache["with"]["path"] == "~/.cache/pip" and "hashFiles('requirements/dev.txt')" in cache["with"]["key"]
-    assert "matrix.python" in cache["with"]["key"]
+        if not re.fullmatch(rf"python:{re.escape(str(entry.get('python')))}-bookworm@sha256:[0-9a-f]{{64}}",
+                            str(entry.get("image"))):
+            problems.append(f"{entry.get('image')}: not that Python's Debian 12 image pinned by digest")
+    if job.get("container") != "${{ matrix.image }}":
+        problems.append("the container is not the matrix image")
+    caches = [s for s in steps(job) if s.get("uses", "").startswith("actions/cache@")]
+    key = caches[0]["with"]["key"] if caches else ""
+    if "hashFiles('requirements/dev.txt')" not in key or "matrix.python" not in key:
+        problems.append("pip's cache is not keyed by the dev lock and the Python version")
+    return problems
 
 
-def test_every_store_writer_pulls_first_and_pushes_after_each_change():
-    for name in ("daily.yml", "retrain.yml"):
-        for job_name, job in workflow(name)["jobs"].items():
-            commands = [s.get("run", "") for s in steps(job)]
-            writes = [i for i, c in enumerate(commands) if re.match(r"python (feature|training|inference)_pipeline", c)
-                      or "store.sh backfill" in c]
-            if not writes:
-                continue
-            pulls = [i for i, c in enumerate(commands) if c == ".github/scripts/store.sh pull"]
-            assert pulls and pulls[0] < writes[0], f"{name} {job_name}: no pull before the pipeline"
-            for i in writes:
-                pushed = [j for j in range(i + 1, len(commands)) if "store.sh push" in commands[j]]
-                assert pushed, f"{name} {job_name}: {commands[i]} is never pushed"
-                assert steps(job)[pushed[0]].get("if") == steps(job)[i].get("if"), f"{commands[i]}: pushed always"
+def test_the_ci_rule_sees_a_missing_version_a_tagged_image_and_a_stale_cache_key():
+    job = copy.deepcopy(workflow("ci.yml")["jobs"]["test"])
+    assert ci_problems(job) == []
+    job["strategy"]["matrix"]["include"].pop()
+    job["strategy"]["matrix"]["include"][1]["image"] = "python:3.12-bookworm"
+    next(s for s in steps(job) if s.get("uses", "").startswith("actions/cache@"))["with"]["key"] = "pip"
+    assert ci_problems(job) == ["tests ['3.11', '3.12'], not ['3.11', '3.12', '3.13']",
+                                "python:3.12-bookworm: not that Python's Debian 12 image pinned by digest",
+                                "pip's cache is not keyed by the dev lock and the Python version"]
+
+
+def test_ci_tests_every_supported_python_in_a_pinned_debian_12_image():
+    assert ci_problems(workflow("ci.yml")["jobs"]["test"]) == []
+    assert [s["run"] for s in steps(workflow("ci.yml")["jobs"]["test"]) if "run" in s] == ["bash .ci/run"]
+
+
+def store_problems(job: dict) -> list[str]:
+    """A job that writes the store pulls it first and pushes after each writing step, under the same
+    condition (a first-run training step is pushed only when it ran, and always when it did)."""
+    commands = [s.get("run", "") for s in steps(job)]
+    writes = [i for i, c in enumerate(commands)
+              if re.match(r"python (feature|training|inference)_pipeline", c) or "store.sh backfill" in c]
+    if not writes:
+        return []
+    problems = []
+    pulls = [i for i, c in enumerate(commands) if c == ".github/scripts/store.sh pull"]
+    if not pulls or pulls[0] > writes[0]:
+        problems.append("no pull before the pipeline")
+    for i in writes:
+        pushed = [j for j in range(i + 1, len(commands)) if "store.sh push" in commands[j]]
+        if not pushed:
+            problems.append(f"{commands[i]}: never pushed")
+        elif steps(job)[pushed[0]].get("if") != steps(job)[i].get("if"):
+            problems.append(f"{commands[i]}: pushed under another condition")
+    return problems
+
+
+def test_the_store_rule_sees_a_missing_pull_or_push():
+    job = copy.deepcopy(workflow("daily.yml")["jobs"]["pipeline"])
+    assert store_problems(job) == []
+    job["steps"] = [s for s in steps(job) if s.get("run") not in (".github/scripts/store.sh pull",
+                                                                  ".github/scripts/store.sh push inference")]
+    next(s for s in steps(job) if s.get("run") == '.github/scripts/store.sh push "first model"').pop("if")
+    assert store_problems(job) == ["no pull before the pipeline",
+                                   "python training_pipeline.py: pushed under another condition",
+                                   "python inference_pipeline.py: never pushed"]
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_store_writer_pulls_first_and_pushes_after_each_change(path):
+    for name, job in load(path)["jobs"].items():
+        assert store_problems(job) == [], name
 
 
 # ---------------------------------------------------------------------------------------------------
