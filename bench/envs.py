@@ -1,8 +1,8 @@
 """Measure each environment the workflows install, and the daily workflow's runner minutes.
 
-For every lock file: a fresh virtualenv, `pip install --require-hashes -r LOCK` timed with pip's cache
-warm (this machine's) and, for the daily and full locks, cold (no cache, no local index: every wheel from
-PyPI), the installed size, the package count, the size of the venv as actions/cache would store it
+For every lock file: a fresh virtualenv, `pip install --require-hashes -r LOCK` (pip from PyPI only, as a
+user has it) timed with pip's cache warm and, for the daily and full locks, cold (no cache: every wheel
+downloaded from PyPI), the installed size, the package count, the size of the venv as actions/cache would store it
 (tar + zstd), and whether `import tensorflow` works in it.
 
 Then the daily path for real: a store backfilled and a model trained by the full environment (the
@@ -76,16 +76,18 @@ def du_mb(path: Path) -> float:
     return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
 
 
-def cold_env() -> dict:
-    """pip with no configuration (this machine's extra local indexes off) and no cache: PyPI only."""
+def pypi_env(cache: bool) -> dict:
+    """pip as a user has it: no configuration (this machine's extra local indexes off), PyPI only; with
+    pip's cache (warm: every wheel already downloaded once) or without it (cold)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    return {**env, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    return {**env, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            **({} if cache else {"PIP_NO_CACHE_DIR": "1"})}
 
 
 def make_venv(python: str, where: Path, lock: str, cold: bool) -> dict:
     run([python, "-m", "venv", str(where)])
     bare = du_mb(where)
-    env = cold_env() if cold else {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env = pypi_env(cache=not cold)
     pip = [str(where / "bin" / "python"), "-m", "pip", "install", "--quiet", "--require-hashes", "-r"]
     seconds = run(pip + [str(REPO / "requirements" / "pip.txt")], env=env) + run(pip + [str(REPO / lock)], env=env)
     listed = subprocess.run([str(where / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
@@ -181,8 +183,9 @@ def markdown(results: dict) -> str:
     lines = [f"# Environments and the daily workflow's runner minutes ({results['measured_on']})", "",
              f"`python bench/envs.py` on {results['machine']['cpus']} cores, Python "
              f"{results['machine']['python']}; load average {results['loadavg_start']} at the start, "
-             f"{results['loadavg_end']} at the end (other work shared the machine). Install times: pip's cache "
-             "warm (this machine's), and cold (no cache, every wheel from PyPI, this machine's bandwidth).", "",
+             f"{results['loadavg_end']} at the end (other work shared the machine). Install times, pip from PyPI "
+             "only: warm (pip's cache holds every wheel) and cold (no cache: every wheel downloaded, at this "
+             "machine's bandwidth).", "",
              "| environment | lock | packages | installed | venv as cached (zstd) | install, warm | install, cold "
              "| `import tensorflow` |", "|---|---|---|---|---|---|---|---|"]
     for name, env in results["environments"].items():
