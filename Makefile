@@ -1,22 +1,29 @@
 # Two commands do everything on a fresh machine (see README):
 #   make pipeline   set up .venv, run the whole pipeline on the embedded (local) backend, build docs/
 #   make test       set up .venv with the test tools and run the test suite
-PYTHON ?= python3
+# and one for maintainers:
+#   make lock       remake every lock file from pyproject.toml (after changing a dependency there)
+#
+# Every install is from a lock file with hashes required (pip --require-hashes): the same packages,
+# byte for byte, on every machine; pip itself first (requirements/pip.txt, see tools/lock.py). tools/venv.sh picks the interpreter (PYTHON=... to choose one).
 VENV ?= .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 BACKFILL_ARGS ?=
 
-.PHONY: pipeline test lint bench clean
+.PHONY: pipeline test lint lock bench clean
 
-$(BIN)/.runtime: requirements.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+$(BIN)/python:
+	tools/venv.sh $(VENV)
+
+$(BIN)/.runtime: $(BIN)/python requirements/pip.txt requirements.txt pyproject.toml
+	$(PIP) install --require-hashes -r requirements/pip.txt
+	$(PIP) install --require-hashes -r requirements.txt
+	$(PIP) install --no-deps -e .
 	touch $@
 
-$(BIN)/.dev: $(BIN)/.runtime requirements-dev.txt
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+$(BIN)/.dev: $(BIN)/.runtime requirements/dev.txt
+	$(PIP) install --require-hashes -r requirements/dev.txt
 	touch $@
 
 pipeline: $(BIN)/.runtime
@@ -33,10 +40,14 @@ test: $(BIN)/.dev
 lint: $(BIN)/.dev
 	$(BIN)/ruff check .
 
+lock: $(BIN)/.dev
+	$(BIN)/python tools/lock.py
+
 bench: $(BIN)/.dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/store_growth.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/envs.py
 
 clean:
 	rm -rf $(VENV)

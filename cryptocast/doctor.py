@@ -31,10 +31,9 @@ import pandas as pd
 
 from cryptocast.errors import CryptocastError
 from cryptocast.features import FEAR_GREED, SOLANA, GroupSpec, ViewPart, ViewSpec, join_view, validate
-from cryptocast.registry import ModelRegistry, open_model_registry
+from cryptocast.registry import MODEL_NAME, ModelRegistry, open_model_registry
 from cryptocast.settings import Settings
 from cryptocast.stores import FeatureStore, InsertResult, open_feature_store
-from cryptocast.training import MODEL_NAME
 
 PREFIX = "cryptocast_doctor_"
 DAYS = pd.date_range("2024-01-01", periods=5, freq="D")

@@ -20,10 +20,9 @@ from cryptocast.errors import StoreError
 from cryptocast.features import BITCOIN, FORECASTS, SOLANA, missing_days, validate
 from cryptocast.modeling.forecasters import Scaler
 from cryptocast.modeling.portable import CorruptModelError, PortableNetwork
-from cryptocast.registry import ModelVersion, open_model_registry
+from cryptocast.registry import MODEL_NAME, ModelVersion, open_model_registry
 from cryptocast.settings import Settings
 from cryptocast.stores import FeatureStore, open_feature_store
-from cryptocast.training import MODEL_NAME
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,11 @@ from cryptocast import backtest
 from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, Windows, make_windows, read_feature_frame
 from cryptocast.modeling.forecasters import Drift, LstmForecaster, Naive, OriginalForecaster
 from cryptocast.modeling.train import TrainConfig
-from cryptocast.registry import INPUT_EXAMPLE, ModelVersion, open_model_registry
+from cryptocast.registry import INPUT_EXAMPLE, MODEL_NAME, ModelVersion, open_model_registry
 from cryptocast.settings import Settings
 from cryptocast.stores import open_feature_store
 
 log = logging.getLogger(__name__)
-
-MODEL_NAME = "sol_lstm"
 
 
 def _metrics(doc: dict) -> dict:

@@ -10,6 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK
+from cryptocast.modeling.forecasters import Scaler
+
+SERVING_LAYERS = [{"type": "lstm", "units": 4, "activation": "tanh", "recurrent_activation": "sigmoid",
+                   "return_sequences": False}, {"type": "dense", "units": HORIZON, "activation": "linear"}]
+SERVING_SCALES = [0.05, 0.05, 10, 10, 0.05, 0.05, 0.2]  # the scaler's feature scales: inputs by hand divide by these
+
 
 def make_spec(layers: list[dict[str, Any]], input_shape: list[Any]) -> dict[str, Any]:
     return {
@@ -59,23 +66,6 @@ def make_artifacts(directory: pathlib.Path, seed: int = 0) -> pathlib.Path:
     return directory
 
 
-def write_small_forecaster(directory: pathlib.Path, seed: int = 0) -> pathlib.Path:
-    """A small random network in the portable format with a scaler and intervals, as inference reads them."""
-    from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK
-    from cryptocast.modeling.forecasters import Scaler
-
-    layers = [{"type": "lstm", "units": 4, "activation": "tanh", "recurrent_activation": "sigmoid",
-               "return_sequences": False}, {"type": "dense", "units": HORIZON, "activation": "linear"}]
-    spec = make_spec(layers, [LOOKBACK, len(FEATURES)])
-    write_dir(directory, spec, random_arrays(spec, np.random.default_rng(seed)))
-    scaler = Scaler("standard", list(FEATURES), [0.0] * 7, [0.05, 0.05, 10, 10, 0.05, 0.05, 0.2], [0.0] * 10,
-                    [0.05] * 10)
-    (directory / "scaler.json").write_text(scaler.to_json())
-    widths = {"0.8": [0.02 * h for h in range(1, 11)], "0.95": [0.04 * h for h in range(1, 11)]}
-    (directory / "intervals.json").write_text(json.dumps({"levels": widths}))
-    return directory
-
-
 def as_registered(registry: Any, name: str, version: int) -> None:
     """Record a local version's files as they are now, as if it had been registered with exactly these
     files (its checksums, and the production pointer if it serves): for tests of damaged or older models."""
@@ -91,3 +81,15 @@ def as_registered(registry: Any, name: str, version: int) -> None:
 def files(directory: pathlib.Path) -> dict[str, bytes]:
     """Every file under `directory` by relative path, for byte-for-byte comparisons."""
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def write_serving_model(directory: pathlib.Path, seed: int = 0) -> pathlib.Path:
+    """What inference reads from a registered version: a small random network in the portable format,
+    its scaler (feature scales SERVING_SCALES, target scale 0.05) and 80%/95% interval widths."""
+    spec = make_spec(SERVING_LAYERS, [LOOKBACK, len(FEATURES)])
+    write_dir(directory, spec, random_arrays(spec, np.random.default_rng(seed)))
+    scaler = Scaler("standard", list(FEATURES), [0.0] * 7, SERVING_SCALES, [0.0] * 10, [0.05] * 10)
+    (directory / "scaler.json").write_text(scaler.to_json())
+    widths = {"0.8": [0.02 * h for h in range(1, 11)], "0.95": [0.04 * h for h in range(1, 11)]}
+    (directory / "intervals.json").write_text(json.dumps({"levels": widths}))
+    return directory

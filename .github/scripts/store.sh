@@ -7,7 +7,9 @@
 #   store.sh push LABEL         commit CRYPTOCAST_HOME if anything in it changed and push the branch;
 #                               does nothing when nothing changed; fails loudly if the push is rejected
 #   store.sh backfill-if-empty  run feature_backfill.py when an ingested feature group has no rows
-#   store.sh train-if-no-model  run training_pipeline.py when no model has a production version
+#   store.sh model-missing      print `missing=true` when no model has a production version, else
+#                               `missing=false` (a step output: the workflow installs the training
+#                               environment and trains only then)
 #
 # pull and push do nothing unless the backend is "local": with Hopsworks the store lives there.
 # The backend and CRYPTOCAST_HOME are resolved by cryptocast's own settings (environment, then .env,
@@ -15,13 +17,20 @@
 #
 # Run it from the root of a git checkout of this repository. The store is checked out as a
 # `git worktree` of that checkout, sharing its objects; every network operation (ls-remote, fetch,
-# push) runs in the main checkout, with the credentials actions/checkout left there.
+# push) runs in the main checkout. Credentials: the workflows check out with persist-credentials:
+# false and hand the token as STORE_TOKEN to the pull and push steps only. This script takes it out of
+# the environment at once (the Python it runs never sees it) and gives it to those git commands alone,
+# as the header actions/checkout would have stored. Without STORE_TOKEN, git uses its own config.
 # Store files are never rewritten (Delta Lake: each write adds a commit and a small Parquet file), so
 # a day's update commits a few small new files.
 #
 # Environment: STORE_BRANCH (default cryptocast-store), STORE_REMOTE (a remote name, default origin),
-# PYTHON (the interpreter with cryptocast installed, default python).
+# PYTHON (the interpreter with cryptocast installed, default python), STORE_TOKEN (see above),
+# GITHUB_SERVER_URL (where the token is sent, default https://github.com).
 set -euo pipefail
+
+TOKEN="${STORE_TOKEN:-}"
+unset STORE_TOKEN
 
 BRANCH="${STORE_BRANCH:-cryptocast-store}"
 REMOTE="${STORE_REMOTE:-origin}"
@@ -52,6 +61,19 @@ print(s.home)
 ')" || die "cannot resolve the cryptocast settings with $PYTHON"
   BACKEND="${resolved%%$'\n'*}"
   HOME_DIR="${resolved#*$'\n'}"
+}
+
+# git for the network: with the token, if one was handed over, as an extra header for the server only
+# (in git's environment for this one command, never in a file or on the command line).
+git_remote() {
+  if [[ -z "$TOKEN" ]]; then
+    git "$@"
+    return
+  fi
+  local header
+  header="AUTHORIZATION: basic $(printf 'x-access-token:%s' "$TOKEN" | base64 | tr -d '\n')"
+  GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0="http.${GITHUB_SERVER_URL:-https://github.com}/.extraheader" \
+    GIT_CONFIG_VALUE_0="$header" git "$@"
 }
 
 in_git_checkout() {
@@ -94,10 +116,10 @@ cmd_pull() {
   fi
   git worktree prune
   local found=0
-  git ls-remote --exit-code --heads "$REMOTE" "refs/heads/$BRANCH" >/dev/null || found=$?
+  git_remote ls-remote --exit-code --heads "$REMOTE" "refs/heads/$BRANCH" >/dev/null || found=$?
   case "$found" in
     0)
-      git fetch --quiet --no-tags --depth=1 "$REMOTE" "refs/heads/$BRANCH" \
+      git_remote fetch --quiet --no-tags --depth=1 "$REMOTE" "refs/heads/$BRANCH" \
         || die "cannot fetch $BRANCH from $REMOTE"
       git worktree add --quiet --detach "$HOME_DIR" FETCH_HEAD
       say "checked out $BRANCH at $(git -C "$HOME_DIR" rev-parse --short HEAD) into $HOME_DIR"
@@ -133,7 +155,7 @@ cmd_push() {
   git -C "$HOME_DIR" -c commit.gpgsign=false commit --quiet --no-verify -m "$message"
   commit="$(git -C "$HOME_DIR" rev-parse HEAD)"
   # No --force: if another run moved the branch since our pull, the push is refused and nothing is lost.
-  if ! git push --quiet "$REMOTE" "$commit:refs/heads/$BRANCH"; then
+  if ! git_remote push --quiet "$REMOTE" "$commit:refs/heads/$BRANCH"; then
     die "push of $BRANCH to $REMOTE was rejected (did another run update it since the pull?); the remote branch is untouched, re-run the workflow"
   fi
   say "pushed '$message' to $BRANCH:${stat}"
@@ -159,21 +181,22 @@ print(" ".join(g.name for g in INGESTED_GROUPS if not r["groups"].get(g.name, {}
   "$PYTHON" "$ROOT/feature_backfill.py"
 }
 
-cmd_train_if_no_model() {
+cmd_model_missing() {
   local serving
   serving="$(ask_status 'print(sum(m.get("production") is not None for m in r.get("models", {}).values()))')"
   if [[ "$serving" != 0 ]]; then
-    say "a production model exists: no training needed"
-    return 0
+    say "a production model exists: no training needed" >&2
+    echo "missing=false"
+  else
+    say "no production model yet: the first model must be trained (first run)" >&2
+    echo "missing=true"
   fi
-  say "no production model yet; running training_pipeline.py (first run)"
-  "$PYTHON" "$ROOT/training_pipeline.py"
 }
 
 case "$COMMAND" in
   pull) cmd_pull ;;
   push) shift; cmd_push "$@" ;;
   backfill-if-empty) cmd_backfill_if_empty ;;
-  train-if-no-model) cmd_train_if_no_model ;;
-  *) die "usage: store.sh pull | push LABEL | backfill-if-empty | train-if-no-model" ;;
+  model-missing) cmd_model_missing ;;
+  *) die "usage: store.sh pull | push LABEL | backfill-if-empty | model-missing" ;;
 esac

@@ -20,11 +20,10 @@ from cryptocast.errors import StoreError
 from cryptocast.features import BITCOIN, FEAR_GREED, FORECASTS, SOLANA, GroupSpec, empty_frame
 from cryptocast.modeling.portable import CorruptModelError
 from cryptocast.publish import charts
-from cryptocast.registry import ModelVersion, open_model_registry
+from cryptocast.registry import MODEL_NAME, ModelVersion, open_model_registry
 from cryptocast.settings import Settings, public_repository_url
 from cryptocast.status import export_table, freshness
 from cryptocast.stores import FeatureStore, open_feature_store
-from cryptocast.training import MODEL_NAME
 
 # The site's forecast shape: a point and, per central range L (in %), lower_L and upper_L.
 FORECAST_COLUMNS = ("forecast_day", "target_day", "horizon", "point", "lower_80", "upper_80", "lower_95", "upper_95",

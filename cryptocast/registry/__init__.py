@@ -5,6 +5,7 @@ from __future__ import annotations
 from cryptocast.registry.base import (
     DEFAULT_METRIC,
     INPUT_EXAMPLE,
+    MODEL_NAME,
     ModelRegistry,
     ModelVersion,
     is_finite_number,
@@ -13,7 +14,7 @@ from cryptocast.registry.base import (
 from cryptocast.registry.local import LocalModelRegistry
 from cryptocast.settings import Settings
 
-__all__ = ["DEFAULT_METRIC", "INPUT_EXAMPLE", "LocalModelRegistry", "ModelRegistry", "ModelVersion",
+__all__ = ["DEFAULT_METRIC", "INPUT_EXAMPLE", "MODEL_NAME", "LocalModelRegistry", "ModelRegistry", "ModelVersion",
            "is_finite_number", "open_model_registry", "promotion_decision"]
 
 

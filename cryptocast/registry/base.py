@@ -21,6 +21,9 @@ from cryptocast.errors import StoreError
 
 log = logging.getLogger(__name__)
 
+# The model training registers and the daily steps serve. Here, not in training.py, so that inference and
+# the site name it without importing the training code and what it needs (SciPy, via the backtest).
+MODEL_NAME = "sol_lstm"
 DEFAULT_METRIC = "rel_mae_mean"
 # An artifact a trainer may include: one input of the model as a table; registries that can show one do.
 INPUT_EXAMPLE = "input_example.csv"

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import faults
 import pandas as pd
 import pytest
 
@@ -31,8 +30,9 @@ from cryptocast.stores import delta, local
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.verify import verify
 
+import faults
 from conftest import NOW, REPO, error_lines, run_main
-from modelfiles import make_artifacts, write_small_forecaster
+from modelfiles import make_artifacts, write_serving_model
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_store" / "home"
 EARLIER = dt.date(2024, 2, 20)
@@ -101,7 +101,7 @@ def stocked(api, tmp_path, monkeypatch) -> Path:
     """A home backfilled through the day before EARLIER, with a production model."""
     home = tmp_path / "stocked"
     ingest.backfill(settings(home, EARLIER))
-    LocalModelRegistry(home).register_and_promote("sol_lstm", write_small_forecaster(tmp_path / "model"),
+    LocalModelRegistry(home).register_and_promote("sol_lstm", write_serving_model(tmp_path / "model"),
                                                   {"rel_mae_mean": 1.0}, "small", {})
     return home
 

@@ -1,22 +1,21 @@
-"""The GitHub Actions workflows, checked offline, and the shell scripts they run, exercised for real.
+"""The GitHub Actions workflows, checked offline (the scripts they run: test_workflow_scripts.py).
 
-Workflows: valid against GitHub's workflow schema (check-jsonschema's vendored copy, never a download),
-every script and path they name exists, the schedule, the job chain, least-privilege permissions,
-secrets only in `env:`, one shared concurrency group. Each rule is a function returning the problems
-it finds, run on the real files (no problems) and on a broken variant (the problem is found).
-
-Scripts: `bash -n`; `store.sh` against a local bare git repository (file://, no network): first-run
-branch creation, commit only when something changed, a rejected push fails loudly; `keepalive.sh`
-against a stand-in `gh`.
+Valid against GitHub's workflow schema (check-jsonschema's vendored copy, never a download) and clean
+under zizmor (--offline); every script and path they name exists; the schedule; a failure publishes
+nothing; least privilege job by job and step by step (permissions, the token, the API keys);
+writing jobs only on the default branch; one store concurrency group that queues and never cancels;
+each job installs only the lock it needs, cached by its hash; CI on every supported Python; actions
+pinned by commit SHA, images by digest, both kept current by dependabot; a failed scheduled run
+reported. Every rule applies to every file in .github/workflows, so a new workflow is checked too.
+Each rule is a function returning the problems it finds, run on the real files (no problems) and on a
+broken variant (the problem is found).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -27,14 +26,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 GITHUB = REPO / ".github"
 WORKFLOWS = GITHUB / "workflows"
-SCRIPTS = GITHUB / "scripts"
-STORE_SH = SCRIPTS / "store.sh"
-KEEPALIVE_SH = SCRIPTS / "keepalive.sh"
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml")) + sorted(WORKFLOWS.glob("*.yaml"))
 ACTION_FILES = sorted(GITHUB.glob("actions/*/action.yml"))
-SHELL_SCRIPTS = sorted(SCRIPTS.glob("*.sh"))
 SECRET_REFERENCE = re.compile(r"\bsecrets\.|\bgithub\.token\b|\bsecrets\[")
-STORE_BRANCH = "cryptocast-store"
+sys.path.insert(0, str(REPO / "tools"))
+import lock  # noqa: E402
 
 
 def load(path: Path) -> dict:
@@ -86,6 +82,11 @@ def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=120)
 
 
+def jobs_of(doc: dict) -> dict:
+    """A workflow's jobs, or a composite action's steps as one job."""
+    return doc.get("jobs") or {"action": {"steps": doc.get("runs", {}).get("steps", [])}}
+
+
 def test_the_workflows_exist():
     assert {p.name for p in WORKFLOW_FILES} >= {"daily.yml", "retrain.yml", "ci.yml", "doctor.yml"}
 
@@ -104,7 +105,7 @@ def test_every_local_action_is_valid_against_the_github_action_schema():
 BROKEN = {  # a real workflow, one mistake each
     "unknown job key": ("    steps:\n      - id: deployment", "    stepz:\n      - id: deployment"),
     "invalid permission level": ("      pages: write", "      pages: admin"),
-    "a step with both uses and run": ("uses: actions/deploy-pages@v5",
+    "a step with both uses and run": ("uses: actions/deploy-pages@cd2ce8fcbc39b97be8ca5fce6e763baed58fa128",
                                       "uses: actions/deploy-pages@v5\n        run: echo both"),
     "cancel-in-progress not a boolean": ("cancel-in-progress: false", "cancel-in-progress: maybe"),
 }
@@ -128,7 +129,8 @@ def test_the_validator_rejects_a_broken_workflow(mistake, tmp_path):
 SCRIPT_TOKEN = re.compile(r"(?<![\w/.-])((?:\.github/|\.ci/)?[\w./-]*\.(?:py|sh)|\.ci/run)(?![\w/.-])")
 PYTHON_MODULE = re.compile(r"\bpython3? -m ([\w.]+)")
 INSTALLED_MODULES = {"pip", "venv", "pytest"}  # run with -m, but not from the repository
-REQUIREMENTS = re.compile(r"(?:^|\s)-r\s+(\S+)")
+REQUIREMENTS = re.compile(r"(?:^|\s)-r\s+([^\s\"$]\S*)")  # a file name, not a shell variable
+LOCK_FILE = re.compile(r"(?<![\w/.-])(requirements[\w/.-]*\.txt)\b")
 HASHFILES = re.compile(r"hashFiles\(([^)]*)\)")
 WORKFLOW_ARGUMENT = re.compile(r"keepalive\.sh((?:\s+[\w.-]+\.ya?ml)+)")
 
@@ -137,14 +139,13 @@ def referenced_paths(doc: dict) -> set[str]:
     """Repository paths a workflow or action relies on: scripts it runs, modules it runs with -m,
     local actions, files its cache keys hash, and workflows it asks keepalive.sh to re-enable."""
     found: set[str] = set()
-    jobs = doc.get("jobs") or {"action": {"steps": doc.get("runs", {}).get("steps", [])}}
-    for job in jobs.values():
+    for job in jobs_of(doc).values():
         for step in steps(job):
             command = step.get("run", "")
             found |= set(SCRIPT_TOKEN.findall(command))
             found |= {m.replace(".", "/") + "/__main__.py" for m in PYTHON_MODULE.findall(command)
                       if m not in INSTALLED_MODULES}
-            found |= set(REQUIREMENTS.findall(command))
+            found |= set(REQUIREMENTS.findall(command)) | set(LOCK_FILE.findall(command))
             for names in WORKFLOW_ARGUMENT.findall(command):
                 found |= {f".github/workflows/{n}" for n in names.split()}
             if step.get("uses", "").startswith("./"):
@@ -185,16 +186,16 @@ def test_every_script_and_path_a_workflow_names_exists(path):
 
 
 def test_the_pipeline_scripts_the_store_script_runs_exist():
-    named = set(re.findall(r'"\$ROOT/([\w.]+\.py)"', STORE_SH.read_text()))
-    assert named == {"feature_backfill.py", "training_pipeline.py"}
+    named = set(re.findall(r'"\$ROOT/([\w.]+\.py)"', (GITHUB / "scripts" / "store.sh").read_text()))
+    assert named == {"feature_backfill.py"}
     assert missing(named) == []
 
 
 def test_each_job_runs_its_step():
     daily, retrain = workflow("daily.yml")["jobs"], workflow("retrain.yml")["jobs"]
-    assert "python feature_pipeline.py" in runs(daily["features"])
-    assert "python inference_pipeline.py" in runs(daily["inference"])
-    assert re.search(r"python plots\.py --out (\S+)", runs(daily["plots"]))
+    commands = [s.get("run") for s in steps(daily["pipeline"]) if "run" in s]
+    order = ["python feature_pipeline.py", "python inference_pipeline.py", "python plots.py --out _site"]
+    assert [c for c in commands if c in order] == order
     assert "python training_pipeline.py" in runs(retrain["train"])
     assert [s["run"] for s in steps(workflow("ci.yml")["jobs"]["test"]) if "run" in s] == ["bash .ci/run"]
 
@@ -253,37 +254,43 @@ def test_ci_runs_on_push_and_pull_request():
 
 
 # ---------------------------------------------------------------------------------------------------
-# The daily chain: a failure anywhere publishes nothing
+# A failure publishes nothing: the site is uploaded last, and deployed only after that job succeeded
 
 
-def chain_to(jobs: dict, last: str) -> list[str]:
-    """Follow `needs` back from `last`; each job must need exactly the one before it."""
-    order = [last]
-    while needs(jobs[order[0]]):
-        if len(needs(jobs[order[0]])) != 1 or needs(jobs[order[0]])[0] in order:
-            return ["<not a single chain>"]
-        order.insert(0, needs(jobs[order[0]])[0])
-    return order
+def publishing_problems(jobs: dict) -> list[str]:
+    problems = []
+    work = jobs.get("pipeline", {})
+    names = [s.get("uses", "") or s.get("run", "") for s in steps(work)]
+    upload = [i for i, n in enumerate(names) if n.startswith("actions/upload-pages-artifact@")]
+    if upload != [len(names) - 1]:
+        problems.append("the site is not uploaded once, as the work job's last step")
+    for i, name in enumerate(names):
+        if re.match(r"python \w+\.py", name) and steps(work)[i].get("continue-on-error"):
+            problems.append(f"{name}: continue-on-error would publish after a failure")
+    if needs(jobs.get("deploy", {})) != ["pipeline"]:
+        problems.append("deploy does not need exactly the work job")
+    if "always()" in str(jobs.get("deploy", {}).get("if", "")):
+        problems.append("deploy runs even when the work failed")
+    return problems
 
 
-def test_the_chain_rule_sees_a_broken_chain():
-    jobs = copy.deepcopy(workflow("daily.yml")["jobs"])
-    jobs["deploy"]["needs"] = "inference"
-    assert chain_to(jobs, "deploy") != ["features", "inference", "plots", "deploy"]
-    jobs["deploy"]["needs"] = ["plots", "features"]
-    assert chain_to(jobs, "deploy") == ["<not a single chain>"]
-
-
-def test_deploy_needs_plots_needs_inference_needs_features():
+def test_a_failed_step_publishes_nothing():
     jobs = workflow("daily.yml")["jobs"]
-    assert chain_to(jobs, "deploy") == ["features", "inference", "plots", "deploy"]
+    assert publishing_problems(jobs) == []
+    broken = copy.deepcopy(jobs)
+    broken["deploy"]["needs"] = []
+    broken["deploy"]["if"] = "always()"
+    broken["pipeline"]["steps"].insert(3, broken["pipeline"]["steps"].pop(-1))
+    assert publishing_problems(broken) == ["the site is not uploaded once, as the work job's last step",
+                                           "deploy does not need exactly the work job",
+                                           "deploy runs even when the work failed"]
 
 
 def test_pages_are_built_and_deployed_with_the_pages_actions():
     jobs = workflow("daily.yml")["jobs"]
-    upload = [s for s in steps(jobs["plots"]) if s.get("uses", "").startswith("actions/upload-pages-artifact@")]
+    upload = [s for s in steps(jobs["pipeline"]) if s.get("uses", "").startswith("actions/upload-pages-artifact@")]
     assert len(upload) == 1
-    out = re.search(r"python plots\.py --out (\S+)", runs(jobs["plots"])).group(1)
+    out = re.search(r"python plots\.py --out (\S+)", runs(jobs["pipeline"])).group(1)
     assert upload[0]["with"]["path"] == out
     assert upload[0]["with"]["include-hidden-files"] is True, ".nojekyll is a dot-file"
     deploy = jobs["deploy"]
@@ -302,13 +309,14 @@ def test_the_keepalive_job_covers_every_scheduled_workflow():
 
 
 # ---------------------------------------------------------------------------------------------------
-# Permissions: nothing by default, write only where it is used
+# Permissions: nothing by default, write only where it is used, only on the default branch
 
 WRITE_NEEDS = {  # a job may hold this write scope only if one of its steps does this
     "contents": lambda job: "store.sh push" in runs(job),
     "actions": lambda job: "keepalive.sh" in runs(job),
     "pages": lambda job: any(u.startswith("actions/deploy-pages@") for u in uses(job)),
     "id-token": lambda job: any(u.startswith("actions/deploy-pages@") for u in uses(job)),
+    "issues": lambda job: "report.sh" in runs(job),
 }
 
 
@@ -334,14 +342,14 @@ def test_the_permission_rules_catch_too_much():
     wf = copy.deepcopy(workflow("daily.yml"))
     assert permission_problems(wf) == []
     wf["permissions"] = "write-all"
-    wf["jobs"]["plots"]["permissions"] = {"contents": "read", "pages": "write", "id-token": "write"}
-    wf["jobs"]["inference"]["permissions"] = "write-all"
+    wf["jobs"]["pipeline"]["permissions"] = {"contents": "write", "pages": "write", "issues": "write"}
+    wf["jobs"]["deploy"]["permissions"] = "write-all"
     wf["jobs"]["keepalive"]["permissions"]["contents"] = "write"
     assert permission_problems(wf) == [
         "top-level permissions must be {} or contents: read, not 'write-all'",
-        "inference: permissions 'write-all' instead of a per-scope mapping",
-        "plots: pages: write without a step that needs it",
-        "plots: id-token: write without a step that needs it",
+        "pipeline: pages: write without a step that needs it",
+        "pipeline: issues: write without a step that needs it",
+        "deploy: permissions 'write-all' instead of a per-scope mapping",
         "keepalive: contents: write without a step that needs it",
     ]
     assert permission_problems({"jobs": {}}) == ["top-level permissions must be {} or contents: read, not None"]
@@ -353,16 +361,59 @@ def test_permissions_are_least_privilege(path):
     assert "write-all" not in path.read_text() and "read-all" not in path.read_text()
 
 
-def test_only_the_deploy_job_may_publish_pages():
+def test_only_the_deploy_job_may_publish_pages_and_only_reporters_touch_issues():
     for path in WORKFLOW_FILES:
         for name, job in load(path)["jobs"].items():
             granted = set(job.get("permissions", {}))
             assert not granted & {"pages", "id-token"} or (path.name, name) == ("daily.yml", "deploy")
+            assert "issues" not in granted or "report.sh" in runs(job)
     assert workflow("daily.yml")["jobs"]["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
 
 
+# Scheduled runs carry no repository in their event (github.event.repository is empty), and run on the
+# default branch by definition; a manual run must have been started from the default branch.
+DEFAULT_BRANCH_ONLY = "github.event_name == 'schedule' || github.ref_name == github.event.repository.default_branch"
+SCHEDULE_ONLY = "github.event_name == 'schedule'"
+
+
+def branch_problems(wf: dict) -> list[str]:
+    """Every job that can write (any write scope, or a deployment environment) runs only on the default
+    branch: guarded by DEFAULT_BRANCH_ONLY, or by a schedule-only condition."""
+    problems = []
+    for name, job in wf["jobs"].items():
+        granted = job.get("permissions", {})
+        writes = "environment" in job or (isinstance(granted, dict) and "write" in granted.values())
+        condition = str(job.get("if", ""))
+        conjuncts = [c.strip() for c in condition.split("&&")]
+        if writes and condition.strip() != DEFAULT_BRANCH_ONLY and SCHEDULE_ONLY not in conjuncts:
+            problems.append(f"{name}: writes without running only on the default branch")
+    return problems
+
+
+def test_the_branch_rule_sees_an_unguarded_or_wrongly_guarded_writer():
+    wf = copy.deepcopy(workflow("daily.yml"))
+    assert branch_problems(wf) == []
+    del wf["jobs"]["pipeline"]["if"]
+    wf["jobs"]["deploy"]["if"] = "github.ref_name == github.event.repository.default_branch"  # skips schedules
+    wf["jobs"]["report"]["if"] = "always() || github.event_name == 'schedule'"
+    assert branch_problems(wf) == ["pipeline: writes without running only on the default branch",
+                                   "deploy: writes without running only on the default branch",
+                                   "report: writes without running only on the default branch"]
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_writing_jobs_run_only_on_the_default_branch(path):
+    assert branch_problems(load(path)) == []
+
+
 # ---------------------------------------------------------------------------------------------------
-# Secrets only through env:
+# The token and the API keys: only in the steps that use them
+
+TOKEN = re.compile(r"\bgithub\.token\b|\bsecrets\.GITHUB_TOKEN\b")
+SECRET_VALUE = re.compile(r"\bsecrets\.(\w+)\b(?!\s*[!=]=)")  # a secret's value, not a test of its presence
+API_STEP = re.compile(r"^python [\w]+\.py\b|^python -m cryptocast\b|^\.github/scripts/store\.sh "
+                      r"(backfill-if-empty|model-missing)\b")
+TOKEN_STEP = re.compile(r"^\.github/scripts/(store\.sh (pull|push)|keepalive\.sh|report\.sh)\b")
 
 
 def secret_leaks(node, path: tuple = ()) -> list[str]:
@@ -376,28 +427,93 @@ def secret_leaks(node, path: tuple = ()) -> list[str]:
     return []
 
 
-def test_the_secret_rule_catches_a_secret_in_a_command_or_input():
+def step_scope_problems(doc: dict) -> list[str]:
+    """Secret values and the token only in the `env` of the steps that call the APIs (the keys) or run
+    git and gh for the store, the schedules and the issue (the token): never workflow- or job-wide, where
+    every step, the installs included, would see them. Checkout keeps no token."""
+    problems = []
+    for where, env in [("workflow env", doc.get("env", {})),
+                       *[(f"{name} env", job.get("env", {})) for name, job in jobs_of(doc).items()]]:
+        for key, value in (env or {}).items():
+            if SECRET_VALUE.search(str(value)) or TOKEN.search(str(value)):
+                problems.append(f"{where}: {key}")
+    for name, job in jobs_of(doc).items():
+        for step in steps(job):
+            command = step.get("run", "").strip()
+            label = f"{name}.{step.get('name') or step.get('uses') or command}"
+            for key, value in (step.get("env") or {}).items():
+                if SECRET_VALUE.search(str(value)) and not API_STEP.match(command):
+                    problems.append(f"{label}: {key} (an API key in a step that calls no API)")
+                if TOKEN.search(str(value)) and not TOKEN_STEP.match(command):
+                    problems.append(f"{label}: {key} (the token in a step that needs none)")
+            if step.get("uses", "").startswith("actions/checkout@") and \
+                    (step.get("with") or {}).get("persist-credentials") is not False:
+                problems.append(f"{label}: checkout keeps the token (persist-credentials: false)")
+    return problems
+
+
+def test_the_step_scope_rule_sees_every_kind_of_overreach():
     wf = copy.deepcopy(workflow("daily.yml"))
-    assert secret_leaks(wf) == []
-    wf["jobs"]["features"]["steps"][0]["with"] = {"token": "${{ secrets.PAT }}"}
-    wf["jobs"]["plots"]["steps"].append({"run": 'curl -H "key: ${{ secrets.HOPSWORKS_API_KEY }}" x'})
-    wf["jobs"]["deploy"]["steps"].append({"run": "gh api -H ${{ github.token }} x"})
-    assert secret_leaks(wf) == ["jobs.features.steps.0.with.token", "jobs.plots.steps.5.run", "jobs.deploy.steps.1.run"]
+    assert step_scope_problems(wf) == []
+    job = wf["jobs"]["pipeline"]
+    job["env"] = {"CRYPTO_API_KEY": "${{ secrets.CRYPTO_API_KEY }}"}
+    wf["env"]["GH_TOKEN"] = "${{ github.token }}"
+    job["steps"][0]["with"] = {}
+    job["steps"][1]["env"] = {"HOPSWORKS_API_KEY": "${{ secrets.HOPSWORKS_API_KEY }}"}
+    job["steps"][2]["env"]["KEY"] = "${{ secrets.CRYPTO_API_KEY }}"
+    feature_step = next(s for s in job["steps"] if s.get("run") == "python feature_pipeline.py")
+    feature_step["env"]["GH_TOKEN"] = "${{ github.token }}"
+    assert step_scope_problems(wf) == [
+        "workflow env: GH_TOKEN",
+        "pipeline env: CRYPTO_API_KEY",
+        "pipeline.actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1: checkout keeps the token "
+        "(persist-credentials: false)",
+        "pipeline../.github/actions/python: HOPSWORKS_API_KEY (an API key in a step that calls no API)",
+        "pipeline.Pull the store: KEY (an API key in a step that calls no API)",
+        "pipeline.Update the feature groups to yesterday: GH_TOKEN (the token in a step that needs none)",
+    ]
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES + ACTION_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_secrets_appear_only_in_env(path):
+def test_secrets_and_the_token_reach_only_the_steps_that_use_them(path):
     assert secret_leaks(load(path)) == []
+    assert step_scope_problems(load(path)) == []
 
 
-def test_the_pipelines_get_their_settings_from_secrets_and_variables():
+def test_the_secret_rule_catches_a_secret_in_a_command_or_input():
+    wf = copy.deepcopy(workflow("daily.yml"))
+    assert secret_leaks(wf) == []
+    wf["jobs"]["pipeline"]["steps"][0]["with"] = {"token": "${{ secrets.PAT }}"}
+    wf["jobs"]["pipeline"]["steps"].append({"run": 'curl -H "key: ${{ secrets.HOPSWORKS_API_KEY }}" x'})
+    wf["jobs"]["deploy"]["steps"].append({"run": "gh api -H ${{ github.token }} x"})
+    last = len(wf["jobs"]["pipeline"]["steps"]) - 1
+    assert secret_leaks(wf) == ["jobs.pipeline.steps.0.with.token", f"jobs.pipeline.steps.{last}.run",
+                                "jobs.deploy.steps.1.run"]
+
+
+API_ENV = {"HOPSWORKS_API_KEY": "${{ secrets.HOPSWORKS_API_KEY }}",
+           "HOPSWORKS_PROJECT": "${{ vars.HOPSWORKS_PROJECT || secrets.HOPSWORKS_PROJECT }}",
+           "HOPSWORKS_HOST": "${{ vars.HOPSWORKS_HOST || secrets.HOPSWORKS_HOST }}"}
+BACKEND = ("${{ vars.CRYPTOCAST_BACKEND != '' && vars.CRYPTOCAST_BACKEND != 'auto' && vars.CRYPTOCAST_BACKEND "
+           "|| (secrets.HOPSWORKS_API_KEY != '' && 'hopsworks' || 'local') }}")
+
+
+def test_every_step_that_calls_an_api_gets_the_settings_and_keys():
     for name in ("daily.yml", "retrain.yml"):
         wf = workflow(name)
-        assert wf["env"]["CRYPTOCAST_BACKEND"] == "${{ vars.CRYPTOCAST_BACKEND || 'auto' }}"
+        assert wf["env"]["CRYPTOCAST_BACKEND"] == BACKEND, "auto resolved once, without exposing the key"
         for job in wf["jobs"].values():
-            if "store.sh" in runs(job):
-                assert job["env"]["HOPSWORKS_API_KEY"] == "${{ secrets.HOPSWORKS_API_KEY }}"
-    assert workflow("daily.yml")["jobs"]["features"]["env"]["CRYPTO_API_KEY"] == "${{ secrets.CRYPTO_API_KEY }}"
+            for step in steps(job):
+                if API_STEP.match(step.get("run", "")):
+                    assert API_ENV.items() <= (step.get("env") or {}).items(), step
+                if re.match(r"python feature_pipeline\.py|\.github/scripts/store\.sh backfill", step.get("run", "")):
+                    assert step["env"]["CRYPTO_API_KEY"] == "${{ secrets.CRYPTO_API_KEY }}"
+                if TOKEN_STEP.match(step.get("run", "")) and "store.sh" in step["run"]:
+                    assert step["env"] == {"STORE_TOKEN": "${{ github.token }}"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Concurrency: one writer of the store at a time, and nothing waiting is ever dropped
 
 
 def test_the_doctor_runs_by_hand_with_exactly_the_pipelines_backend_settings():
@@ -405,81 +521,26 @@ def test_the_doctor_runs_by_hand_with_exactly_the_pipelines_backend_settings():
     doctor = workflow("doctor.yml")
     assert set(triggers(doctor)) == {"workflow_dispatch"}
     (job,) = doctor["jobs"].values()
-    assert [s["run"] for s in steps(job) if "run" in s] == ["python -m cryptocast doctor"]
+    (check,) = [s for s in steps(job) if "run" in s]
+    assert check["run"] == "python -m cryptocast doctor"
     assert job["permissions"] == {"contents": "read"} and doctor["permissions"] == {}
-    assert python_setup_problems(job, load(GITHUB / "actions" / "python" / "action.yml")) == []
+    assert install_problems(job) == []
     backend = ("CRYPTOCAST_BACKEND", "CRYPTOCAST_HOPSWORKS_FORMAT")
     hopsworks = ("HOPSWORKS_API_KEY", "HOPSWORKS_PROJECT", "HOPSWORKS_HOST")
     for name in ("daily.yml", "retrain.yml"):
         pipeline = workflow(name)
         assert {k: pipeline["env"].get(k) for k in backend} == {k: doctor["env"][k] for k in backend}, name
         for pipeline_job in pipeline["jobs"].values():
-            if "store.sh" in runs(pipeline_job):
-                assert {k: pipeline_job["env"].get(k) for k in hopsworks} == {k: job["env"][k] for k in hopsworks}
-
-
-# ---------------------------------------------------------------------------------------------------
-# Concurrency, Python, store handling
-
-
-def test_daily_and_retrain_share_one_concurrency_group_that_never_cancels():
-    daily, retrain = workflow("daily.yml")["concurrency"], workflow("retrain.yml")["concurrency"]
-    assert daily == retrain
-    assert daily["cancel-in-progress"] is False
-    assert "${{" not in daily["group"], "the group must not depend on the branch or the run"
-
-
-def python_setup_problems(job: dict, action: dict) -> list[str]:
-    names = uses(job)
-    if "./.github/actions/python" not in names:
-        return ["does not use ./.github/actions/python"]
-    if names.index("./.github/actions/python") < 1 or not names[0].startswith("actions/checkout@"):
-        return ["sets up Python before checking out"]
-    (setup,) = [s for s in action["runs"]["steps"] if s.get("uses", "").startswith("actions/setup-python@")]
-    expected = {"python-version": "3.11", "cache": "pip", "cache-dependency-path": "requirements.txt"}
-    return [] if setup["with"] == expected else [f"setup-python with {setup['with']}"]
-
-
-def test_every_python_job_gets_python_311_with_the_pip_cache():
-    action = load(GITHUB / "actions" / "python" / "action.yml")
-    broken = copy.deepcopy(action)
-    broken["runs"]["steps"][0]["with"]["python-version"] = "3.12"
-    checked = 0
-    for name in ("daily.yml", "retrain.yml"):
-        for job in workflow(name)["jobs"].values():
-            if "python" in runs(job):
-                assert python_setup_problems(job, action) == []
-                assert python_setup_problems(job, broken) != []
-                checked += 1
-    assert checked == 4
-    assert python_setup_problems({"steps": [{"uses": "actions/setup-python@v7"}]}, action) != []
-
-
-def test_ci_uses_python_311_with_a_pip_cache():
-    job = workflow("ci.yml")["jobs"]["test"]
-    assert job["container"].startswith("python:3.11-")
-    (cache,) = [s for s in steps(job) if s.get("uses", "").startswith("actions/cache@")]
-    assert cache["with"]["path"] == "~/.cache/pip"
-
-
-def test_every_store_writer_pulls_first_and_pushes_after_each_change():
-    for name in ("daily.yml", "retrain.yml"):
-        for job_name, job in workflow(name)["jobs"].items():
-            commands = [s.get("run", "") for s in steps(job)]
-            pipeline = [i for i, c in enumerate(commands) if re.search(r"python \w+\.py|store\.sh \w+-if-", c)]
-            if not pipeline:
-                continue
-            pulls = [i for i, c in enumerate(commands) if c == ".github/scripts/store.sh pull"]
-            assert pulls and pulls[0] < pipeline[0], f"{name} {job_name}: no pull before the pipeline"
-            if job["permissions"].get("contents") == "write":
-                assert "store.sh push" in commands[-1] or "store.sh push" in commands[-2], f"{name} {job_name}"
+            for step in steps(pipeline_job):
+                if "HOPSWORKS_API_KEY" in step.get("env", {}):
+                    assert {k: step["env"].get(k) for k in hopsworks} == {k: check["env"][k] for k in hopsworks}
 
 
 def test_the_feature_groups_a_failed_update_wrote_are_still_pushed():
     """A run writes every group that succeeded before it exits 1 naming the one that failed (each write
-    is atomic), so the push after feature_backfill/feature_pipeline must run after their failure too,
-    as long as the store was pulled; the job still fails, so nothing downstream runs."""
-    for name, job_name in (("daily.yml", "features"), ("retrain.yml", "train")):
+    is atomic), so the push after feature_pipeline must run after its failure too, as long as the store
+    was pulled; the job still fails, so nothing downstream runs."""
+    for name, job_name in (("daily.yml", "pipeline"), ("retrain.yml", "train")):
         job_steps = steps(workflow(name)["jobs"][job_name])
         pull = next(s for s in job_steps if s.get("run") == ".github/scripts/store.sh pull")
         update = next(i for i, s in enumerate(job_steps) if "feature_pipeline.py" in s.get("run", ""))
@@ -488,357 +549,309 @@ def test_the_feature_groups_a_failed_update_wrote_are_still_pushed():
         assert push.get("if") == "${{ !cancelled() && steps.pull.outcome == 'success' }}", name
 
 
-def test_remote_actions_are_github_first_party_on_a_major_tag():
+def concurrency_problems(wfs: list[dict]) -> list[str]:
+    """Every workflow that pushes the store shares one group that never cancels a running run and
+    queues every waiting one (GitHub's default queue keeps one pending run and cancels it when another
+    arrives)."""
+    writers = [wf["concurrency"] for wf in wfs if any("store.sh push" in runs(j) for j in wf["jobs"].values())]
+    problems = []
+    if len({c.get("group") for c in writers}) != 1:
+        problems.append("store writers are not in one group")
+    for c in writers:
+        if c.get("cancel-in-progress") is not False:
+            problems.append(f"{c.get('group')}: cancel-in-progress is not false")
+        if c.get("queue") != "max":
+            problems.append(f"{c.get('group')}: a waiting run can be cancelled (queue is not max)")
+        if "${{" in str(c.get("group")):
+            problems.append(f"{c.get('group')}: the group depends on the branch or the run")
+    return problems
+
+
+def test_the_concurrency_rule_sees_a_dropped_or_cancelled_run():
+    daily, retrain = copy.deepcopy(workflow("daily.yml")), copy.deepcopy(workflow("retrain.yml"))
+    assert concurrency_problems([daily, retrain]) == []
+    del retrain["concurrency"]["queue"]
+    daily["concurrency"]["cancel-in-progress"] = True
+    assert concurrency_problems([daily, retrain]) == ["cryptocast-store: cancel-in-progress is not false",
+                                                      "cryptocast-store: a waiting run can be cancelled "
+                                                      "(queue is not max)"]
+    retrain["concurrency"]["group"] = "retrain-${{ github.ref }}"
+    assert "store writers are not in one group" in concurrency_problems([daily, retrain])
+
+
+def test_store_writers_share_one_queueing_group():
+    assert concurrency_problems([load(p) for p in WORKFLOW_FILES]) == []
+
+
+def test_the_readme_states_githubs_queueing_rules():
+    readme = (REPO / "README.md").read_text()
+    assert "waits for it, never cancels it" not in readme, "GitHub cancels a waiting run by default"
+    assert "one running and one pending run per group" in readme and "`queue: max`" in readme
+
+
+# ---------------------------------------------------------------------------------------------------
+# Each job installs only what it runs, from a lock, cached by the lock's hash
+
+PYTHON_ACTION = "./.github/actions/python"
+
+
+def install_problems(job: dict) -> list[str]:
+    """A job that runs Python sets it up with the lock action after checkout: the daily lock unless it
+    trains, the training lock (under the same condition) before it trains, and nothing else."""
+    names = uses(job)
+    commands = [s.get("run", "") for s in steps(job)]
+    if not any(re.match(r"python\b", c) or "store.sh" in c for c in commands):
+        return [] if PYTHON_ACTION not in names else ["installs Python without running it"]
+    installs = [(i, s) for i, s in enumerate(steps(job)) if s.get("uses") == PYTHON_ACTION]
+    if not installs or not names[0].startswith("actions/checkout@") or installs[0][0] < 1:
+        return ["no lock installed after checkout"]
+    problems = []
+    trains = [(i, s) for i, s in enumerate(steps(job)) if s.get("run") == "python training_pipeline.py"]
+    wanted = {"train"} if trains and installs[0][0] < trains[0][0] and not trains[0][1].get("if") else set()
+    for i, install in installs:
+        lock_name = install.get("with", {}).get("lock")
+        if lock_name not in ("daily", "train"):
+            problems.append(f"lock {lock_name!r}")
+        elif lock_name == "train" and not any(install.get("if") == t.get("if") and i < j for j, t in trains):
+            problems.append("installs the training lock without training")
+    if trains and not any(s.get("with", {}).get("lock") == "train" for _, s in installs):
+        problems.append("trains without the training lock")
+    if not trains and not wanted and installs[0][1].get("with", {}).get("lock") != "daily":
+        problems.append("the first install is not the daily lock")
+    return problems
+
+
+def test_the_install_rule_sees_too_much_or_too_little():
+    daily = copy.deepcopy(workflow("daily.yml")["jobs"]["pipeline"])
+    assert install_problems(daily) == []
+    train_install = next(s for s in steps(daily) if s.get("with", {}).get("lock") == "train")
+    del train_install["if"]
+    assert install_problems(daily) == ["installs the training lock without training"]
+    daily["steps"] = [s for s in steps(daily) if s is not train_install]
+    assert install_problems(daily) == ["trains without the training lock"]
+    retrain = copy.deepcopy(workflow("retrain.yml")["jobs"]["train"])
+    assert install_problems(retrain) == []
+    retrain["steps"] = [s for s in steps(retrain) if s.get("uses") != PYTHON_ACTION]
+    assert install_problems(retrain) == ["no lock installed after checkout"]
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_job_installs_only_the_lock_it_needs(path):
+    for name, job in load(path)["jobs"].items():
+        assert install_problems(job) == [], name
+
+
+def test_the_lock_action_maps_each_environment_to_its_lock_and_caches_by_its_hash():
+    action = load(GITHUB / "actions" / "python" / "action.yml")
+    choose = action["runs"]["steps"][0]["run"]
+    for pattern, lock_file in [("daily/hopsworks", "requirements/hopsworks.txt"), ("daily/*", "requirements/daily.txt"),
+                               ("train/hopsworks", "requirements.txt"), ("train/*", "requirements/train.txt")]:
+        assert re.search(rf"^\s*{re.escape(pattern)}\) file={re.escape(lock_file)} ;;", choose, re.M)
+        assert lock_file in lock.LOCKS
+    (cache,) = [s for s in action["runs"]["steps"] if s.get("uses", "").startswith("actions/cache@")]
+    assert "hashFiles(steps.lock.outputs.file)" in cache["with"]["key"]
+    assert "python-version" in cache["with"]["key"], "a venv is only valid for its interpreter"
+    (install,) = [s for s in action["runs"]["steps"] if "pip install" in s.get("run", "")]
+    assert install["if"] == "steps.cache.outputs.cache-hit != 'true'"
+    assert '--require-hashes -r "$FILE"' in install["run"]
+
+
+def ci_problems(job: dict) -> list[str]:
+    """One test job per supported Python, each in that Python's Debian 12 image pinned by digest, with pip's
+    cache keyed by the dev lock and the version."""
+    problems = []
+    matrix = job.get("strategy", {}).get("matrix", {}).get("include", [])
+    if [m.get("python") for m in matrix] != list(lock.SUPPORTED_PYTHONS):
+        problems.append(f"tests {[m.get('python') for m in matrix]}, not {list(lock.SUPPORTED_PYTHONS)}")
+    for entry in matrix:
+        if not re.fullmatch(rf"python:{re.escape(str(entry.get('python')))}-bookworm@sha256:[0-9a-f]{{64}}",
+                            str(entry.get("image"))):
+            problems.append(f"{entry.get('image')}: not that Python's Debian 12 image pinned by digest")
+    if job.get("container") != "${{ matrix.image }}":
+        problems.append("the container is not the matrix image")
+    caches = [s for s in steps(job) if s.get("uses", "").startswith("actions/cache@")]
+    key = caches[0]["with"]["key"] if caches else ""
+    if "hashFiles('requirements/dev.txt')" not in key or "matrix.python" not in key:
+        problems.append("pip's cache is not keyed by the dev lock and the Python version")
+    return problems
+
+
+def test_the_ci_rule_sees_a_missing_version_a_tagged_image_and_a_stale_cache_key():
+    job = copy.deepcopy(workflow("ci.yml")["jobs"]["test"])
+    assert ci_problems(job) == []
+    job["strategy"]["matrix"]["include"].pop()
+    job["strategy"]["matrix"]["include"][1]["image"] = "python:3.12-bookworm"
+    next(s for s in steps(job) if s.get("uses", "").startswith("actions/cache@"))["with"]["key"] = "pip"
+    assert ci_problems(job) == ["tests ['3.11', '3.12'], not ['3.11', '3.12', '3.13']",
+                                "python:3.12-bookworm: not that Python's Debian 12 image pinned by digest",
+                                "pip's cache is not keyed by the dev lock and the Python version"]
+
+
+def test_ci_tests_every_supported_python_in_a_pinned_debian_12_image():
+    assert ci_problems(workflow("ci.yml")["jobs"]["test"]) == []
+    assert [s["run"] for s in steps(workflow("ci.yml")["jobs"]["test"]) if "run" in s] == ["bash .ci/run"]
+
+
+def store_problems(job: dict) -> list[str]:
+    """A job that writes the store pulls it first and pushes after each writing step, under the same
+    condition (a first-run training step is pushed only when it ran, and always when it did)."""
+    commands = [s.get("run", "") for s in steps(job)]
+    writes = [i for i, c in enumerate(commands)
+              if re.match(r"python (feature|training|inference)_pipeline", c) or "store.sh backfill" in c]
+    if not writes:
+        return []
+    problems = []
+    pulls = [i for i, c in enumerate(commands) if c == ".github/scripts/store.sh pull"]
+    if not pulls or pulls[0] > writes[0]:
+        problems.append("no pull before the pipeline")
+    for i in writes:
+        pushed = [j for j in range(i + 1, len(commands)) if "store.sh push" in commands[j]]
+        if not pushed:
+            problems.append(f"{commands[i]}: never pushed")
+        elif steps(job)[pushed[0]].get("if") != steps(job)[i].get("if"):
+            problems.append(f"{commands[i]}: pushed under another condition")
+    return problems
+
+
+def test_the_store_rule_sees_a_missing_pull_or_push():
+    job = copy.deepcopy(workflow("daily.yml")["jobs"]["pipeline"])
+    assert store_problems(job) == []
+    job["steps"] = [s for s in steps(job) if s.get("run") not in (".github/scripts/store.sh pull",
+                                                                  ".github/scripts/store.sh push inference")]
+    next(s for s in steps(job) if s.get("run") == '.github/scripts/store.sh push "first model"').pop("if")
+    assert store_problems(job) == ["no pull before the pipeline",
+                                   "python training_pipeline.py: pushed under another condition",
+                                   "python inference_pipeline.py: never pushed"]
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_store_writer_pulls_first_and_pushes_after_each_change(path):
+    for name, job in load(path)["jobs"].items():
+        assert store_problems(job) == [], name
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pinned: actions by full commit SHA with the version in a comment, images by digest; kept current
+
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
+PINNED = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")
+VERSION_COMMENT = re.compile(r"\s+# v\d+(\.\d+){0,2}$")
+IMAGE = re.compile(r"^\s*(?:-\s+)?(?:container|image):\s*(\S+)\s*$")
+
+
+def pin_problems(text: str) -> list[str]:
+    problems = []
+    for line in text.splitlines():
+        if match := USES_LINE.match(line):
+            ref, rest = match.groups()
+            if ref.startswith("./"):
+                continue
+            if not PINNED.fullmatch(ref):
+                problems.append(f"{ref}: not pinned by a full commit SHA")
+            elif not VERSION_COMMENT.fullmatch(rest):
+                problems.append(f"{ref}: no '# vX.Y.Z' comment")
+        if (match := IMAGE.match(line)) and "${{" not in match.group(1):
+            if not re.search(r"@sha256:[0-9a-f]{64}$", match.group(1)):
+                problems.append(f"{match.group(1)}: image not pinned by digest")
+    return problems
+
+
+def test_the_pin_rule_sees_a_tag_a_short_sha_a_missing_comment_and_a_tagged_image():
+    assert pin_problems("      - uses: actions/checkout@v7\n"
+                        "      - uses: actions/cache@27d5ce7 # v5.0.5\n"
+                        "      - uses: actions/cache@27d5ce7f107fe9357f9df03efb73ab90386fccae\n"
+                        "    container: python:3.11-bookworm\n"
+                        "      - uses: ./.github/actions/python\n"
+                        "      - uses: actions/cache@27d5ce7f107fe9357f9df03efb73ab90386fccae # v5.0.5\n"
+                        "            image: python:3.12-bookworm@sha256:" + "a" * 64 + "\n") == [
+        "actions/checkout@v7: not pinned by a full commit SHA",
+        "actions/cache@27d5ce7: not pinned by a full commit SHA",
+        "actions/cache@27d5ce7f107fe9357f9df03efb73ab90386fccae: no '# vX.Y.Z' comment",
+        "python:3.11-bookworm: image not pinned by digest"]
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES + ACTION_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_actions_and_images_are_pinned(path):
+    assert pin_problems(path.read_text()) == []
+
+
+def test_one_action_has_one_pin_everywhere():
+    pins: dict[str, set[str]] = {}
     for path in WORKFLOW_FILES + ACTION_FILES:
-        doc = load(path)
-        jobs = doc.get("jobs") or {"action": {"steps": doc["runs"]["steps"]}}
-        for job in jobs.values():
-            for name in uses(job):
-                if not name.startswith("./"):
-                    assert re.fullmatch(r"actions/[\w-]+@v\d+", name), f"{path.name}: {name}"
+        for line in path.read_text().splitlines():
+            if (match := USES_LINE.match(line)) and not match.group(1).startswith("./"):
+                action, sha = match.group(1).split("@")
+                pins.setdefault(action, set()).add(sha + match.group(2))
+    assert pins and all(len(v) == 1 for v in pins.values()), pins
 
 
-# ---------------------------------------------------------------------------------------------------
-# Shell scripts
-
-
-def test_the_shell_scripts_parse_and_are_executable():
-    assert {p.name for p in SHELL_SCRIPTS} >= {"store.sh", "keepalive.sh"}
-    for script in SHELL_SCRIPTS:
-        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-        assert script.stat().st_mode & stat.S_IXUSR, f"{script.name} is run directly by the workflows"
-        assert script.read_text().startswith("#!/usr/bin/env bash\n")
-        assert "set -euo pipefail" in script.read_text()
-
-
-def test_bash_n_rejects_a_broken_script(tmp_path):
-    broken = tmp_path / "broken.sh"
-    broken.write_text(STORE_SH.read_text().replace("esac\n", "", 1))
-    assert subprocess.run(["bash", "-n", str(broken)], capture_output=True).returncode != 0
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
-                          env=isolated_git_env(cwd)).stdout.strip()
-
-
-def isolated_git_env(home: Path) -> dict[str, str]:
-    """No user or system git config, a fixed identity, and none of the runner's own settings."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GIT_", "GITHUB_", "HOPSWORKS_", "CRYPTOCAST_", "STORE_"))}
-    return {**env, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-
-
-@pytest.fixture
-def remote(tmp_path) -> Path:
-    """A bare repository standing in for GitHub, holding a main branch with one commit."""
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "--quiet", "--bare", str(bare))
-    seed = tmp_path / "seed"
-    git(tmp_path, "init", "--quiet", str(seed))
-    git(seed, "commit", "--quiet", "--allow-empty", "-m", "main")
-    git(seed, "push", "--quiet", bare.as_uri(), "HEAD:refs/heads/main")
-    git(bare, "symbolic-ref", "HEAD", "refs/heads/main")
-    return bare
-
-
-def checkout(remote: Path, name: str, shallow: bool = True) -> Path:
-    """A fresh clone, as actions/checkout makes one (depth 1 by default)."""
-    where = remote.parent / name
-    git(remote.parent, "clone", "--quiet", *(["--depth", "1"] if shallow else []), remote.as_uri(), str(where))
-    return where
-
-
-def store(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    full_env = {**isolated_git_env(cwd), "PYTHON": sys.executable, "PYTHONPATH": str(REPO),
-                "CRYPTOCAST_BACKEND": "local", "CRYPTOCAST_HOME": ".cryptocast", **env}
-    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
-        full_env.pop(name)  # the script's own bot identity
-    return subprocess.run(["bash", str(STORE_SH), *args], cwd=cwd, capture_output=True, text=True, env=full_env,
-                          timeout=120)
-
-
-def ok(result: subprocess.CompletedProcess) -> str:
+def test_dependabot_keeps_actions_and_python_dependencies_current():
+    path = GITHUB / "dependabot.yml"
+    result = check_jsonschema("vendor.dependabot", path)
     assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    updates = {u["package-ecosystem"]: u for u in load(path)["updates"]}
+    assert set(updates) == {"github-actions", "pip"}
+    action_dirs = {"/" + str(p.parent.relative_to(REPO)) for p in ACTION_FILES}
+    assert set(updates["github-actions"]["directories"]) == {"/"} | action_dirs
+    assert updates["pip"]["directory"] == "/"
 
 
-def branch_tip(remote: Path) -> str | None:
-    result = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/heads/{STORE_BRANCH}"], cwd=remote,
-                            capture_output=True, text=True, env=isolated_git_env(remote))
-    return result.stdout.strip() or None
-
-
-def files_on_branch(remote: Path) -> set[str]:
-    return set(git(remote, "ls-tree", "-r", "--name-only", STORE_BRANCH).splitlines())
-
-
-PARQUET = bytes(range(256)) * 3  # binary, with NUL and CR/LF bytes: must come back byte for byte
-
-
-def write_store(home: Path, files: dict[str, bytes]) -> None:
-    for name, data in files.items():
-        (home / name).parent.mkdir(parents=True, exist_ok=True)
-        (home / name).write_bytes(data)
-
-
-def test_first_run_starts_the_branch_and_commits_only_what_changed(remote):
-    main = checkout(remote, "run1")
-    out = ok(store(main, "pull"))
-    assert "does not exist on origin yet (first run)" in out
-    home = main / ".cryptocast"
-    assert sorted(p.name for p in home.iterdir()) == [".git", ".gitattributes", ".gitignore", "README.md"]
-    assert branch_tip(remote) is None, "pull never writes to the remote"
-
-    assert "nothing changed" in ok(store(main, "push", "features"))
-    assert branch_tip(remote) is None, "an empty store is not pushed"
-
-    write_store(home, {"feature_store/solana_v1/2024-0123456789abcdef.parquet": PARQUET,
-                       "feature_store/solana_v1/manifest.json": b'{"version": 1}\r\n',
-                       ".lock": b"", ".registry.lock": b"",
-                       "feature_store/solana_v1/.2024-x.parquet.123.ab.tmp": b"half",
-                       "model_registry/sol_lstm/.v2-abc/artifacts/model.keras": b"half-built"})
-    out = ok(store(main, "push", "features"))
-    assert "pushed 'features " in out and "2 files changed" in out
-    assert files_on_branch(remote) == {".gitattributes", ".gitignore", "README.md",
-                                       "feature_store/solana_v1/2024-0123456789abcdef.parquet",
-                                       "feature_store/solana_v1/manifest.json"}
-    assert subprocess.run(["git", "show", f"{STORE_BRANCH}:feature_store/solana_v1/2024-0123456789abcdef.parquet"],
-                          cwd=remote, capture_output=True, check=True).stdout == PARQUET
-    history = git(remote, "rev-list", "--parents", STORE_BRANCH).splitlines()
-    assert len(history) == 2 and len(history[-1].split()) == 1, "an orphan branch: two commits from a root"
-    assert git(remote, "log", "-1", "--format=%an", STORE_BRANCH) == "github-actions[bot]"
-    assert git(remote, "rev-parse", "main") == git(main, "rev-parse", "HEAD"), "main is untouched"
-
-    tip = branch_tip(remote)
-    assert "nothing changed" in ok(store(main, "push", "inference"))
-    assert branch_tip(remote) == tip
-
-
-def test_the_next_job_continues_the_branch_from_a_shallow_checkout(remote):
-    first = checkout(remote, "run1")
-    ok(store(first, "pull"))
-    write_store(first / ".cryptocast", {"feature_store/a.parquet": PARQUET})
-    ok(store(first, "push", "features"))
-    tip = branch_tip(remote)
-
-    second = checkout(remote, "run2", shallow=True)
-    assert f"checked out {STORE_BRANCH} at " in ok(store(second, "pull"))
-    home = second / ".cryptocast"
-    assert (home / "feature_store/a.parquet").read_bytes() == PARQUET
-    assert "nothing changed" in ok(store(second, "push", "inference"))
-    assert branch_tip(remote) == tip
-
-    write_store(home, {"feature_store/a.parquet": PARQUET[::-1], "feature_store/forecasts.parquet": b"\x00f"})
-    ok(store(second, "push", "inference"))
-    assert git(remote, "rev-parse", f"{STORE_BRANCH}^") == tip, "a child of the previous tip, never a rewrite"
-    assert git(remote, "rev-list", "--count", STORE_BRANCH) == "3"
-
-
-@pytest.mark.parametrize("first_run", [True, False], ids=["racing first runs", "racing runs"])
-def test_a_rejected_push_fails_loudly_and_overwrites_nothing(remote, first_run):
-    if not first_run:
-        seed = checkout(remote, "seed-run")
-        ok(store(seed, "pull"))
-        write_store(seed / ".cryptocast", {"a": b"1"})
-        ok(store(seed, "push", "features"))
-    one, two = checkout(remote, "one"), checkout(remote, "two")
-    ok(store(one, "pull"))
-    ok(store(two, "pull"))
-    write_store(one / ".cryptocast", {"a": b"from one"})
-    write_store(two / ".cryptocast", {"a": b"from two"})
-    ok(store(one, "push", "features"))
-    winner = branch_tip(remote)
-    result = store(two, "push", "features")
-    assert result.returncode == 1
-    assert "error: store.sh push: push of cryptocast-store to origin was rejected" in result.stderr
-    assert branch_tip(remote) == winner
-    assert git(remote, "show", f"{STORE_BRANCH}:a") == "from one"
-
-
-def test_pull_never_replaces_an_existing_store(remote):
-    main = checkout(remote, "run")
-    (main / ".cryptocast").mkdir()
-    (main / ".cryptocast" / "keep.parquet").write_bytes(b"mine")
-    result = store(main, "pull")
-    assert result.returncode == 1 and "refusing to replace a store" in result.stderr
-    assert (main / ".cryptocast" / "keep.parquet").read_bytes() == b"mine"
-    assert not (main / ".cryptocast" / ".git").exists()
-
-
-def test_push_without_a_pull_fails(remote):
-    main = checkout(remote, "run")
-    result = store(main, "push", "features")
-    assert result.returncode == 1 and "run 'store.sh pull' first" in result.stderr
-    assert store(main, "push").returncode == 1, "a label is required"
-    assert store(main, "fetch").returncode == 1, "an unknown command is an error"
-
-
-@pytest.mark.parametrize("settings", [{"CRYPTOCAST_BACKEND": "hopsworks"},
-                                      {"CRYPTOCAST_BACKEND": "auto", "HOPSWORKS_API_KEY": "k"}],
-                         ids=["hopsworks", "auto with a key"])
-def test_with_hopsworks_the_store_is_not_persisted_in_git(remote, settings):
-    main = checkout(remote, "run")
-    # A remote that does not exist: any git operation would fail, so success means none was tried.
-    env = {**settings, "STORE_REMOTE": "no-such-remote"}
-    assert "backend is hopsworks: the store lives there, nothing to pull" in ok(store(main, "pull", **env))
-    assert not (main / ".cryptocast").exists()
-    assert "nothing to push" in ok(store(main, "push", "features", **env))
-    assert branch_tip(remote) is None
-
-
-def test_with_the_local_backend_a_missing_remote_is_an_error(remote):
-    main = checkout(remote, "run")
-    result = store(main, "pull", STORE_REMOTE="no-such-remote")
-    assert result.returncode == 1 and "cannot list the branches of no-such-remote" in result.stderr
-
-
-def test_a_bad_backend_setting_stops_the_script(remote):
-    main = checkout(remote, "run")
-    result = store(main, "pull", CRYPTOCAST_BACKEND="cloud")
-    assert result.returncode == 1 and "CRYPTOCAST_BACKEND='cloud'" in result.stderr
-
-
-# --- first-run decisions: backfill and training, from `python -m cryptocast status --json`
-
-FAKE_PYTHON = """#!/usr/bin/env bash
-# Stands in for the pipeline scripts (records the call); the rest goes to the real interpreter.
-case "${1:-}" in
-  */feature_backfill.py|*/training_pipeline.py)
-    echo "${1##*/}" >> "$CALLS"; exit "${FAKE_EXIT:-0}";;
-  -m)
-    if [[ "$*" == "-m cryptocast status --json" && -n "${FAKE_STATUS_ERROR:-}" ]]; then
-      echo "$FAKE_STATUS_ERROR" >&2; exit 1; fi
-    if [[ "$*" == "-m cryptocast status --json" && -n "${FAKE_STATUS:-}" ]]; then cat "$FAKE_STATUS"; exit 0; fi;;
-esac
-exec "$REAL_PYTHON" "$@"
-"""
-
-
-def status_report(rows: dict[str, int], production: int | None) -> dict:
-    groups = {name: {"version": 1, "rows": n} for name, n in rows.items()}
-    models = {} if production is False else {"sol_lstm": {"production": production, "versions": []}}
-    return {"backend": "local", "groups": groups, "models": models}
-
-
-@pytest.fixture
-def pipeline(tmp_path):
-    """Run store.sh's first-run commands with the pipeline scripts replaced by a recorder."""
-    fake = tmp_path / "python"
-    fake.write_text(FAKE_PYTHON)
-    fake.chmod(0o755)
-    calls = tmp_path / "calls"
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-
-    def run(command: str, report: dict | None = None, **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
-        extra = {"PYTHON": str(fake), "REAL_PYTHON": sys.executable, "CALLS": str(calls), **env}
-        if report is not None:
-            (tmp_path / "status.json").write_text(json.dumps(report))
-            extra["FAKE_STATUS"] = str(tmp_path / "status.json")
-        calls.write_text("")
-        result = store(workdir, command, **extra)
-        return result, calls.read_text().split()
-
-    return run
-
-
-def test_an_empty_store_is_backfilled_and_trained(pipeline):
-    # The real `status --json` of an empty local store: the contract the decision reads.
-    result, calls = pipeline("backfill-if-empty")
-    assert ok(result).startswith("store.sh backfill-if-empty: no rows yet in: solana bitcoin fear_greed")
-    assert calls == ["feature_backfill.py"]
-    result, calls = pipeline("train-if-no-model")
-    assert "no production model yet" in ok(result)
-    assert calls == ["training_pipeline.py"]
-
-
-def test_a_filled_store_with_a_serving_model_runs_nothing(pipeline):
-    report = status_report({"solana": 10, "bitcoin": 10, "fear_greed": 9, "solana_forecasts": 0}, production=2)
-    result, calls = pipeline("backfill-if-empty", report)
-    assert "no backfill needed" in ok(result) and calls == []
-    result, calls = pipeline("train-if-no-model", report)
-    assert "no training needed" in ok(result) and calls == []
-
-
-def test_one_empty_group_or_no_production_version_is_enough(pipeline):
-    report = status_report({"solana": 10, "bitcoin": 10, "fear_greed": 0}, production=None)
-    result, calls = pipeline("backfill-if-empty", report)
-    assert "no rows yet in: fear_greed;" in ok(result) and calls == ["feature_backfill.py"]
-    result, calls = pipeline("train-if-no-model", report)
-    assert calls == ["training_pipeline.py"]
-    result, calls = pipeline("train-if-no-model", status_report({"solana": 1}, production=False))
-    assert calls == ["training_pipeline.py"]
-
-
-def test_an_unreadable_store_fails_the_step_instead_of_backfilling_or_training(pipeline):
-    """`status --json` exits 1 when the registry cannot be read (a key without the dataset scopes): that must
-    stop the job, never read as "no model yet" and retrain every day."""
-    error = "error: status: hopsworks: read production of model sol_lstm failed: RestAPIError: HTTP 403 Forbidden"
-    for command in ("train-if-no-model", "backfill-if-empty"):
-        result, calls = pipeline(command, FAKE_STATUS_ERROR=error)
-        assert result.returncode == 1 and calls == [], result.stdout
-        assert error in result.stderr and "python -m cryptocast status --json failed" in result.stderr
-
-
-def test_a_failing_pipeline_fails_the_step(pipeline):
-    result, calls = pipeline("backfill-if-empty", FAKE_EXIT="1")
-    assert result.returncode == 1 and calls == ["feature_backfill.py"]
-    result, calls = pipeline("train-if-no-model", FAKE_EXIT="3")
-    assert result.returncode == 3 and calls == ["training_pipeline.py"]
+def test_the_dependabot_check_rejects_a_broken_config(tmp_path):
+    broken = tmp_path / "dependabot.yml"
+    broken.write_text((GITHUB / "dependabot.yml").read_text().replace("interval: weekly", "interval: hourly", 1))
+    assert check_jsonschema("vendor.dependabot", broken).returncode == 1
 
 
 # ---------------------------------------------------------------------------------------------------
-# keepalive.sh, against a stand-in gh
-
-FAKE_GH = """#!/usr/bin/env bash
-echo "$*" >> "$CALLS"
-if [[ "$*" == *"--method PUT"* ]]; then exit "${PUT_EXIT:-0}"; fi
-file="${2##*/}"
-state_var="STATE_${file%%.*}"
-echo "${!state_var}"
-"""
+# zizmor, offline
 
 
-@pytest.fixture
-def gh(tmp_path):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "gh").write_text(FAKE_GH)
-    (bin_dir / "gh").chmod(0o755)
-    calls = tmp_path / "gh-calls"
-
-    def run(*workflows: str, **env: str) -> tuple[subprocess.CompletedProcess, list[str]]:
-        calls.write_text("")
-        full = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls),
-                "GH_REPO": "owner/repo", **env}
-        result = subprocess.run(["bash", str(KEEPALIVE_SH), *workflows], capture_output=True, text=True, env=full,
-                                timeout=60)
-        return result, calls.read_text().splitlines()
-
-    return run
+def zizmor(*paths: Path) -> subprocess.CompletedProcess:
+    binary = Path(sys.executable).with_name("zizmor")
+    return subprocess.run([str(binary), "--offline", "--no-progress", "--config", str(GITHUB / "zizmor.yml"),
+                           *map(str, paths)], capture_output=True, text=True, timeout=120)
 
 
-def test_keepalive_enables_active_and_inactivity_disabled_workflows(gh):
-    result, calls = gh("daily.yml", "retrain.yml", STATE_daily="active", STATE_retrain="disabled_inactivity")
-    assert ok(result).count("the 60-day inactivity count starts again") == 2
-    assert calls == ["api repos/owner/repo/actions/workflows/daily.yml --jq .state",
-                     "api --method PUT repos/owner/repo/actions/workflows/daily.yml/enable --silent",
-                     "api repos/owner/repo/actions/workflows/retrain.yml --jq .state",
-                     "api --method PUT repos/owner/repo/actions/workflows/retrain.yml/enable --silent"]
+def test_zizmor_finds_nothing_in_the_workflows_actions_and_dependabot():
+    result = zizmor(GITHUB)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr
 
 
-def test_keepalive_leaves_a_hand_disabled_workflow_off(gh):
-    result, calls = gh("retrain.yml", STATE_retrain="disabled_manually")
-    assert "disabled by hand" in ok(result)
-    assert not any("PUT" in c for c in calls)
+ZIZMOR_BROKEN = {  # a real workflow, one weakness each, and the audit that must report it
+    "a tag instead of a SHA": ("actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1",
+                               "actions/checkout@v7", "unpinned-uses"),
+    "an expression in a command": ("run: python training_pipeline.py",
+                                   'run: python training_pipeline.py "${{ github.event.head_commit.message }}"',
+                                   "template-injection"),
+    "a checkout that keeps the token": ("        with:\n          persist-credentials: false\n", "", "artipacked"),
+}
 
 
-def test_keepalive_fails_loudly(gh):
-    result, _ = gh("daily.yml", STATE_daily="active", PUT_EXIT="1")
-    assert result.returncode == 1 and "actions: write" in result.stderr
-    assert gh()[0].returncode == 1
-    assert gh("daily.yml", STATE_daily="active", GH_REPO="")[0].returncode == 1
+@pytest.mark.parametrize("weakness", sorted(ZIZMOR_BROKEN))
+def test_zizmor_reports_a_weakened_workflow(weakness, tmp_path):
+    old, new, audit = ZIZMOR_BROKEN[weakness]
+    text = (WORKFLOWS / "retrain.yml").read_text()
+    assert old in text
+    broken = tmp_path / "retrain.yml"
+    broken.write_text(text.replace(old, new, 1))
+    result = zizmor(broken)
+    assert result.returncode != 0 and f"[{audit}]" in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# A failed scheduled run is reported
+
+
+@pytest.mark.parametrize("path", [p for p in WORKFLOW_FILES if crons(load(p))], ids=lambda p: p.name)
+def test_every_scheduled_workflow_reports_its_result(path):
+    jobs = load(path)["jobs"]
+    reporters = [(n, j) for n, j in jobs.items() if "report.sh" in runs(j)]
+    assert len(reporters) == 1
+    name, job = reporters[0]
+    assert job["if"] == "always() && github.event_name == 'schedule'"
+    assert set(needs(job)) == set(jobs) - {name, "keepalive"}, "it waits for every job of the day's work"
+    assert job["permissions"] == {"issues": "write", "actions": "read", "contents": "read"}
+    (step,) = [s for s in steps(job) if "report.sh" in s.get("run", "")]
+    result = step["env"]["RESULT"]
+    assert all(f"needs.{n}.result == 'success'" in result for n in needs(job))

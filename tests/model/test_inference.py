@@ -21,12 +21,15 @@ import feature_backfill
 import inference_pipeline
 from conftest import REPO, error_lines, run_main, snapshot
 from grouprows import remove_rows
-from modelfiles import write_small_forecaster
+from modelfiles import SERVING_SCALES, write_serving_model
 
 AS_OF = dt.date(2024, 2, 20)
+
+
 def register_model(home, tmp_path, seed: int = 0) -> int:
     """A small random network in the portable format, registered as production."""
-    artifacts = write_small_forecaster(tmp_path / f"artifacts-{seed}", seed)
+    artifacts = tmp_path / f"artifacts-{seed}"
+    write_serving_model(artifacts, seed)
     version, _ = LocalModelRegistry(home).register_and_promote(MODEL_NAME, artifacts, {"rel_mae_mean": 1.0},
                                                                "test model", {})
     return version.version
@@ -73,7 +76,7 @@ def test_the_forecast_matches_the_network_by_hand(ready, api):
         np.log1p(sol.loc[days, "volume"]), np.log1p(btc.loc[days, "volume"]),
         np.log(sol.loc[days, "high"] / sol.loc[days, "low"]), np.log(btc.loc[days, "high"] / btc.loc[days, "low"]),
         fng["value"].reindex(days).ffill().to_numpy() / 100,
-    ]) / np.array([0.05, 0.05, 10, 10, 0.05, 0.05, 0.2])
+    ]) / np.array(SERVING_SCALES)
     network = PortableNetwork.load(LocalModelRegistry(ready).production(MODEL_NAME).path)
     expected = sol.loc[days[-1], "close"] * np.exp(network.predict(x[None])[0] * 0.05)
     np.testing.assert_allclose(forecasts(ready)["point"].to_numpy(), expected, rtol=1e-12)

@@ -19,9 +19,8 @@ import pytest
 
 from cryptocast import backtest, inference, training
 from cryptocast.backtest import Backtest
-from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK
+from cryptocast.dataset import HORIZON
 from cryptocast.features import BITCOIN, FEAR_GREED, SOLANA, validate
-from cryptocast.modeling.forecasters import Scaler
 from cryptocast.publish import gather
 from cryptocast.publish.document import forecast_document, json_text, scored_forecasts
 from cryptocast.publish.page import render_page
@@ -32,13 +31,11 @@ from cryptocast.stores.local import LocalFeatureStore
 import plots
 from conftest import ENV_NAMES, FNG_HOLES, START, run_main
 from fakeapi import synthetic_history
-from modelfiles import make_spec, random_arrays, write_dir
+from modelfiles import write_serving_model
 
 AS_OF = dt.date(2024, 3, 1)  # the last complete day is 2024-02-29
 FIRST_FORECAST_AS_OF = dt.date(2024, 2, 10)
 BACKTEST_ORIGINS = pd.date_range("2024-01-03", "2024-02-08", freq="D")
-LAYERS = [{"type": "lstm", "units": 4, "activation": "tanh", "recurrent_activation": "sigmoid",
-           "return_sequences": False}, {"type": "dense", "units": HORIZON, "activation": "linear"}]
 DESCRIPTION = "test model <b>&amp; friends</b>"
 
 
@@ -74,13 +71,7 @@ def synthetic_backtest(closes: pd.Series) -> Backtest:
 
 def write_artifacts(directory: Path, closes: pd.Series) -> dict:
     """Everything training writes except model.keras, from the real report code; returns the metrics."""
-    spec = make_spec(LAYERS, [LOOKBACK, len(FEATURES)])
-    write_dir(directory, spec, random_arrays(spec, np.random.default_rng(0)))
-    scaler = Scaler("standard", list(FEATURES), [0.0] * 7, [0.05, 0.05, 10, 10, 0.05, 0.05, 0.2], [0.0] * 10,
-                    [0.05] * 10)
-    (directory / "scaler.json").write_text(scaler.to_json())
-    widths = {"0.8": [0.02 * h for h in range(1, 11)], "0.95": [0.04 * h for h in range(1, 11)]}
-    (directory / "intervals.json").write_text(json.dumps({"levels": widths}))
+    write_serving_model(directory)
     bt = synthetic_backtest(closes)
     doc = backtest.report(bt, closes.loc[: BACKTEST_ORIGINS[0] - pd.Timedelta(days=1)].to_numpy())
     (directory / "evaluation.json").write_text(json.dumps(doc, indent=2, allow_nan=False))
