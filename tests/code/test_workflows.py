@@ -692,9 +692,18 @@ def test_ci_tests_every_supported_python_in_a_pinned_debian_12_image():
     assert [s["run"] for s in steps(workflow("ci.yml")["jobs"]["test"]) if "run" in s] == ["bash .ci/run"]
 
 
+# A push that also runs after its step failed: the groups a partly failed update wrote are kept.
+AFTER_PULL = "${{ !cancelled() && steps.pull.outcome == 'success' }}"
+
+
+def _push_conditions(step_condition: str | None) -> tuple[str | None, ...]:
+    return (step_condition,) if step_condition is not None else (None, AFTER_PULL)
+
+
 def store_problems(job: dict) -> list[str]:
     """A job that writes the store pulls it first and pushes after each writing step, under the same
-    condition (a first-run training step is pushed only when it ran, and always when it did)."""
+    condition (a first-run training step is pushed only when it ran, and always when it did), or, for
+    an unconditional step, also after its failure once the pull succeeded."""
     commands = [s.get("run", "") for s in steps(job)]
     writes = [i for i, c in enumerate(commands)
               if re.match(r"python (feature|training|inference)_pipeline", c) or "store.sh backfill" in c]
@@ -708,7 +717,7 @@ def store_problems(job: dict) -> list[str]:
         pushed = [j for j in range(i + 1, len(commands)) if "store.sh push" in commands[j]]
         if not pushed:
             problems.append(f"{commands[i]}: never pushed")
-        elif steps(job)[pushed[0]].get("if") != steps(job)[i].get("if"):
+        elif steps(job)[pushed[0]].get("if") not in _push_conditions(steps(job)[i].get("if")):
             problems.append(f"{commands[i]}: pushed under another condition")
     return problems
 
@@ -722,6 +731,11 @@ def test_the_store_rule_sees_a_missing_pull_or_push():
     assert store_problems(job) == ["no pull before the pipeline",
                                    "python training_pipeline.py: pushed under another condition",
                                    "python inference_pipeline.py: never pushed"]
+    job = copy.deepcopy(workflow("daily.yml")["jobs"]["pipeline"])
+    push = next(s for s in steps(job) if s.get("run") == ".github/scripts/store.sh push features")
+    push["if"] = "${{ always() }}"
+    assert store_problems(job) == [".github/scripts/store.sh backfill-if-empty: pushed under another condition",
+                                   "python feature_pipeline.py: pushed under another condition"]
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
