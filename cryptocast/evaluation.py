@@ -27,6 +27,7 @@ __all__ = [
     "apply_intervals",
     "conformal_intervals",
     "diebold_mariano",
+    "distribution_scores",
     "horizon_metrics",
     "interval_scores",
     "to_jsonable",
@@ -227,6 +228,56 @@ def interval_scores(
         }
         for i in range(actual.shape[1])
     ]
+
+
+def pinball(actual: np.ndarray, quantiles: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+    """Mean pinball (quantile) loss per horizon, averaged over the levels; shape (H,).
+
+    ``quantiles`` has shape ``(n_origins, H, L)``.  For level tau the loss is
+    ``max(tau * (y - q), (tau - 1) * (y - q))``: a proper scoring rule whose
+    average over many levels approximates the CRPS, so it judges the whole
+    distribution, not only its ranges.
+    """
+    diff = np.asarray(actual, dtype=float)[..., None] - np.asarray(quantiles, dtype=float)
+    tau = np.asarray(levels, dtype=float)
+    return np.maximum(tau * diff, (tau - 1) * diff).mean(axis=(0, 2))
+
+
+def distribution_scores(
+    actual: np.ndarray,
+    quantiles: np.ndarray,
+    levels: Sequence[float],
+    ranges: dict[float, tuple[int, int]],
+    groups: np.ndarray,
+    group_names: Sequence[str],
+) -> dict:
+    """Per-horizon scores of quantile forecasts, and coverage within groups of origins.
+
+    ``ranges`` maps a central level to the (lower, upper) indices of its quantiles
+    in ``levels``; ``groups`` gives each origin's group index (e.g. its volatility
+    tercile) into ``group_names``.  Per horizon: ``pinball`` (see :func:`pinball`),
+    and per range ``coverage_<pct>``, ``winkler_<pct>`` and ``width_<pct>`` as in
+    :func:`interval_scores`, plus ``coverage_<pct>_by_<group>`` for every group.
+    """
+    actual = np.asarray(actual, dtype=float)
+    quantiles = np.asarray(quantiles, dtype=float)
+    groups = np.asarray(groups)
+    rows = [{"horizon": h + 1} for h in range(actual.shape[1])]
+    for h, value in enumerate(pinball(actual, quantiles, levels)):
+        rows[h]["pinball"] = float(value)
+    for level, (lo, hi) in ranges.items():
+        pct = f"{level * 100:g}"
+        scored = interval_scores(actual, quantiles[..., lo], quantiles[..., hi], level)
+        covered = (actual >= quantiles[..., lo]) & (actual <= quantiles[..., hi])
+        for h, row in enumerate(scored):
+            rows[h][f"coverage_{pct}"] = row["coverage"]
+            rows[h][f"winkler_{pct}"] = row["winkler"]
+            rows[h][f"width_{pct}"] = row["mean_width"]
+            for g, name in enumerate(group_names):
+                inside = covered[groups == g, h]
+                rows[h][f"coverage_{pct}_{name}"] = float(inside.mean()) if inside.size else math.nan
+    return {"per_horizon": rows, **{f"{key}_mean": float(np.mean([r[key] for r in rows]))
+                                    for key in rows[0] if key != "horizon"}}
 
 
 def trading_check(actual: np.ndarray, forecast: np.ndarray, last_close: np.ndarray) -> list[dict]:
