@@ -78,7 +78,7 @@ def _walk(frame: FeatureFrame, forecasters: list[Forecaster], test: pd.DatetimeI
 
 
 def walk_forward(frame: FeatureFrame, forecasters: list[Forecaster], days: int, refit_every: int,
-                 warmup_days: int = 0, warmup_refit_every: int = 90) -> Backtest:
+                 warmup_days: int = 0, warmup_refit_every: int = 190) -> Backtest:
     """Every forecaster on the last `days` origins; our model (the one named MODEL) also on the warm-up."""
     origins = backtest_origins(frame, days, warmup_days)
     bt = _walk(frame, forecasters, origins[-days:], refit_every, "backtest")
@@ -98,13 +98,16 @@ class Distributions:
     warmup_origins: int
 
 
-def distributions(bt: Backtest, frame: FeatureFrame, config: calibration.CalibrationConfig) -> Distributions:
-    """Ours and the interval peers around our point forecast, each from outcomes known at its origin only."""
+def distributions(bt: Backtest, log_returns: pd.Series, config: calibration.CalibrationConfig) -> Distributions:
+    """Ours and the interval peers around our point forecast, each from outcomes known at its origin only.
+
+    `log_returns` are SOL's daily log returns by day, from which the volatility at each origin is estimated.
+    """
     parts = [bt.warmup, bt] if bt.warmup is not None else [bt]
     origins = pd.DatetimeIndex(np.concatenate([p.origins for p in parts]))
     point = np.concatenate([p.forecasts[MODEL] for p in parts])
     actual = np.concatenate([p.actual for p in parts])
-    sigma = calibration.volatility(frame.frame["sol_log_return"], config).reindex(origins).to_numpy()
+    sigma = calibration.volatility(log_returns, config).reindex(origins).to_numpy()
     scored = slice(len(origins) - len(bt.origins), None)
     ours, state = calibration.walk(calibration.scores(actual, point, sigma, config), config)
     offsets = {"fixed_band": calibration.fixed_band(np.log(actual / point), config),

@@ -30,6 +30,8 @@ from matplotlib.ticker import (
     PercentFormatter,
 )
 
+from cryptocast.forecasts import V1_AS_QUANTILES
+
 WIDTH = 5.6  # inches: ~730 px at DPI, shown at half size on a phone, where 12 pt ticks are still ~11 CSS px
 HEIGHT = 3.8
 DPI = 130
@@ -142,7 +144,7 @@ def forecast_chart(closes: pd.Series, forecast: pd.DataFrame | None, days: int =
         origin = rows["forecast_day"].iloc[0]
         anchor = closes.get(origin)
         x = list(rows["target_day"])
-        columns = {c: list(rows[c]) for c in ("point", "lower_80", "upper_80", "lower_95", "upper_95")}
+        columns = {c: list(rows[V1_AS_QUANTILES.get(c, c)]) for c in ("point", *V1_AS_QUANTILES)}
         if anchor is not None and np.isfinite(anchor):  # bands widen from the known close at the origin
             x = [origin, *x]
             columns = {c: [float(anchor), *v] for c, v in columns.items()}

@@ -22,7 +22,8 @@ forecast.json, the numbers behind the page (dates are UTC days, YYYY-MM-DD; pric
                        forecast_day, days_old (last_complete_day - forecast_day), last_close (SOL
                        close on forecast_day, null if unknown), model_version, and rows: one per
                        horizon 1..10 with horizon, target_day, point, lower_80, upper_80,
-                       lower_95, upper_95
+                       lower_95, upper_95 (= q10, q90, q2_5, q97_5), and the quantiles q2_5 .. q97_5
+                       (null in rows published before quantiles were)
     hindcast           per horizon charted ("1", "10", the chosen one), per source ("published",
                        "backtest"): n, first_target_day, last_target_day, mae, naive_mae
     charts             the PNGs on the page, in order: file, title, alt
@@ -53,7 +54,8 @@ import pandas as pd
 from cryptocast import charts
 from cryptocast.atomic import atomic_write_bytes, fsync_directory
 from cryptocast.errors import CryptocastError
-from cryptocast.features import BITCOIN, FEAR_GREED, FORECASTS, SOLANA, GroupSpec, empty_frame
+from cryptocast.features import BITCOIN, FEAR_GREED, FORECAST_QUANTILES, FORECASTS, SOLANA, GroupSpec, empty_frame
+from cryptocast.forecasts import V1_AS_QUANTILES, read_forecasts
 from cryptocast.modeling.portable import CorruptModelError
 from cryptocast.registry import ModelVersion, is_finite_number, open_model_registry
 from cryptocast.settings import Settings
@@ -173,7 +175,8 @@ def _artifact_backtest(path: Path) -> pd.DataFrame | None:
 def gather(settings: Settings) -> SiteInputs:
     """Read every group and the production model's evidence."""
     store = open_feature_store(settings)
-    groups = {spec.name: (spec, _read(store, spec)) for spec in (SOLANA, BITCOIN, FEAR_GREED, FORECASTS)}
+    groups = {spec.name: (spec, _read(store, spec)) for spec in (SOLANA, BITCOIN, FEAR_GREED)}
+    groups[FORECASTS.name] = (FORECASTS, read_forecasts(store))
     solana, bitcoin, fear_greed, forecasts = (rows for _, rows in groups.values())
     closes = _series(solana, "close")
     market = charts.market_frame(closes, _series(bitcoin, "close"), _series(fear_greed, "value"))
@@ -205,7 +208,8 @@ def latest_forecast(forecasts: pd.DataFrame, closes: pd.Series, last_complete: d
         "last_close": None if close is None or pd.isna(close) else float(close),
         "model_version": int(rows["model_version"].iloc[-1]),
         "rows": [{"horizon": int(r["horizon"]), "target_day": r["target_day"].strftime("%Y-%m-%d"),
-                  **{k: float(r[k]) for k in PRICE_KEYS}} for _, r in rows.iterrows()],
+                  **{k: float(r[V1_AS_QUANTILES.get(k, k)]) for k in PRICE_KEYS},
+                  **{k: _number(r[k]) for k in FORECAST_QUANTILES}} for _, r in rows.iterrows()],
     }
 
 

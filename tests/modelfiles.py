@@ -62,3 +62,15 @@ def make_artifacts(directory: pathlib.Path, seed: int = 0) -> pathlib.Path:
 def files(directory: pathlib.Path) -> dict[str, bytes]:
     """Every file under `directory` by relative path, for byte-for-byte comparisons."""
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def write_calibration(directory: pathlib.Path, last_origin: str = "2024-01-01", seed: int = 0, n: int = 365) -> None:
+    """A calibration state like training writes: `n` normalised scores per horizon, levels not yet adapted."""
+    from cryptocast.modeling import calibration
+
+    state = calibration.State(calibration.CalibrationConfig(), 10)
+    rng = np.random.default_rng(seed)
+    for h in range(10):
+        for score in rng.normal(0.0, 0.2, n):
+            state.ingest(h, score, None)
+    (directory / calibration.CALIBRATION_FILE).write_text(state.to_json(last_origin))

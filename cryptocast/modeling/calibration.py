@@ -29,16 +29,13 @@ import pandas as pd
 from scipy.stats import norm
 
 from cryptocast import evaluation
-from cryptocast.errors import StoreError
 from cryptocast.features import FORECAST_QUANTILES
+from cryptocast.modeling.portable import CorruptModelError
 
 LEVELS = tuple(FORECAST_QUANTILES.values())
+CALIBRATION_FILE = "calibration.json"
 FORMAT = "cryptocast-calibration"
 FORMAT_VERSION = 1
-
-
-class CorruptCalibrationError(StoreError, ValueError):
-    """The calibration file is missing, unreadable, non-finite or of the wrong shape."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,8 @@ class CalibrationConfig:
     window: int = 365  # most recent known scores a quantile is read from, per horizon
     gamma: float = 0.002  # ACI step; 0 turns the online correction off
     ewma_lambda: float = 0.97  # decay of the volatility estimate (RiskMetrics' monthly 0.97)
-    vol_days: int = 120  # returns the volatility looks back over (weights beyond are < 0.1%)
+    vol_days: int = 120  # returns the volatility looks back over (weights beyond are < 3%)
+    min_returns: int = 30  # fewer known returns than this in those days: no volatility
     min_scores: int = 60  # fewer known scores than this: no quantile is issued
     beta: float = 0.5  # errors scale with volatility ** beta: 1 over-reacts (volatility mean-reverts), 0 ignores it
     max_shift: float = 0.2  # |tau_eff - tau| is kept below this, so a long storm cannot wind the state up
@@ -66,7 +64,7 @@ def volatility(log_returns: pd.Series, config: CalibrationConfig) -> pd.Series:
     n = len(squared)
     numerator = np.convolve(np.where(known, squared, 0.0), weights)[:n]
     denominator = np.convolve(known.astype(float), weights)[:n]
-    enough = np.convolve(known.astype(float), np.ones(config.vol_days))[:n] >= config.vol_days // 2
+    enough = np.convolve(known.astype(float), np.ones(config.vol_days))[:n] >= config.min_returns
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma = np.sqrt(numerator / denominator)
     return pd.Series(np.where(enough, sigma, np.nan), index=log_returns.index)
@@ -149,11 +147,14 @@ class State:
                 values = np.asarray(values, dtype=float)
                 if values.ndim != 1 or not np.isfinite(values).all():
                     raise ValueError(f"scores of horizon {h + 1} must be a list of finite numbers")
+                if len(values) < state.config.min_scores:
+                    raise ValueError(f"horizon {h + 1} has {len(values)} scores, fewer than the "
+                                     f"{state.config.min_scores} a quantile needs")
                 state.scores[h].extend(values.tolist())
             state.tau = tau
             last_origin = pd.Timestamp(doc["last_origin"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CorruptCalibrationError(f"{path}: {type(exc).__name__}: {exc}") from None
+            raise CorruptModelError(f"{path}: {type(exc).__name__}: {exc}") from None
         return state, last_origin
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK
-from cryptocast.features import FORECASTS
+from cryptocast.features import FORECAST_QUANTILES, FORECASTS
 from cryptocast.modeling.forecasters import Scaler
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
@@ -21,9 +21,11 @@ from cryptocast.training import MODEL_NAME
 import feature_backfill
 import inference_pipeline
 from conftest import REPO, error_lines, run_main, snapshot
-from modelfiles import make_spec, random_arrays, write_dir
+from grouprows import forecast_rows
+from modelfiles import make_spec, random_arrays, write_calibration, write_dir
 
 AS_OF = dt.date(2024, 2, 20)
+CALIBRATED_THROUGH = "2024-02-05"  # the last backtest origin of the registered version
 LAYERS = [{"type": "lstm", "units": 4, "activation": "tanh", "recurrent_activation": "sigmoid",
            "return_sequences": False}, {"type": "dense", "units": HORIZON, "activation": "linear"}]
 
@@ -36,8 +38,7 @@ def register_model(home, tmp_path, seed: int = 0) -> int:
     scaler = Scaler("standard", list(FEATURES), [0.0] * 7, [0.05, 0.05, 10, 10, 0.05, 0.05, 0.2], [0.0] * 10,
                     [0.05] * 10)
     (artifacts / "scaler.json").write_text(scaler.to_json())
-    widths = {"0.8": [0.02 * h for h in range(1, 11)], "0.95": [0.04 * h for h in range(1, 11)]}
-    (artifacts / "intervals.json").write_text(json.dumps({"levels": widths}))
+    write_calibration(artifacts, CALIBRATED_THROUGH)
     version, _ = LocalModelRegistry(home).register_and_promote(MODEL_NAME, artifacts, {"rel_mae_mean": 1.0},
                                                                "test model", {})
     return version.version
@@ -56,17 +57,53 @@ def forecasts(home) -> pd.DataFrame:
     return LocalFeatureStore(home).get_feature_group(FORECASTS).read()
 
 
-def test_ten_rows_with_nested_intervals(ready, api):
+def by_hand_volatility(closes: pd.Series, day: pd.Timestamp) -> float:
+    """EWMA (0.97) root mean square of the daily log returns in the 120 days up to `day`, from the closes."""
+    returns = np.log(closes / closes.shift(1)).loc[day - pd.Timedelta(days=119) : day].dropna()
+    weights = 0.97 ** (day - returns.index).days.to_numpy()
+    return float(np.sqrt(np.sum(weights * returns.to_numpy() ** 2) / np.sum(weights)))
+
+
+def test_ten_rows_with_ordered_quantiles_from_the_calibration(ready, api, capsys):
     assert run_main(inference_pipeline.main) == 0
     rows = forecasts(ready)
     origin = pd.Timestamp(AS_OF - dt.timedelta(days=1))
     assert rows["forecast_day"].eq(origin).all()
     assert rows["horizon"].tolist() == list(range(1, 11))
     assert (rows["target_day"] - rows["forecast_day"]).dt.days.tolist() == list(range(1, 11))
-    assert (rows["lower_95"] < rows["lower_80"]).all() and (rows["lower_80"] < rows["point"]).all()
-    assert (rows["point"] < rows["upper_80"]).all() and (rows["upper_80"] < rows["upper_95"]).all()
-    assert rows["upper_95"].iloc[-1] / rows["point"].iloc[-1] == pytest.approx(np.exp(0.4))
+    quantiles = rows[list(FORECAST_QUANTILES)].to_numpy()
+    assert (np.diff(quantiles, axis=1) > 0).all() and (quantiles > 0).all()
     assert rows["model_version"].eq(1).all()
+    sigma = by_hand_volatility(api.history["solana"].set_index("day")["close"], origin)
+    scores = json.loads((LocalModelRegistry(ready).production(MODEL_NAME).path / "calibration.json").read_text())
+    for h in (1, 10):
+        row = rows[rows["horizon"] == h].iloc[0]
+        for name, level in FORECAST_QUANTILES.items():
+            expected = row["point"] * np.exp(sigma**0.5 * np.sqrt(h) * np.quantile(scores["scores"][h - 1], level))
+            assert row[name] == pytest.approx(expected, rel=1e-9)
+    assert "published forecast(s) matured since the backtest (< 10): using the backtest's calibration" in \
+        capsys.readouterr().err
+
+
+def test_matured_published_forecasts_recalibrate_the_ranges(ready, api, capsys):
+    """Published forecasts that missed badly widen the next ranges; the point does not move."""
+    assert run_main(inference_pipeline.main) == 0
+    before = forecasts(ready)
+    closes = api.history["solana"].set_index("day")["close"]
+    missed = []
+    for day in pd.date_range("2024-02-06", "2024-02-10"):  # made after the backtest's last origin
+        rows = forecast_rows(day.strftime("%Y-%m-%d"), point=float(closes[day]) * 2, model_version=1)
+        missed.append(rows)
+    store = LocalFeatureStore(ready)
+    store.get_feature_group(FORECASTS).insert(pd.concat(missed))
+    assert run_main(inference_pipeline.main) == 0
+    after = forecasts(ready)
+    after = after[after["forecast_day"] == before["forecast_day"].iloc[0]].reset_index(drop=True)
+    np.testing.assert_array_equal(after["point"], before["point"])
+    assert (after["q2_5"] < before["q2_5"]).all()  # every outcome fell far below those forecasts' ranges
+    # 5 days x 10 horizons, less 2024-02-10's 10-day forecast: its target, 2024-02-20, is not known on 2024-02-19
+    assert "recalibrated with 49 published forecast(s) matured since the backtest (2024-02-06..2024-02-10)" in \
+        capsys.readouterr().err
 
 
 def test_the_forecast_matches_the_network_by_hand(ready, api):
@@ -86,7 +123,10 @@ def test_the_forecast_matches_the_network_by_hand(ready, api):
         fng["value"].reindex(days).ffill().to_numpy() / 100,
     ]) / np.array([0.05, 0.05, 10, 10, 0.05, 0.05, 0.2])
     network = PortableNetwork.load(LocalModelRegistry(ready).production(MODEL_NAME).path)
-    expected = sol.loc[days[-1], "close"] * np.exp(network.predict(x[None])[0] * 0.05)
+    h = np.arange(1, 11)
+    basis = np.column_stack([h, h**2])
+    steady = basis @ np.linalg.inv(basis.T @ basis) @ basis.T  # projection onto paths a*h + b*h^2
+    expected = sol.loc[days[-1], "close"] * np.exp(steady @ (network.predict(x[None])[0] * 0.05))
     np.testing.assert_allclose(forecasts(ready)["point"].to_numpy(), expected, rtol=1e-12)
 
 
@@ -147,13 +187,32 @@ def test_a_hole_in_the_input_window_is_refused(ready, api, capsys):
     assert "bitcoin has holes in the input window: 2024-02-10" in error_lines(capsys)[0]
 
 
-@pytest.mark.parametrize("damage", ["weights", "scaler", "intervals", "missing"])
+def _not_finite(doc: dict) -> None:
+    doc["tau"][3][2] = float("nan")
+
+
+def _wrong_shape(doc: dict) -> None:
+    doc["tau"] = doc["tau"][:9]
+
+
+def _too_few_scores(doc: dict) -> None:
+    doc["scores"][9] = doc["scores"][9][:5]
+
+
+@pytest.mark.parametrize("damage", ["weights", "scaler", "calibration", "missing", "calibration missing",
+                                    "calibration not finite", "calibration shape", "calibration too few"])
 def test_a_corrupt_model_is_one_clear_line(ready, api, capsys, damage):
     artifacts = LocalModelRegistry(ready).production(MODEL_NAME).path
-    target = {"weights": "weights.npz", "scaler": "scaler.json", "intervals": "intervals.json",
-              "missing": "network.json"}[damage]
-    if damage == "missing":
+    target = "calibration.json" if damage.startswith("calibration") else {
+        "weights": "weights.npz", "scaler": "scaler.json", "missing": "network.json"}[damage]
+    edit = {"calibration not finite": _not_finite, "calibration shape": _wrong_shape,
+            "calibration too few": _too_few_scores}.get(damage)
+    if damage.endswith("missing"):
         (artifacts / target).unlink()
+    elif edit:
+        doc = json.loads((artifacts / target).read_text())
+        edit(doc)
+        (artifacts / target).write_text(json.dumps(doc).replace("NaN", "NaN"))
     else:
         (artifacts / target).write_bytes((artifacts / target).read_bytes()[:40])
     before = snapshot(ready)
