@@ -60,8 +60,8 @@ def recalibrate(state: calibration.State, last_origin: pd.Timestamp, store: Feat
                  "calibration", len(rows), MIN_MATURED)
         return 0
     horizons = rows["horizon"].to_numpy()
-    spread = origin_sigma ** state.config.beta * np.sqrt(horizons)
-    scores = np.log(actual / rows["point"].to_numpy()) / spread
+    spread = calibration.scale(origin_sigma, HORIZON, state.config.beta, state.config.beta_long)
+    scores = np.log(actual / rows["point"].to_numpy()) / spread[np.arange(len(rows)), horizons - 1]
     quantiles = rows[list(FORECAST_QUANTILES)].to_numpy(dtype=float)
     below = np.where(np.isnan(quantiles), np.nan, actual[:, None] <= quantiles)
     for h, score, row_below in zip(horizons, scores, below, strict=True):

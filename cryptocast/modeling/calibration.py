@@ -1,17 +1,20 @@
 """Forecast quantiles that stay calibrated when the market changes.
 
-A forecast's log error `log(actual / point)` is divided by the volatility known at its origin
-(an exponentially weighted RMS of SOL's daily log returns) times sqrt(horizon): in a calm week
-and in a crash these normalised scores look alike, so their empirical quantiles, times today's
-volatility, give ranges that widen and narrow with the market. Scores keep their sign, so the
-quantiles can be asymmetric.
+A forecast's log error `log(actual / point)` is divided by a power of the volatility known at its
+origin (an exponentially weighted RMS of SOL's daily log returns) times sqrt(horizon): in a calm
+week and in a crash these normalised scores look alike, so their quantiles, times today's scale,
+give ranges that widen and narrow with the market. The power is below 1 (0.75 at one day, 0.5 at
+ten) because volatility mean-reverts: full normalisation over-reacts. Ranges are read from |score|
+and mirrored: on the history before the backtest, reading each tail on its own doubled the tail
+noise and lost to the fixed band (bench/results/calibration.md).
 
 Two things keep long-run coverage at the nominal level under shift, per horizon and level:
 the quantiles come from a window of the most recent scores only, and adaptive conformal
 inference (Gibbs & Candes 2021) nudges the level it reads from that window after every outcome:
-`tau_eff += gamma * (tau - 1[actual <= issued quantile])`, so a quantile that was too low too
-often is read higher next time. Only outcomes known at an origin (target_day <= origin) ever
-enter: the state is built by `ingest` as outcomes mature and read by `issue`.
+`tau_eff += gamma / h * (tau - 1[actual <= issued quantile])`, so a quantile that was too low too
+often is read higher next time (each level on its own, so the ranges may turn asymmetric). Only
+outcomes known at an origin (target_day <= origin) ever enter: the state is built by `ingest` as
+outcomes mature and read by `issue`.
 
 Everything here is NumPy and deterministic: daily inference replays the published forecasts that
 matured since training onto the stored state, without TensorFlow and without retraining.
@@ -43,12 +46,13 @@ class CalibrationConfig:
     """Chosen on the history before the backtest (bench/calibration.py), never on the scored origins."""
 
     window: int = 365  # most recent known scores a quantile is read from, per horizon
-    gamma: float = 0.002  # ACI step; 0 turns the online correction off
+    gamma: float = 0.002  # ACI step at one day; gamma / h at h days, whose overlapping outcomes come in streaks
     ewma_lambda: float = 0.97  # decay of the volatility estimate (RiskMetrics' monthly 0.97)
     vol_days: int = 120  # returns the volatility looks back over (weights beyond are < 3%)
     min_returns: int = 30  # fewer known returns than this in those days: no volatility
     min_scores: int = 60  # fewer known scores than this: no quantile is issued
-    beta: float = 0.5  # errors scale with volatility ** beta: 1 over-reacts (volatility mean-reverts), 0 ignores it
+    beta: float = 0.75  # errors scale with volatility ** beta: 1 over-reacts (volatility mean-reverts), 0 ignores it
+    beta_long: float = 0.5  # the power at the last horizon (linear in between)
     max_shift: float = 0.2  # |tau_eff - tau| is kept below this, so a long storm cannot wind the state up
 
 
@@ -70,20 +74,25 @@ def volatility(log_returns: pd.Series, config: CalibrationConfig) -> pd.Series:
     return pd.Series(np.where(enough, sigma, np.nan), index=log_returns.index)
 
 
-def scale(sigma: np.ndarray, horizons: int, beta: float) -> np.ndarray:
-    """(n, H) scale of a log error: volatility at the origin to the power beta, times sqrt(horizon)."""
-    return np.asarray(sigma, dtype=float)[:, None] ** beta * np.sqrt(np.arange(1, horizons + 1))[None, :]
+def scale(sigma: np.ndarray, horizons: int, beta: float, beta_long: float | None = None) -> np.ndarray:
+    """(n, H) scale of a log error: volatility at the origin to a power, times sqrt(horizon).
+
+    The power runs linearly from `beta` at one day to `beta_long` at the last horizon: volatility
+    mean-reverts, so today's says less about the tenth day than about tomorrow.
+    """
+    power = np.linspace(beta, beta if beta_long is None else beta_long, horizons)
+    return np.asarray(sigma, dtype=float)[:, None] ** power[None, :] * np.sqrt(np.arange(1, horizons + 1))[None, :]
 
 
 def scores(actual: np.ndarray, point: np.ndarray, sigma: np.ndarray, config: CalibrationConfig) -> np.ndarray:
     """Normalised signed log errors, (n, H)."""
     log_error = np.log(np.asarray(actual, float) / np.asarray(point, float))
-    return log_error / scale(sigma, np.shape(point)[1], config.beta)
+    return log_error / scale(sigma, np.shape(point)[1], config.beta, config.beta_long)
 
 
 def to_prices(point: np.ndarray, sigma: np.ndarray, quantiles: np.ndarray, config: CalibrationConfig) -> np.ndarray:
     """Score quantiles (n, H, L) as prices around the point forecast (n, H)."""
-    spread = scale(sigma, np.shape(point)[1], config.beta)[..., None] * quantiles
+    spread = scale(sigma, np.shape(point)[1], config.beta, config.beta_long)[..., None] * quantiles
     return np.asarray(point, float)[..., None] * np.exp(spread)
 
 
@@ -104,7 +113,7 @@ class State:
         below = np.asarray(below, dtype=float)
         known = np.isfinite(below)
         levels = np.asarray(LEVELS)
-        step = self.config.gamma * (levels - np.where(known, below, 0.0))
+        step = self.config.gamma / (h + 1) * (levels - np.where(known, below, 0.0))
         shifted = np.where(known, self.tau[h] + step, self.tau[h])
         self.tau[h] = np.clip(shifted, levels - self.config.max_shift, levels + self.config.max_shift)
 
@@ -118,7 +127,8 @@ class State:
         for h, window in enumerate(self.scores):
             if len(window) >= self.config.min_scores:
                 values = np.fromiter(window, float, len(window))
-                out[h] = np.sort(np.quantile(values, np.clip(self.tau[h], 0.0, 1.0)))
+                tau = np.clip(self.tau[h], 0.0, 1.0)
+                out[h] = np.sort(np.sign(tau - 0.5) * np.quantile(np.abs(values), np.abs(2 * tau - 1)))
         return out
 
     def to_json(self, last_origin: str) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, FeatureFrame, Windows, make_windows
+from cryptocast.evaluation import diebold_mariano
 from cryptocast.modeling.portable import CorruptModelError
 from cryptocast.modeling.train import Fitted, TrainConfig
 
@@ -145,16 +146,21 @@ def standard_scaler(data: Windows) -> Scaler:
 SHRINK_GRID = np.linspace(0.0, 1.0, 21)
 
 
-def shrinkage(y: np.ndarray, predicted: np.ndarray, scale: np.ndarray) -> float:
-    """The one factor in [0, 1] on the network's output that minimises validation MAE over all horizons.
+def shrinkage(y: np.ndarray, predicted: np.ndarray, scale: np.ndarray, significance: float = 0.05) -> float:
+    """The one factor in [0, 1] on the network's output that minimises validation MAE over all horizons,
+    or 0 unless that beats naive persistence significantly on the validation tail.
 
     Fitted on the validation tail only (never the test period). One factor for every horizon, so it
     cannot pick a different number from noise at each horizon and make the path zig-zag. Errors
-    are divided by each horizon's target scale so every horizon counts alike. A factor of 0 is the
-    naive forecast: a network with no skill is made to say so instead of adding noise to persistence.
+    are divided by each horizon's target scale so every horizon counts alike. The best factor is
+    kept only if a one-sided Diebold-Mariano test (per-window mean error, lag HORIZON - 1 for the
+    overlapping windows) says it beats the factor 0, naive persistence, at `significance`: a
+    network with no demonstrable skill is made to say so instead of adding noise to persistence.
     """
-    errors = np.abs(y[None] - SHRINK_GRID[:, None, None] * predicted[None]) / scale
-    return float(SHRINK_GRID[errors.mean(axis=(1, 2)).argmin()])
+    errors = (np.abs(y[None] - SHRINK_GRID[:, None, None] * predicted[None]) / scale).mean(axis=2)  # (grid, n)
+    best = int(errors.mean(axis=1).argmin())
+    stat, p_value = diebold_mariano(errors[best], errors[0], h=y.shape[1])
+    return float(SHRINK_GRID[best]) if np.isfinite(stat) and stat < 0 and p_value / 2 < significance else 0.0
 
 
 def steady_path(log_returns: np.ndarray) -> np.ndarray:
