@@ -35,6 +35,7 @@ lint: $(BIN)/.dev
 
 bench: $(BIN)/.dev
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/calibration.py
 	$(BIN)/python bench/train.py
 
 clean:

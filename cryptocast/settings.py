@@ -30,11 +30,12 @@ DEFAULTS = {
     "CRYPTOCAST_HTTP_RETRIES": "3",
     "CRYPTOCAST_HTTP_BACKOFF": "1.0",
     "CRYPTOCAST_LSTM_UNITS": "32",
+    "CRYPTOCAST_LSTM_HEADS": "4",
     "CRYPTOCAST_DROPOUT": "0.2",
     "CRYPTOCAST_EPOCHS": "60",
     "CRYPTOCAST_BATCH_SIZE": "64",
     "CRYPTOCAST_LEARNING_RATE": "0.001",
-    "CRYPTOCAST_PATIENCE": "8",
+    "CRYPTOCAST_PATIENCE": "4",
     "CRYPTOCAST_SEED": "42",
     "CRYPTOCAST_BACKTEST_DAYS": "365",
     "CRYPTOCAST_REFIT_EVERY": "30",
@@ -42,6 +43,7 @@ DEFAULTS = {
 }
 MODEL_SETTINGS = {  # env name -> (TrainConfig field, type)
     "CRYPTOCAST_LSTM_UNITS": ("units", int),
+    "CRYPTOCAST_LSTM_HEADS": ("heads", int),
     "CRYPTOCAST_DROPOUT": ("dropout", float),
     "CRYPTOCAST_EPOCHS": ("epochs", int),
     "CRYPTOCAST_BATCH_SIZE": ("batch_size", int),

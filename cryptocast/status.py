@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from cryptocast.errors import StoreError
-from cryptocast.features import FORECASTS, INGESTED_GROUPS, GroupSpec, missing_days
+from cryptocast.features import FORECAST_QUANTILES, FORECASTS, INGESTED_GROUPS, GroupSpec, missing_days
+from cryptocast.forecasts import read_forecasts
 from cryptocast.registry import open_model_registry
 from cryptocast.settings import Settings
 from cryptocast.stores import FeatureStore
@@ -64,11 +65,21 @@ def format_status(report: dict) -> str:
 
 
 def export_frame(store: FeatureStore, spec: GroupSpec) -> pd.DataFrame:
-    """The group as a plain table: date columns as YYYY-MM-DD, key columns first."""
+    """The group as a plain table: date columns as YYYY-MM-DD, key columns first.
+
+    Forecasts come from every version of their group in the current shape (`read_forecasts`), prices
+    rounded to cents: sub-cent digits are noise, not precision.
+    """
     group = store.get_feature_group(spec)
-    if group is None:
+    if spec.name == FORECASTS.name:
+        df = read_forecasts(store)
+        if df.empty and group is None:
+            raise StoreError(f"feature group {spec.name} does not exist in the {store.backend} store")
+        df[["point", *FORECAST_QUANTILES]] = df[["point", *FORECAST_QUANTILES]].round(2)
+    elif group is None:
         raise StoreError(f"feature group {spec.name} v{spec.version} does not exist in the {store.backend} store")
-    df = group.read()
+    else:
+        df = group.read()
     for c in spec.columns:
         if c.dtype == "date":
             df[c.name] = df[c.name].dt.strftime("%Y-%m-%d")

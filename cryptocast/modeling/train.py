@@ -26,7 +26,7 @@ class TrainConfig:
     epochs: int = 60
     batch_size: int = 64
     learning_rate: float = 1e-3
-    patience: int = 8
+    patience: int = 4
     validation_fraction: float = 0.2
     seed: int = 42
 
