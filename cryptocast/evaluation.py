@@ -11,7 +11,8 @@ Array conventions shared by every function:
   non-overlapping trade selection rely on it).
 
 Everything here is pure NumPy/SciPy so the evaluation can run (and be tested)
-without the deep-learning stack.
+without the deep-learning stack. SciPy's stats module is imported where a test
+needs it: daily inference imports this module and should not pay ~1 s for it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "apply_intervals",
@@ -57,6 +57,8 @@ def _ratio(num: float, den: float) -> float:
 
 def _binom_greater(successes: int, trials: int) -> float:
     """One-sided exact binomial p-value for H1: success rate > 0.5 (nan if no trials)."""
+    from scipy import stats
+
     if trials == 0:
         return math.nan
     return float(stats.binomtest(successes, trials, 0.5, alternative="greater").pvalue)
@@ -94,6 +96,8 @@ def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, h: int) -> tuple[flo
     long_run_var = gamma[0] + 2 * sum(gamma[1:])
     if long_run_var <= 0:
         long_run_var = gamma[0]
+    from scipy import stats
+
     stat = d.mean() / math.sqrt(long_run_var / n) * math.sqrt(hln)
     return float(stat), float(2 * stats.t.sf(abs(stat), df=n - 1))
 

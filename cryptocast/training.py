@@ -115,11 +115,11 @@ def train(settings: Settings) -> tuple[ModelVersion, bool]:
     windows = make_windows(frame)
     production = LstmForecaster(config)
     production.fit(frame, windows.origins)
-    log.info("production fit: %d windows %s..%s, %d epochs, %.1fs, shrinkage toward naive by horizon %s",
-             len(windows.origins), windows.origins[0].date(), windows.origins[-1].date(),
-             production.fitted.epochs_run, production.fitted.seconds, production.shrink.round(2).tolist())
+    log.info("production fit: %d windows %s..%s, %d epochs, %.1fs, output kept at %.2f of the network's "
+             "(0 = naive)", len(windows.origins), windows.origins[0].date(), windows.origins[-1].date(),
+             production.fitted.epochs_run, production.fitted.seconds, production.shrink)
     metadata = {"features": list(FEATURES), "lookback": LOOKBACK, "horizon": HORIZON, "config": config.__dict__,
-                "shrinkage": production.shrink.tolist(),
+                "shrinkage": production.shrink,
                 "training_window": {"first_origin": str(windows.origins[0].date()),
                                     "last_origin": str(windows.origins[-1].date()), "windows": len(windows.origins)},
                 "data_through": str(settings.last_complete_day), "fear_greed_filled_days": frame.fear_greed_filled}

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from cryptocast import evaluation
 from cryptocast.features import FORECAST_QUANTILES
@@ -213,5 +212,7 @@ def fixed_band(log_errors: np.ndarray, config: CalibrationConfig) -> np.ndarray:
 
 def ewma_band(sigma: np.ndarray, horizons: int) -> np.ndarray:
     """The textbook volatility band (RiskMetrics): normal quantiles times volatility times sqrt(h), as log offsets."""
+    from scipy.stats import norm  # training only: inference must not pay for scipy.stats
+
     z = norm.ppf(np.asarray(LEVELS))
     return scale(sigma, horizons, 1.0)[..., None] * z

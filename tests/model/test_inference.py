@@ -234,7 +234,8 @@ def test_no_model_yet(api, capsys):
 
 def test_inference_never_imports_tensorflow(ready, api):
     code = ("import sys, inference_pipeline; rc = inference_pipeline.main([]); "
-            "assert rc == 0, rc; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; print('ok')")
+            "assert rc == 0, rc; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
+            "assert 'scipy.stats' not in sys.modules and 'statsforecast' not in sys.modules; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
 

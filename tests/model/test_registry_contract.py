@@ -132,6 +132,14 @@ def test_a_first_version_with_miscalibrated_ranges_is_not_promoted_either(regist
     assert not promoted and registry.production("sol") is None
 
 
+def test_a_backtest_too_short_to_measure_coverage_is_not_refused_for_it(registry, tmp_path):
+    short = {"count": 179, "first": "2024-01-01", "last": "2024-06-27"}
+    _, promoted = promote(registry, tmp_path, 0.10, coverage_80_mean=0.9, backtest_origins=short)
+    assert promoted
+    _, promoted = promote(registry, tmp_path, 0.10, coverage_80_mean=0.9, backtest_origins={**short, "count": 180})
+    assert not promoted
+
+
 @pytest.mark.parametrize("coverage", [0.7501, 0.80, 0.8499])
 def test_ranges_within_5_points_promote_by_accuracy(registry, tmp_path, coverage):
     promote(registry, tmp_path, 0.30, coverage_80_mean=0.80)
