@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "apply_intervals",
     "conformal_intervals",
     "diebold_mariano",
     "distribution_scores",
     "horizon_metrics",
     "interval_scores",
+    "pinball",
     "to_jsonable",
     "trading_check",
 ]
@@ -185,18 +185,6 @@ def conformal_intervals(
         k = math.ceil((n + 1) * level - 1e-9)
         widths[level] = scores[k - 1] if k <= n else np.full(scores.shape[1], np.inf)
     return widths
-
-
-def apply_intervals(point: np.ndarray, half_width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Turn log-space half-widths into price bounds ``point * exp(-+w)``.
-
-    Multiplicative bounds stay positive and widen with the price level, matching
-    the log-return errors they were calibrated on.  ``half_width`` of shape ``(H,)``
-    broadcasts over a ``(n_origins, H)`` ``point`` array.
-    """
-    point = np.asarray(point, dtype=float)
-    half_width = np.asarray(half_width, dtype=float)
-    return point * np.exp(-half_width), point * np.exp(half_width)
 
 
 def interval_scores(
