@@ -152,10 +152,11 @@ FORECAST_RANGES = {0.8: ("q10", "q90"), 0.9: ("q5", "q95"), 0.95: ("q2_5", "q97_
 
 
 def _forecast_rules(df: pd.DataFrame) -> list[tuple[pd.Series, str]]:
-    quantiles = df[list(FORECAST_QUANTILES)].to_numpy(dtype=float)
+    quantiles = df[list(FORECAST_QUANTILES)]
+    decreasing = pd.Series((np.diff(quantiles.to_numpy(dtype=float), axis=1) < 0).any(axis=1), index=df.index)
     return [
         ((df["point"] <= 0) | (quantiles <= 0).any(axis=1), "forecast price is zero or negative"),
-        ((np.diff(quantiles, axis=1) < 0).any(axis=1), "quantiles decrease with their level"),
+        (decreasing, "quantiles decrease with their level"),
         *_target_day_rule(df),
     ]
 
