@@ -185,7 +185,7 @@ def test_missing_days_of_a_complete_series_is_empty():
 def test_forecast_rows_must_have_ordered_positive_quantiles():
     rows = forecast_rows("2024-01-02")
     rows.loc[3, "q75"] = rows.loc[3, "q90"] + 1
-    with pytest.raises(DataValidationError, match="2024-01-02: quantiles decrease with their level"):
+    with pytest.raises(DataValidationError, match="test row 3: quantiles decrease with their level"):
         validate(FORECASTS, rows, "test")
     rows = forecast_rows("2024-01-02")
     rows.loc[0, ["q2_5", "q5"]] = [0.0, 0.0]
