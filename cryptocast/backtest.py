@@ -1,11 +1,12 @@
 """Walk-forward (rolling-origin) backtest, and the evaluation report built from it.
 
 One forecast origin per day over the last `days` days; every `refit_every` origins each model is
-refitted on an expanding window holding only windows whose targets were already known at that
-origin (origin + HORIZON <= refit day). Baselines see the same origins, so every figure compares
-like with like. Before the scored origins our model also forecasts a warm-up year (refitted less
-often), only so that the quantiles of the first scored origin already rest on a year of known
-outcomes; nothing of the warm-up is scored.
+refitted (one with `refit_blocks` = k, every k-th time) on an expanding window holding only
+windows whose targets were already known at that origin (origin + HORIZON <= refit day).
+Baselines see the same origins, so every figure compares like with like. Before the scored
+origins our model also forecasts a warm-up year (refitted less often), only so that the quantiles
+of the first scored origin already rest on a year of known outcomes; nothing of the warm-up is
+scored.
 
 Quantiles come from `modeling.calibration` (volatility-normalised, online-recalibrated conformal
 scores of our model's errors), beside two interval peers around the same point forecast: the fixed
@@ -61,12 +62,13 @@ def _walk(frame: FeatureFrame, forecasters: list[Forecaster], test: pd.DatetimeI
     forecasts = {f.name: np.empty((len(test), HORIZON)) for f in forecasters}
     seconds = {f.name: 0.0 for f in forecasters}
     blocks = range(0, len(test), refit_every)
-    for start in blocks:
+    for number, start in enumerate(blocks):
         block = test[start : start + refit_every]
         known = windows.origins[windows.origins + pd.Timedelta(days=HORIZON) <= block[0]]
         for forecaster in forecasters:
             started = time.monotonic()
-            forecaster.fit(frame, known)
+            if number % getattr(forecaster, "refit_blocks", 1) == 0:
+                forecaster.fit(frame, known)
             forecasts[forecaster.name][start : start + len(block)] = forecaster.predict(frame, block)
             seconds[forecaster.name] += time.monotonic() - started
         log.info("%s: origins %s..%s, models fitted on %d windows", what, block[0].date(), block[-1].date(),

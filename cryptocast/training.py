@@ -125,7 +125,8 @@ def train(settings: Settings) -> tuple[ModelVersion, bool]:
                 "data_through": str(settings.last_complete_day), "fear_greed_filled_days": frame.fear_greed_filled}
     with tempfile.TemporaryDirectory() as tmp:
         _write_artifacts(Path(tmp), production, dist, doc, bt, input_example(windows))
-        description = (f"LSTM({config.units}) on {len(FEATURES)} scale-free features, 15 days in, 10 out; "
+        description = (f"{config.heads} x LSTM({config.units}) ensemble on {len(FEATURES)} scale-free features, "
+                       f"15 days in, 10 out, calibrated quantiles; "
                        f"backtest rel. MAE vs naive {doc['models']['lstm']['rel_mae_mean']:.3f}")
         return open_model_registry(settings).register_and_promote(MODEL_NAME, Path(tmp), _metrics(doc),
                                                                   description, metadata)

@@ -63,6 +63,15 @@ def test_refits_once_per_block(run):
     assert set(bt.seconds) == {"lstm", "naive", "drift"}
 
 
+def test_a_forecaster_may_be_refitted_every_few_blocks_only(frame):
+    slow = Spy("slow")
+    slow.refit_blocks = 2
+    bt = walk_forward(frame, [slow, Naive()], BACKTEST_DAYS, REFIT_EVERY)
+    assert bt.refits == 3 and [f["first_predicted"] for f in slow.fits] == [bt.origins[0], bt.origins[60]]
+    assert slow.fits[0]["last_trained"] + pd.Timedelta(days=HORIZON) == bt.origins[0]
+    np.testing.assert_array_equal(bt.forecasts["slow"], bt.forecasts["naive"])  # every origin still forecast
+
+
 def test_no_refit_sees_a_target_after_its_first_prediction(run):
     spy, bt = run
     firsts = [fit["first_predicted"] for fit in spy.fits]
