@@ -34,6 +34,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
+from cryptocast.features import FORECAST_RANGES
+
 
 @dataclass(frozen=True)
 class Size:
@@ -178,11 +180,6 @@ def _legend_below(fig: Figure, handles: list, labels: list[str], size: Size, col
                columnspacing=1.2)
 
 
-def range_levels(rows: pd.DataFrame) -> list[int]:
-    """The central ranges a forecast frame carries as lower_L/upper_L columns, widest first."""
-    return sorted((int(c.split("_")[1]) for c in rows.columns if c.startswith("lower_")), reverse=True)
-
-
 def forecast_chart(closes: pd.Series, forecast: pd.DataFrame | None, size: Size = NARROW, unit: str = "USDT",
                    days: int = FORECAST_HISTORY_DAYS) -> Figure:
     """SOL closes (indexed by day) for the last `days` days and one forecast's rows, ranges drawn from its origin."""
@@ -198,15 +195,17 @@ def forecast_chart(closes: pd.Series, forecast: pd.DataFrame | None, size: Size 
         rows = forecast.sort_values("horizon")
         origin = rows["forecast_day"].iloc[0]
         anchor = closes.get(origin)
-        levels = range_levels(rows)
+        levels = sorted((level for level, pair in FORECAST_RANGES.items() if rows[list(pair)].notna().all(axis=None)),
+                        reverse=True)
         x = list(rows["target_day"])
-        columns = {c: list(rows[c]) for c in ["point", *(f"{e}_{lv}" for lv in levels for e in ("lower", "upper"))]}
+        columns = {c: list(rows[c]) for c in ["point", *(c for level in levels for c in FORECAST_RANGES[level])]}
         if anchor is not None and np.isfinite(anchor):  # ranges widen from the known close at the origin
             x = [origin, *x]
             columns = {c: [float(anchor), *v] for c, v in columns.items()}
         for i, level in enumerate(levels):
-            ax.fill_between(x, columns[f"lower_{level}"], columns[f"upper_{level}"], color=COLORS["band"],
-                            alpha=0.15 + 0.15 * i, lw=0, label=f"{level}% range")
+            low, high = FORECAST_RANGES[level]
+            ax.fill_between(x, columns[low], columns[high], color=COLORS["band"], alpha=0.15 + 0.15 * i, lw=0,
+                            label=f"{level:.0%} range")
         ax.plot(x, columns["point"], color=COLORS["model"], marker="o", markersize=3.5, label="forecast")
         ax.axvline(origin, color=COLORS["naive"], ls=":", lw=1.2)
     else:

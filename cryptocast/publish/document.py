@@ -23,7 +23,9 @@ Fields (dates are UTC days, YYYY-MM-DD; prices in `unit`):
                        forecast_day, days_old (last_complete_day - forecast_day), last_close (SOL
                        close on forecast_day, null if unknown), model_version, path (one sentence
                        on the shape of the forecast), and rows: one per horizon 1..10 with
-                       horizon, target_day, point, lower_80, upper_80, lower_95, upper_95
+                       horizon, target_day, point, lower_80, upper_80, lower_95, upper_95 (= q10,
+                       q90, q2_5, q97_5), and the quantiles q2_5 .. q97_5 (null in rows published
+                       before quantiles were)
     published          forecast_days (how many days a forecast was published), matured (published
                        forecasts whose target day's close is known), first_target_day (the
                        earliest target day of any published forecast, or null)
@@ -45,13 +47,16 @@ from typing import Any
 import pandas as pd
 
 from cryptocast.dataset import HORIZON
+from cryptocast.features import FORECAST_QUANTILES, FORECAST_RANGES
 from cryptocast.publish import charts
 from cryptocast.publish.formats import days_list, money, pct
 from cryptocast.publish.gather import SiteInputs
 from cryptocast.registry import ModelVersion, is_finite_number
 from cryptocast.settings import Settings
 
-PRICE_KEYS = ("point", "lower_80", "upper_80", "lower_95", "upper_95")
+# The page's ranges: lower_L/upper_L (L in %) -> the quantile column that is that bound.
+RANGE_KEYS = {f"{side}_{level * 100:g}": column for level in (0.8, 0.95)
+              for side, column in zip(("lower", "upper"), FORECAST_RANGES[level], strict=True)}
 NO_MODEL = "No model is in production yet: run training_pipeline.py."
 FORECASTS_CSV = "solana_forecasts.csv"
 EVALUATION_REPORT = "bench/results/backtest.md"
@@ -77,7 +82,8 @@ def latest_forecast(forecasts: pd.DataFrame, closes: pd.Series, last_complete: d
         "last_close": None if close is None or pd.isna(close) else float(close),
         "model_version": int(rows["model_version"].iloc[-1]),
         "rows": [{"horizon": int(r["horizon"]), "target_day": r["target_day"].strftime("%Y-%m-%d"),
-                  **{k: float(r[k]) for k in PRICE_KEYS}} for _, r in rows.iterrows()],
+                  "point": float(r["point"]), **{k: float(r[column]) for k, column in RANGE_KEYS.items()},
+                  **{k: number(r[k]) for k in FORECAST_QUANTILES}} for _, r in rows.iterrows()],
     }
 
 
@@ -169,14 +175,15 @@ def publication(forecasts: pd.DataFrame, scored: pd.DataFrame) -> dict:
 def outcomes(forecasts: pd.DataFrame, closes: pd.Series, per_horizon: int = OUTCOMES_PER_HORIZON) -> dict:
     """The newest matured published forecasts at each horizon, beside what happened."""
     rows = forecasts.assign(actual=forecasts["target_day"].map(closes).astype(float)).dropna(subset=["actual"])
+    low, high = FORECAST_RANGES[0.8]
     out: dict[str, list[dict]] = {}
     for horizon in range(1, HORIZON + 1):
         newest = rows[rows["horizon"] == horizon].sort_values("target_day", ascending=False).head(per_horizon)
         out[str(horizon)] = [{
             "forecast_day": r.forecast_day.strftime("%Y-%m-%d"), "target_day": r.target_day.strftime("%Y-%m-%d"),
-            "point": float(r.point), "lower_80": float(r.lower_80), "upper_80": float(r.upper_80),
+            "point": float(r.point), "lower_80": float(getattr(r, low)), "upper_80": float(getattr(r, high)),
             "actual": float(r.actual), "error": float(r.point - r.actual),
-            "inside_80": bool(r.lower_80 <= r.actual <= r.upper_80)} for r in newest.itertuples()]
+            "inside_80": bool(getattr(r, low) <= r.actual <= getattr(r, high))} for r in newest.itertuples()]
     return out
 
 

@@ -29,9 +29,11 @@ def forecast_rows(origin: str = "2024-02-09") -> pd.DataFrame:
     day = pd.Timestamp(origin)
     horizons = np.arange(1, 11)
     point = np.full(10, 140.0)
+    factors = {"q2_5": 0.9, "q5": 0.92, "q10": 0.95, "q25": 0.98, "q50": 1.0, "q75": 1.02, "q90": 1.05, "q95": 1.08,
+               "q97_5": 1.1}
     return pd.DataFrame({"forecast_day": day, "target_day": day + pd.to_timedelta(horizons, unit="D"),
-                         "horizon": horizons, "point": point, "lower_80": point * 0.95, "upper_80": point * 1.05,
-                         "lower_95": point * 0.9, "upper_95": point * 1.1, "model_version": 1})
+                         "horizon": horizons, "point": point, **{q: point * f for q, f in factors.items()},
+                         "model_version": 1})
 
 
 def scored(source: str, horizon: int, n: int) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cryptocast.features import FORECASTS, SOLANA
+from cryptocast.features import FORECAST_QUANTILES, FORECASTS, SOLANA
 from cryptocast.publish import document, output
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
@@ -83,8 +83,8 @@ def test_forecast_json_is_the_latest_forecast_in_the_group(shared):
     assert doc["forecast"]["last_close"] == sol_closes(site_home)[pd.Timestamp("2024-02-29")]
     assert doc["forecast"]["days_old"] == 0
     expected = [{"horizon": int(r.horizon), "target_day": r.target_day.strftime("%Y-%m-%d"), "point": r.point,
-                 "lower_80": r.lower_80, "upper_80": r.upper_80, "lower_95": r.lower_95, "upper_95": r.upper_95}
-                for r in latest.itertuples()]
+                 "lower_80": r.q10, "upper_80": r.q90, "lower_95": r.q2_5, "upper_95": r.q97_5,
+                 **{q: getattr(r, q) for q in FORECAST_QUANTILES}} for r in latest.itertuples()]
     assert doc["forecast"]["rows"] == expected  # exact floats: JSON round-trips them
     assert doc["model"]["version"] == 1 and doc["model"]["name"] == MODEL_NAME
     assert doc["last_complete_day"] == "2024-02-29" and doc["backend"] == "local"
@@ -175,7 +175,7 @@ def test_an_empty_store_renders_a_page_that_says_so(isolated, tmp_path):
 
 
 def test_a_model_without_forecasts_yet(site_home):
-    shutil.rmtree(site_home / "feature_store" / "solana_forecasts_v1")
+    shutil.rmtree(site_home / "feature_store" / f"solana_forecasts_v{FORECASTS.version}")
     doc, index = render_without_charts()
     assert doc["forecast"] is None and doc["model"]["version"] == 1
     assert "No forecast yet" in index
