@@ -32,5 +32,17 @@ def test_backtest_forecasts_has_one_row_per_origin_and_horizon(tmp_path):
     assert first[:5] == ["2024-05-01", "2024-05-02", "1", "100.0", "80.0"] and first[-2:] == ["90.0", "100.5"]
     scored = charts.score_backtest(pd.read_csv(path))
     pd.testing.assert_frame_equal(scored.drop(columns="source"),
-                                  frame[["forecast_day", "target_day", "horizon", "point", "naive", "actual"]])
+                                  frame[[c for c in charts.SCORED_COLUMNS if c != "source"]])
     assert scored["source"].eq("backtest").all()
+
+
+def test_an_artifact_from_before_the_quantiles_scores_without_ranges(tmp_path):
+    """Versions registered before issue 9 kept point, naive and actual only: their track record has no ranges."""
+    path = tmp_path / "backtest_forecasts.csv"
+    path.write_text("forecast_day,target_day,horizon,point,naive,actual\n2024-05-01,2024-05-02,1,100.0,90.0,100.5\n")
+    scored = charts.score_backtest(pd.read_csv(path))
+    assert len(scored) == 1 and scored.loc[0, "point"] == 100.0
+    assert scored[list(charts.RANGE_COLUMNS)].isna().all(axis=None)
+    assert charts.hindcast_summary(scored, 1)["backtest"] | {"mae": 0} == {
+        "n": 1, "first_target_day": "2024-05-02", "last_target_day": "2024-05-02", "mae": 0, "naive_mae": 10.5,
+        "ranged": 0, "coverage_80": None, "coverage_95": None}
