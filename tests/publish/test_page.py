@@ -9,6 +9,7 @@ import re
 import subprocess
 from io import StringIO
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -89,6 +90,35 @@ def test_describe_path_reads_the_shape_from_the_rows(points, rel_mae, says):
     assert says in sentence
     assert ("did not beat" in sentence) == (rel_mae is not None and rel_mae >= 1)
     assert sentence.endswith(".") and ". " not in sentence  # one sentence
+
+
+@pytest.mark.parametrize(("points", "says"), [
+    ([100.5, 101.0, 101.4, 101.6, 101.7, 101.7, 101.6, 101.4, 101.1, 100.7],
+     "Rises, then falls: from the last close, 100.00 USDT, to 101.70 USDT on 2024-03-05 (+1.7%), then to 100.70 USDT "
+     "on 2024-03-10 (+0.7%)."),
+    ([99.0, 98.5, 98.2, 98.1, 98.3, 98.6, 99.0, 99.5, 100.1, 100.8],
+     "Falls, then rises: from the last close, 100.00 USDT, to 98.10 USDT on 2024-03-04 (-1.9%), then to 100.80 USDT "
+     "on 2024-03-10 (+0.8%)."),
+])
+def test_a_path_that_turns_once_says_where(points, says):
+    assert describe_path(rows(points), "USDT", 0.95) == says
+
+
+def test_a_flat_path_from_a_fully_shrunk_network_says_why():
+    sentence = describe_path(rows([100.0] * 10), "USDT", 1.0, shrinkage=0.0)
+    assert sentence == ("Flat: the forecast is the last close, 100.00 USDT, on all 10 days: its network showed no "
+                        "reliable skill over \"no change\" on the days held back to check it, so the model says "
+                        "\"no change\".")
+
+
+def test_every_path_the_model_can_publish_is_described_as_flat_rising_falling_or_turning_once():
+    """The published path is `steady_path` of the network's output: never the zig-zag wording."""
+    from cryptocast.modeling.forecasters import steady_path
+
+    paths = steady_path(np.random.default_rng(4).normal(0, 0.02, (300, 10)))
+    said = {describe_path(rows(list(100 * np.exp(path))), "USDT", 0.98).split(":")[0] for path in paths}
+    assert said <= {"Flat", "Mostly flat", "Rises", "Falls", "Rises, then falls", "Falls, then rises"}
+    assert {"Rises, then falls", "Falls, then rises"} <= said
 
 
 def test_a_replayed_day_says_so_and_counts_every_date_from_it(shown):

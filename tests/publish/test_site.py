@@ -151,6 +151,32 @@ def test_verdict_wording(rel, says):
     assert ("2024-01-01 to 2024-12-30, 365 daily forecasts" in text) == (rel is not None)
 
 
+@pytest.mark.parametrize(("coverage", "says"), [
+    ((0.84, 0.975), "its 80% ranges held the outcome 84% of the time and its 95% ranges 98% in the backtest, more "
+                    "often than they promise: they are wider than they need to be, on the cautious side."),
+    ((0.81, 0.94), "about as often as they promise."),
+    ((0.70, 0.90), "less often than they promise: expect outcomes outside them more often than that."),
+    ((0.85, 0.90), "the 80% ones more and the 95% ones less often than they promise."),
+    ((None, 0.95), "How often its ranges held is not recorded, so read them with care."),
+])
+def test_the_verdict_says_how_often_the_ranges_held(coverage, says):
+    metrics = {"rel_mae_mean": 1.0, "coverage_80_mean": coverage[0], "coverage_95_mean": coverage[1]}
+    text = document.verdict(metrics)
+    assert says in text
+    assert ("The ranges are the useful part: its 80% ranges" in text) == (coverage[0] is not None)
+    assert "fixed-width band" not in text  # a version without issue 9's interval score says nothing about it
+
+
+@pytest.mark.parametrize(("ratio", "says"), [(1.014, "they are 1.4% worse than a plain fixed-width band."),
+                                             (0.97, "they are 3.0% better than a plain fixed-width band."),
+                                             (1.002, "they are as good as a plain fixed-width band, no better.")])
+def test_the_verdict_compares_the_ranges_with_a_fixed_band(ratio, says):
+    text = document.verdict({"rel_mae_mean": 0.99, "coverage_80_mean": 0.8, "coverage_95_mean": 0.95,
+                             "interval_score_80_vs_fixed_band_mean": ratio})
+    assert text.startswith("In its backtest the model beats naive persistence") and "Its 80% ranges held" in text
+    assert text.endswith(f"By their interval score {says}")
+
+
 def test_text_from_the_registry_is_escaped(shared):
     out = shared[0]
     text = (out / "index.html").read_text()
