@@ -36,6 +36,11 @@ Fields (dates are UTC days, YYYY-MM-DD; prices in `unit`):
                        "backtest"): n, first_target_day, last_target_day, mae, naive_mae, ranged
                        (how many of them carry 80%/95% ranges), coverage_80, coverage_95 (the share
                        of those whose outcome fell inside; null when none carries ranges)
+    range_scores       per way of drawing ranges the backtest scored ("calibrated": ours,
+                       "fixed_band", "ewma_band"), averaged over horizons: coverage_80, coverage_95,
+                       coverage_{80,95}_{calm,middle,wild} (by the origin's volatility tercile),
+                       pinball, winkler_80, winkler_95, winkler_{80,95}_vs_fixed_band; null for a
+                       model whose evaluation.json has no `distribution` (registered before it)
     charts             the charts on the page, in order: file (wide), narrow_file, title, alt,
                        smallest_text_px (per file: its smallest font in image pixels)
 """
@@ -63,6 +68,10 @@ NO_MODEL = "No model is in production yet: run training_pipeline.py."
 FORECASTS_CSV = "solana_forecasts.csv"
 EVALUATION_REPORT = "bench/results/backtest.md"
 OUTCOMES_PER_HORIZON = 7
+# evaluation.json's distribution.methods.<method>.<key>_mean that the page shows
+RANGE_SCORE_KEYS = ("coverage_80", "coverage_95", *(f"coverage_{level}_{tercile}" for level in ("80", "95")
+                                                   for tercile in charts.TERCILES),
+                    "pinball", "winkler_80", "winkler_95")
 COVERAGE_SLACK = 0.02  # a range that held within 2 points of its level held "as promised" (issue 9's target)
 SENTIMENT = "the Crypto Fear & Greed Index of alternative.me"
 
@@ -216,6 +225,31 @@ def _shrinkage(model: ModelVersion | None, version: int) -> float | None:
     return number((model.metadata or {}).get("shrinkage"))
 
 
+def range_scores(evaluation: dict | None) -> dict | None:
+    """Each way of drawing ranges the backtest scored (ours, the fixed band, the EWMA band), averaged over
+    horizons; None for a version whose report has no `distribution` (registered before issue 9)."""
+    methods = ((evaluation or {}).get("distribution") or {}).get("methods") or {}
+    if not methods:
+        return None
+    fixed = methods.get("fixed_band", {}).get("per_horizon", [])
+    out = {}
+    for name, method in methods.items():
+        scores = {key: number(method.get(f"{key}_mean")) for key in RANGE_SCORE_KEYS}
+        for level in ("80", "95"):
+            scores[f"winkler_{level}_vs_fixed_band"] = _ratio_to(method.get("per_horizon", []), fixed,
+                                                                 f"winkler_{level}")
+        out[name] = scores
+    return out
+
+
+def _ratio_to(rows: list[dict], base: list[dict], key: str) -> float | None:
+    """The mean over horizons of rows[key] / base[key] (issue 9's interval-score ratio), None if not computable."""
+    theirs = {r.get("horizon"): number(r.get(key)) for r in base}
+    ratios = [value / theirs[r.get("horizon")] for r in rows
+              if (value := number(r.get(key))) is not None and theirs.get(r.get("horizon"))]
+    return float(sum(ratios) / len(ratios)) if ratios else None
+
+
 def hindcast_horizons(horizon: int) -> list[int]:
     return sorted({1, horizon, 10})
 
@@ -282,6 +316,7 @@ def forecast_document(inputs: SiteInputs, scored: pd.DataFrame, settings: Settin
         "published": publication(inputs.forecasts, scored),
         "outcomes": outcomes(inputs.forecasts, inputs.closes),
         "hindcast": {str(h): charts.hindcast_summary(scored, h) for h in hindcast_horizons(horizon)},
+        "range_scores": range_scores(inputs.evaluation),
         "charts": [],
     }
 

@@ -103,6 +103,19 @@ def evaluation_problem(doc: dict) -> str | None:
     if not isinstance(intervals, dict) or not all(
             isinstance(v, dict) and _horizon_rows(v.get("per_horizon"), "coverage") for v in intervals.values()):
         return "'intervals' must map levels to per_horizon rows with a numeric 'coverage'"
+    return _distribution_problem(doc.get("distribution", {}))
+
+
+def _distribution_problem(distribution: Any) -> str | None:
+    """The range scores (issue 9) the page reads; absent in versions registered before them, which is fine."""
+    methods = distribution.get("methods", {}) if isinstance(distribution, dict) else None
+    if not isinstance(methods, dict) or not all(isinstance(m, dict) for m in methods.values()):
+        return "'distribution.methods' must map each range method to an object"
+    for name, method in methods.items():
+        if not _horizon_rows(method.get("per_horizon", []), "winkler_80_vs_fixed_band"):
+            return f"distribution.methods.{name}.per_horizon must be rows with 'horizon' and numeric scores"
+        if not all(value is None or is_number(value) for key, value in method.items() if key.endswith("_mean")):
+            return f"distribution.methods.{name}: every '..._mean' must be a number or null"
     return None
 
 

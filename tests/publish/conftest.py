@@ -64,7 +64,7 @@ def synthetic_backtest(closes: pd.Series) -> Backtest:
     last_close = closes.loc[BACKTEST_ORIGINS].to_numpy()
     actual = np.stack([closes.loc[BACKTEST_ORIGINS + pd.Timedelta(days=int(h))].to_numpy() for h in horizons], axis=1)
     naive = np.repeat(last_close[:, None], HORIZON, axis=1)
-    forecasts = {"naive": naive, "drift": naive * np.exp(0.001 * horizons),
+    forecasts = {"naive": naive, "drift": naive * np.exp(0.001 * horizons), "ets": naive * np.exp(0.002 * horizons),
                  "lstm": naive * np.exp(rng.normal(0, 0.03, naive.shape)),
                  "original": naive * np.exp(rng.normal(0, 0.15, naive.shape))}
     return Backtest(BACKTEST_ORIGINS, actual, last_close, forecasts, 2, {name: 0.0 for name in forecasts})

@@ -206,6 +206,45 @@ def test_mae_and_the_original_model_are_explained_in_plain_words(shown):
     assert "smaller average error (that model's error is" in text
 
 
+def test_the_range_scores_are_the_backtests_in_a_table(shown, shared):
+    doc, index, text = shown
+    evaluation = json.loads((LocalModelRegistry(shared[1]).production(MODEL_NAME).path / "evaluation.json").read_text())
+    methods = evaluation["distribution"]["methods"]
+    ours, fixed = doc["range_scores"]["calibrated"], methods["fixed_band"]["per_horizon"]
+    assert ours["coverage_80_wild"] == methods["calibrated"]["coverage_80_wild_mean"]
+    assert ours["pinball"] == methods["calibrated"]["pinball_mean"]
+    by_hand = np.mean([r["winkler_95"] / f["winkler_95"]
+                       for r, f in zip(methods["calibrated"]["per_horizon"], fixed, strict=True)])
+    assert ours["winkler_95_vs_fixed_band"] == pytest.approx(by_hand)
+    assert doc["range_scores"]["fixed_band"]["winkler_80_vs_fixed_band"] == pytest.approx(1.0)
+    table = re.search(r'<table class="wrap-first" id="range-table">.*?</table>', index, flags=re.S).group(0)
+    assert re.findall(r"<th scope=\"col\">([^<]*)</th>", table) == [
+        "backtest", "our ranges", "fixed-width band", "EWMA volatility band"]
+    wild = re.search(r"<td>… on wild days \(the most volatile third\)</td><td>([^<]*)</td>", table).group(1)
+    assert wild == f"{ours['coverage_80_wild']:.1%}"
+    assert "the interval score charges a range its width plus a penalty for every outcome outside it" in text.lower()
+
+
+def test_the_track_record_says_how_often_the_ranges_held(shown, shared):
+    doc, _, text = shown
+    home = shared[1]
+    rows = LocalFeatureStore(home).get_feature_group(FORECASTS).read()
+    closes = LocalFeatureStore(home).get_feature_group(SOLANA).read().set_index("day")["close"]
+    one_day = rows[(rows["horizon"] == 1) & rows["target_day"].isin(closes.index)]
+    actual = one_day["target_day"].map(closes)
+    inside = ((one_day["q10"] <= actual) & (actual <= one_day["q90"])).mean()
+    assert doc["hindcast"]["1"]["published"]["coverage_80"] == pytest.approx(inside)
+    assert (f"1 day ahead, published: {inside:.1%} inside the 80% range, "
+            f"{doc['hindcast']['1']['published']['coverage_95']:.1%} inside the 95% range (20 forecasts)") in text
+
+
+def test_the_other_forecasters_are_named_with_their_errors(shown):
+    doc, _, text = shown
+    baselines = doc["model"]["metrics"]["baseline_rel_mae_mean"]
+    assert (f"random walk + drift {baselines['drift']:.3f}, AutoETS (a classical forecaster) {baselines['ets']:.3f}, "
+            f"the original system's model {baselines['original']:.3f}") in text
+
+
 def test_the_selectors_result_is_announced(shown):
     _, index, _ = shown
     region = re.search(r'<div id="headline-result" aria-live="polite">(.*?)</div>', index, flags=re.S)

@@ -24,9 +24,9 @@ from .conftest import build, page, render_without_charts
 from conftest import REPO, error_lines, snapshot
 from modelfiles import as_registered
 
-CHART_NAMES = ("forecast", "hindcast_h1", "hindcast_h5", "hindcast_h10", "scoreboard", "training", "trend",
-               "correlation", "fear_greed")
-MODEL_CHARTS = {"scoreboard", "training"}
+CHART_NAMES = ("forecast", "hindcast_h1", "hindcast_h5", "hindcast_h10", "ranges", "scoreboard", "training",
+               "range_scores", "trend", "correlation", "fear_greed")
+MODEL_CHARTS = {"scoreboard", "range_scores", "training"}
 
 
 def chart_files(names=CHART_NAMES) -> set[str]:
@@ -228,6 +228,22 @@ def test_older_model_versions_without_the_optional_artifacts(site_home, tmp_path
     assert all((docs / ref).is_file() for ref in page(docs).refs)
 
 
+def test_a_version_evaluated_before_the_range_scores_builds_a_page_that_says_less(site_home, tmp_path):
+    """evaluation.json of versions registered before issue 9: no `distribution`, no AutoETS."""
+    artifacts = LocalModelRegistry(site_home).production(MODEL_NAME).path
+    evaluation = json.loads((artifacts / "evaluation.json").read_text())
+    del evaluation["distribution"], evaluation["models"]["ets"]
+    (artifacts / "evaluation.json").write_text(json.dumps(evaluation))
+    as_registered(LocalModelRegistry(site_home), MODEL_NAME, 1)
+    docs = tmp_path / "docs"
+    assert build(docs) == 0
+    doc = json.loads((docs / "forecast.json").read_text())
+    assert doc["range_scores"] is None
+    assert {p.name for p in docs.glob("*.png")} == chart_files(set(CHART_NAMES) - {"range_scores"})
+    assert "scored only how often its ranges held" in (docs / "index.html").read_text()
+    assert "AutoETS" not in next(c["alt"] for c in doc["charts"] if c["file"] == "scoreboard.png")
+
+
 def test_no_secret_reaches_any_output(site_home, tmp_path, monkeypatch, capsys):
     markers = ("crypto-key-MARKER-5f1c", "hopsworks-key-MARKER-9a2e")
     monkeypatch.setenv("CRYPTO_API_KEY", markers[0])
@@ -278,6 +294,8 @@ DAMAGE = {
     "history.json": lambda p: p.write_text(json.dumps({"loss": ["low", "lower"]})),
     "backtest_forecasts.csv": lambda p: p.write_text("forecast_day,horizon\n2024-01-01,1\n"),
     "evaluation.json ": lambda p: p.write_text(json.dumps({"models": {"lstm": {"per_horizon": "none"}}})),
+    "evaluation.json  ": lambda p: p.write_text(json.dumps(
+        json.loads(p.read_text()) | {"distribution": {"methods": {"calibrated": {"pinball_mean": "low"}}}})),
 }
 
 
