@@ -183,12 +183,16 @@ def test_the_csv_download_is_the_export_of_the_forecasts(shared, capsys, monkeyp
     assert '<a href="solana_forecasts.csv" download id="csv">' in (out / "index.html").read_text()
 
 
-def test_recent_outcomes_are_the_newest_matured_forecasts_per_horizon(shown, shared):
-    doc, index, _ = shown
-    home = shared[1]
+def matured_one_day(home) -> tuple[pd.DataFrame, pd.Series]:
+    """The store's published 1-day forecasts whose target close is known, and SOL's closes by day."""
     forecasts = LocalFeatureStore(home).get_feature_group(FORECASTS).read()
     closes = LocalFeatureStore(home).get_feature_group(SOLANA).read().set_index("day")["close"]
-    one_day = forecasts[(forecasts["horizon"] == 1) & forecasts["target_day"].isin(closes.index)]
+    return forecasts[(forecasts["horizon"] == 1) & forecasts["target_day"].isin(closes.index)], closes
+
+
+def test_recent_outcomes_are_the_newest_matured_forecasts_per_horizon(shown, shared):
+    doc, index, _ = shown
+    one_day, closes = matured_one_day(shared[1])
     newest = one_day.sort_values("target_day", ascending=False).head(7)
     shown_rows = doc["outcomes"]["1"]
     assert [o["target_day"] for o in shown_rows] == [d.strftime("%Y-%m-%d") for d in newest["target_day"]]
@@ -227,10 +231,7 @@ def test_the_range_scores_are_the_backtests_in_a_table(shown, shared):
 
 def test_the_track_record_says_how_often_the_ranges_held(shown, shared):
     doc, _, text = shown
-    home = shared[1]
-    rows = LocalFeatureStore(home).get_feature_group(FORECASTS).read()
-    closes = LocalFeatureStore(home).get_feature_group(SOLANA).read().set_index("day")["close"]
-    one_day = rows[(rows["horizon"] == 1) & rows["target_day"].isin(closes.index)]
+    one_day, closes = matured_one_day(shared[1])
     actual = one_day["target_day"].map(closes)
     inside = ((one_day["q10"] <= actual) & (actual <= one_day["q90"])).mean()
     assert doc["hindcast"]["1"]["published"]["coverage_80"] == pytest.approx(inside)
