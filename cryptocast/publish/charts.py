@@ -34,6 +34,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
+from cryptocast.backtest import TERCILES
 from cryptocast.features import FORECAST_RANGES
 from cryptocast.publish.formats import days as days_text
 
@@ -92,7 +93,6 @@ MODEL_COLORS = {"lstm": COLORS["model"], "naive": COLORS["naive"], "drift": "#70
 RANGE_METHOD_LABELS = {"calibrated": "our ranges", "fixed_band": "fixed-width band",
                        "ewma_band": "EWMA volatility band"}
 RANGE_METHOD_COLORS = {"calibrated": COLORS["model"], "fixed_band": COLORS["naive"], "ewma_band": "#7048e8"}
-TERCILES = ("calm", "middle", "wild")
 OFF_SCALE = 1.5  # a model whose error reaches 1.5x naive's is reported in words, not drawn: it would squash the rest
 # (low, high, label, band fill, label colour): label colours keep 4.5:1 contrast on white (WCAG AA)
 FEAR_GREED_BANDS = ((0, 25, "Extreme fear", "#e03131", "#c92a2a"), (25, 46, "Fear", "#f08c00", "#a34f00"),
