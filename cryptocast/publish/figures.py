@@ -73,14 +73,14 @@ def _hindcast_alt(horizon: int, summary: dict, unit: str) -> str:
 
 
 def _ranges_alt(hindcast: dict) -> str:
+    if not any(s.get("ranged") for summary in hindcast.values() for s in summary.values()):
+        return "Placeholder: no range has been judged yet."
     parts = []
     for horizon, summary in hindcast.items():
         found = [f"{charts.SOURCES[source]}: {s['ranged']} ranges, {pct(s['coverage_80'])} of outcomes inside the "
                  f"80% range and {pct(s['coverage_95'])} inside the 95% range"
                  for source, s in summary.items() if s.get("ranged")]
         parts.append(f"{days(int(horizon))} ahead, " + ("; ".join(found) if found else "no range judged yet") + ".")
-    if not any(s.get("ranged") for summary in hindcast.values() for s in summary.values()):
-        return "Placeholder: no range has been judged yet."
     return ("Past forecasts' 80% and 95% ranges over time, drawn around their point forecast, with each outcome as "
             "a dot, dark inside the 80% range and orange outside it. " + " ".join(parts))
 

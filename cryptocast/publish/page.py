@@ -70,7 +70,7 @@ def _model_rows(model: dict) -> list[list[str]]:
 
 
 def _peers(baselines: dict) -> str:
-    """Every peer but naive itself (1 by definition), the original system's model last."""
+    """Every peer but naive itself (1 by definition), in the scoreboard's order."""
     names = [n for n in MODEL_LABELS if n in baselines and n != "naive"] + [
         n for n in baselines if n not in MODEL_LABELS]
     found = [f"{MODEL_LABELS.get(n, n)} {value:.3f}" for n in names if (value := number(baselines[n])) is not None]
