@@ -171,7 +171,7 @@ FEATURE_VIEW = ViewSpec(
 )
 
 
-def _forecast_rules(df: pd.DataFrame) -> list[Rule]:
+def _forecast_rules_v1(df: pd.DataFrame) -> list[Rule]:
     ordered = (
         (df["lower_95"] <= df["lower_80"]) & (df["lower_80"] <= df["point"])
         & (df["point"] <= df["upper_80"]) & (df["upper_80"] <= df["upper_95"])
@@ -179,27 +179,69 @@ def _forecast_rules(df: pd.DataFrame) -> list[Rule]:
     return [
         ((df[["point", "lower_95"]] <= 0).any(axis=1), "forecast price is zero or negative"),
         (~ordered, "interval bounds are not nested around the point forecast"),
-        (df["target_day"] - df["forecast_day"] != pd.to_timedelta(df["horizon"], unit="D"),
-         "target_day is not forecast_day + horizon"),
+        *_target_day_rule(df),
     ]
 
 
-FORECASTS = GroupSpec(
+def _target_day_rule(df: pd.DataFrame) -> list[Rule]:
+    return [(df["target_day"] - df["forecast_day"] != pd.to_timedelta(df["horizon"], unit="D"),
+             "target_day is not forecast_day + horizon")]
+
+
+# Published quantile levels: column name -> level. The 80%, 90% and 95% ranges are pairs of them
+# (q10-q90, q5-q95, q2_5-q97_5); 2.5/97.5 exist so that a 95% range can be read off.
+FORECAST_QUANTILES = {"q2_5": 0.025, "q5": 0.05, "q10": 0.1, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q90": 0.9,
+                      "q95": 0.95, "q97_5": 0.975}
+FORECAST_RANGES = {0.8: ("q10", "q90"), 0.9: ("q5", "q95"), 0.95: ("q2_5", "q97_5")}
+
+
+def _forecast_rules(df: pd.DataFrame) -> list[Rule]:
+    quantiles = df[list(FORECAST_QUANTILES)]
+    decreasing = pd.Series((np.diff(quantiles.to_numpy(dtype=float), axis=1) < 0).any(axis=1), index=df.index)
+    return [
+        ((df["point"] <= 0) | (quantiles <= 0).any(axis=1), "forecast price is zero or negative"),
+        (decreasing, "quantiles decrease with their level"),
+        *_target_day_rule(df),
+    ]
+
+
+_FORECAST_KEY = (
+    Column("forecast_day", "date", "last complete day the forecast starts from (its close is known)"),
+    Column("target_day", "date", "day whose SOL close is forecast: forecast_day + horizon"),
+    Column("horizon", "int", "days ahead, 1..10"),
+    Column("point", "float", "point forecast of the SOL close"),
+)
+_MODEL_VERSION = Column("model_version", "int", "registry version of the model that made it")
+
+FORECASTS_V1 = GroupSpec(
     "solana_forecasts",
     1,
     "Every 10-day SOL forecast ever made; a day's rerun replaces only that day's rows",
     ("forecast_day", "target_day"),
     "forecast_day",
     (
-        Column("forecast_day", "date", "last complete day the forecast starts from (its close is known)"),
-        Column("target_day", "date", "day whose SOL close is forecast: forecast_day + horizon"),
-        Column("horizon", "int", "days ahead, 1..10"),
-        Column("point", "float", "point forecast of the SOL close"),
+        *_FORECAST_KEY,
         Column("lower_80", "float", "80% prediction interval, lower bound"),
         Column("upper_80", "float", "80% prediction interval, upper bound"),
         Column("lower_95", "float", "95% prediction interval, lower bound"),
         Column("upper_95", "float", "95% prediction interval, upper bound"),
-        Column("model_version", "int", "registry version of the model that made it"),
+        _MODEL_VERSION,
+    ),
+    _forecast_rules_v1,
+)
+
+FORECASTS = GroupSpec(
+    "solana_forecasts",
+    2,
+    "Every 10-day SOL forecast ever made, as a point and quantiles 2.5..97.5; a day's rerun replaces only "
+    "that day's rows. Version 1 (point and 80%/95% bounds) stays readable: cryptocast.forecasts reads both",
+    ("forecast_day", "target_day"),
+    "forecast_day",
+    (
+        *_FORECAST_KEY,
+        *(Column(name, "float", f"{level * 100:g}% quantile of the SOL close: it ends below with that chance")
+          for name, level in FORECAST_QUANTILES.items()),
+        _MODEL_VERSION,
     ),
     _forecast_rules,
 )

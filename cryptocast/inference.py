@@ -1,6 +1,8 @@
 """The daily forecast: production model, the last 15 complete days, 10 rows into `solana_forecasts`.
 
-No TensorFlow here: the network runs from its exported weights in NumPy (modeling/portable.py).
+No TensorFlow here: the network runs from its exported weights in NumPy (modeling/portable.py),
+and the quantiles come from the version's calibration state, updated with every published forecast
+whose outcome became known since the backtest (modeling/calibration.py): no retraining needed.
 Forecasts are keyed by (forecast_day, target_day), so re-running a day replaces that day's rows
 and nothing else; every forecast ever made stays, for the hindcast.
 """
@@ -8,17 +10,25 @@ and nothing else; every forecast ever made stays, for the hindcast.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, MAX_FEAR_GREED_FILL, make_windows, read_feature_frame
+from cryptocast.dataset import (
+    FEATURES,
+    HORIZON,
+    LOOKBACK,
+    MAX_FEAR_GREED_FILL,
+    FeatureFrame,
+    make_windows,
+    read_feature_frame,
+)
 from cryptocast.errors import StoreError
-from cryptocast.features import BITCOIN, FORECASTS, SOLANA, missing_days, validate
-from cryptocast.modeling.forecasters import Scaler
+from cryptocast.features import BITCOIN, FORECAST_QUANTILES, FORECASTS, SOLANA, missing_days, validate
+from cryptocast.forecasts import read_forecasts
+from cryptocast.modeling import calibration
+from cryptocast.modeling.forecasters import Scaler, steady_path
 from cryptocast.modeling.portable import CorruptModelError, PortableNetwork
 from cryptocast.registry import MODEL_NAME, ModelVersion, open_model_registry
 from cryptocast.settings import Settings
@@ -27,15 +37,37 @@ from cryptocast.stores import FeatureStore, open_feature_store
 log = logging.getLogger(__name__)
 
 
-def _load_intervals(path: Path) -> dict[str, np.ndarray]:
-    try:
-        levels = {k: np.asarray(v, dtype=float) for k, v in json.loads(path.read_text())["levels"].items()}
-        if set(levels) != {"0.8", "0.95"} or any(w.shape != (HORIZON,) or not np.isfinite(w).all() or (w < 0).any()
-                                                 for w in levels.values()):
-            raise ValueError("expected 10 finite non-negative half-widths for levels 0.8 and 0.95")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CorruptModelError(f"{path}: {type(exc).__name__}: {exc}") from None
-    return levels
+MIN_MATURED = 10  # fewer matured published forecasts than this: keep the backtest's calibration
+
+
+def recalibrate(state: calibration.State, last_origin: pd.Timestamp, store: FeatureStore, frame: FeatureFrame,
+                sigma: pd.Series, last_complete: dt.date) -> int:
+    """Feed the state every published forecast made after the backtest whose outcome is now known.
+
+    Outcomes are taken in the order they became known, so replaying gives the state an online
+    update would have reached. Returns how many were used (0 when too few to use: the backtest's
+    calibration then stands, and the log says so).
+    """
+    rows = read_forecasts(store, (last_origin + pd.Timedelta(days=1)).date(), last_complete)
+    rows = rows[rows["target_day"] <= pd.Timestamp(last_complete)].sort_values(["target_day", "horizon"])
+    actual = frame.frame["sol_close"].reindex(rows["target_day"]).to_numpy()
+    origin_sigma = sigma.reindex(rows["forecast_day"]).to_numpy()
+    usable = np.isfinite(actual) & np.isfinite(origin_sigma)
+    rows, actual, origin_sigma = rows[usable], actual[usable], origin_sigma[usable]
+    if len(rows) < MIN_MATURED:
+        log.info("calibration: %d published forecast(s) matured since the backtest (< %d): using the backtest's "
+                 "calibration", len(rows), MIN_MATURED)
+        return 0
+    horizons = rows["horizon"].to_numpy()
+    spread = calibration.scale(origin_sigma, HORIZON, state.config.beta, state.config.beta_long)
+    scores = np.log(actual / rows["point"].to_numpy()) / spread[np.arange(len(rows)), horizons - 1]
+    quantiles = rows[list(FORECAST_QUANTILES)].to_numpy(dtype=float)
+    below = np.where(np.isnan(quantiles), np.nan, actual[:, None] <= quantiles)
+    for h, score, row_below in zip(horizons, scores, below, strict=True):
+        state.ingest(int(h) - 1, score, row_below)
+    log.info("calibration: recalibrated with %d published forecast(s) matured since the backtest (%s..%s)",
+             len(rows), rows["forecast_day"].min().date(), rows["forecast_day"].max().date())
+    return len(rows)
 
 
 def _check_fresh(store: FeatureStore, last_complete: dt.date) -> None:
@@ -57,30 +89,35 @@ def forecast_rows(version: ModelVersion, store: FeatureStore, last_complete: dt.
     """The 10 forecast rows made at the close of `last_complete` with this model version."""
     network = PortableNetwork.load(version.path)
     scaler = Scaler.load(version.path / "scaler.json")
-    widths = _load_intervals(version.path / "intervals.json")
+    state, last_origin = calibration.State.load(version.path / calibration.CALIBRATION_FILE, HORIZON)
     if scaler.features != list(FEATURES) or network.n_features != len(FEATURES):
         raise CorruptModelError(f"{version.path}: model features {scaler.features} do not match {list(FEATURES)}")
     _check_fresh(store, last_complete)
-    start = last_complete - dt.timedelta(days=LOOKBACK + MAX_FEAR_GREED_FILL + 1)
-    frame = read_feature_frame(store, start, last_complete)
+    start = min(last_origin.date(), last_complete - dt.timedelta(days=LOOKBACK + MAX_FEAR_GREED_FILL + 1))
+    frame = read_feature_frame(store, start - dt.timedelta(days=state.config.vol_days + 1), last_complete)
     windows = make_windows(frame, require_targets=False)
     if not len(windows.origins) or windows.origins[-1].date() != last_complete:
         raise StoreError(f"fear_greed has more than {MAX_FEAR_GREED_FILL} missing days in a row before "
                          f"{last_complete}; cannot fill them: run feature_pipeline.py")
+    sigma = calibration.volatility(frame.frame["sol_log_return"], state.config)
+    if not np.isfinite(sigma.iloc[-1]):
+        raise StoreError(f"solana: fewer than {state.config.min_returns} daily returns in the "
+                         f"{state.config.vol_days} days before {last_complete}: cannot estimate volatility")
+    recalibrate(state, last_origin, store, frame, sigma, last_complete)
     x = scaler.x(windows.x[-1:])
-    log_returns = network.predict(x)[0] * np.asarray(scaler.y_scale)
+    log_returns = steady_path(network.predict(x)[0] * np.asarray(scaler.y_scale))
     close = windows.last_close[-1]
     point = close * np.exp(log_returns)
+    quantiles = calibration.to_prices(point[None, :], sigma.iloc[-1:].to_numpy(), state.issue()[None], state.config)[0]
     horizons = np.arange(1, HORIZON + 1)
     origin = pd.Timestamp(last_complete)
     rows = pd.DataFrame({"forecast_day": origin, "target_day": origin + pd.to_timedelta(horizons, unit="D"),
                          "horizon": horizons, "point": point, "model_version": version.version})
-    for level, name in (("0.8", "80"), ("0.95", "95")):
-        rows[f"lower_{name}"] = point * np.exp(-widths[level])
-        rows[f"upper_{name}"] = point * np.exp(widths[level])
-    log.info("forecast from %s (close %.2f) with %s v%d: h1 %.2f, h10 %.2f [95%%: %.2f..%.2f]", last_complete,
-             close, version.name, version.version, point[0], point[-1], rows["lower_95"].iloc[-1],
-             rows["upper_95"].iloc[-1])
+    for i, name in enumerate(FORECAST_QUANTILES):
+        rows[name] = quantiles[:, i]
+    log.info("forecast from %s (close %.2f, volatility %.3f/day) with %s v%d: h1 %.2f, h10 %.2f "
+             "[95%%: %.2f..%.2f]", last_complete, close, sigma.iloc[-1], version.name, version.version, point[0],
+             point[-1], rows["q2_5"].iloc[-1], rows["q97_5"].iloc[-1])
     return validate(FORECASTS, rows, f"{version.name} v{version.version}")
 
 

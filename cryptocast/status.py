@@ -10,6 +10,7 @@ import pandas as pd
 
 from cryptocast.errors import StoreError
 from cryptocast.features import FORECASTS, INGESTED_GROUPS, GroupSpec, missing_days
+from cryptocast.forecasts import read_forecasts
 from cryptocast.holes import HoleBook
 from cryptocast.ingest import Upstream
 from cryptocast.registry import open_model_registry
@@ -78,11 +79,18 @@ def format_status(report: dict) -> str:
 
 
 def export_frame(store: FeatureStore, spec: GroupSpec) -> pd.DataFrame:
-    """The group as `export` writes it (see `export_table`)."""
+    """The group as `export` writes it (see `export_table`); forecasts from every version of their
+    group, in the current shape (`read_forecasts`)."""
     group = store.get_feature_group(spec)
-    if group is None:
+    if spec.name == FORECASTS.name:
+        df = read_forecasts(store)
+        if df.empty and group is None:
+            raise StoreError(f"feature group {spec.name} does not exist in the {store.backend} store")
+    elif group is None:
         raise StoreError(f"feature group {spec.name} v{spec.version} does not exist in the {store.backend} store")
-    return export_table(spec, group.read())
+    else:
+        df = group.read()
+    return export_table(spec, df)
 
 
 def export_table(spec: GroupSpec, rows: pd.DataFrame) -> pd.DataFrame:

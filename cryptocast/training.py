@@ -17,7 +17,9 @@ import pandas as pd
 
 from cryptocast import backtest
 from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, Windows, make_windows, read_feature_frame
-from cryptocast.modeling.forecasters import Drift, LstmForecaster, Naive, OriginalForecaster
+from cryptocast.features import FORECAST_QUANTILES
+from cryptocast.modeling import calibration
+from cryptocast.modeling.forecasters import Drift, Ets, LstmForecaster, Naive, OriginalForecaster
 from cryptocast.modeling.train import TrainConfig
 from cryptocast.registry import INPUT_EXAMPLE, MODEL_NAME, ModelVersion, open_model_registry
 from cryptocast.settings import Settings
@@ -29,31 +31,42 @@ log = logging.getLogger(__name__)
 def _metrics(doc: dict) -> dict:
     """The flat figures the registry compares and the status shows; the full report is an artifact."""
     models = doc["models"]
-    cov = {level: np.nanmean([r["coverage"] for r in doc["intervals"][level]["per_horizon"]])
-           for level in doc["intervals"]}
+    ours = doc["distribution"]["methods"]["calibrated"]
     return {
         "rel_mae_mean": models["lstm"]["rel_mae_mean"],
         "mae_mean": models["lstm"]["mae_mean"],
         "rel_mae_by_horizon": [r["rel_mae"] for r in models["lstm"]["per_horizon"]],
         "baseline_rel_mae_mean": {name: m["rel_mae_mean"] for name, m in models.items() if name != "lstm"},
         "mae_reduction_vs_original": doc["mae_reduction_vs_original"],
-        "coverage_80_mean": float(cov["0.8"]),
-        "coverage_95_mean": float(cov["0.95"]),
+        **{f"coverage_{pct}_mean": ours[f"coverage_{pct}_mean"] for pct in ("80", "90", "95")},
+        **{f"coverage_{pct}_{name}": ours[f"coverage_{pct}_{name}_mean"] for pct in ("80", "95")
+           for name in backtest.TERCILES},
+        "coverage_80_by_horizon": [r["coverage_80"] for r in ours["per_horizon"]],
+        "pinball_mean": ours["pinball_mean"],
+        "interval_score_80_mean": ours["winkler_80_mean"],
+        "interval_score_95_mean": ours["winkler_95_mean"],
+        "interval_score_80_vs_fixed_band_h1_3": ours["winkler_80_vs_fixed_band_h1_3"],
+        "interval_score_80_vs_fixed_band_mean": ours["winkler_80_vs_fixed_band_mean"],
         "backtest_origins": doc["origins"],
     }
 
 
-def backtest_forecasts(bt: backtest.Backtest) -> pd.DataFrame:
+def backtest_forecasts(bt: backtest.Backtest, quantiles: np.ndarray) -> pd.DataFrame:
     """Our model's out-of-sample forecast at every backtest origin beside naive and the outcome.
 
     Kept as an artifact so the dashboard's hindcast can show a year of honest forecasts from the
-    day a model version is registered, instead of waiting for published forecasts to mature.
+    day a model version is registered, instead of waiting for published forecasts to mature. The
+    quantiles are the ones that would have been published then, from outcomes known then.
     """
     horizons = np.tile(np.arange(1, HORIZON + 1), len(bt.origins))
     origins = pd.DatetimeIndex(np.repeat(bt.origins.to_numpy(), HORIZON))
-    return pd.DataFrame({"forecast_day": origins, "target_day": origins + pd.to_timedelta(horizons, unit="D"),
-                         "horizon": horizons, "point": bt.forecasts[backtest.MODEL].ravel(),
-                         "naive": np.repeat(bt.last_close, HORIZON), "actual": bt.actual.ravel()})
+    rows = pd.DataFrame({"forecast_day": origins, "target_day": origins + pd.to_timedelta(horizons, unit="D"),
+                         "horizon": horizons, "point": bt.forecasts[backtest.MODEL].ravel()})
+    for i, name in enumerate(FORECAST_QUANTILES):
+        rows[name] = quantiles[..., i].ravel()
+    rows["naive"] = np.repeat(bt.last_close, HORIZON)
+    rows["actual"] = bt.actual.ravel()
+    return rows
 
 
 def input_example(windows: Windows) -> pd.DataFrame:
@@ -66,31 +79,33 @@ def input_example(windows: Windows) -> pd.DataFrame:
     return pd.DataFrame(windows.x[-1], columns=list(FEATURES), index=days).reset_index()
 
 
-def _write_artifacts(directory: Path, model: LstmForecaster, widths: dict, doc: dict, bt: backtest.Backtest,
-                     example: pd.DataFrame) -> None:
+def _write_artifacts(directory: Path, model: LstmForecaster, dist: backtest.Distributions, doc: dict,
+                     bt: backtest.Backtest, example: pd.DataFrame) -> None:
     from cryptocast.modeling.portable import export_network
 
     model.fitted.model.save(directory / "model.keras")
     export_network(model.fitted.model, directory)
     (directory / "scaler.json").write_text(model.scaler.to_json())
-    intervals = {"levels": {str(level): w.tolist() for level, w in widths.items()},
-                 "calibration_origins": doc["origins"]["count"]}
-    (directory / "intervals.json").write_text(json.dumps(intervals, indent=2) + "\n")
+    (directory / calibration.CALIBRATION_FILE).write_text(dist.state.to_json(str(bt.origins[-1].date())))
     (directory / "evaluation.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
     (directory / "history.json").write_text(json.dumps(model.fitted.history, indent=2) + "\n")
-    backtest_forecasts(bt).to_csv(directory / "backtest_forecasts.csv", index=False, date_format="%Y-%m-%d")
+    backtest_forecasts(bt, dist.quantiles["calibrated"]).to_csv(directory / "backtest_forecasts.csv", index=False,
+                                                                date_format="%Y-%m-%d")
     example.to_csv(directory / INPUT_EXAMPLE, index=False, date_format="%Y-%m-%d")
 
 
 def train(settings: Settings) -> tuple[ModelVersion, bool]:
     """Backtest, fit on everything, register; returns the new version and whether it is production."""
     config = TrainConfig(**settings.model)
+    calibration_config = calibration.CalibrationConfig()
     frame = read_feature_frame(open_feature_store(settings), None, settings.last_complete_day)
     started = time.monotonic()
-    models = [Naive(), Drift(), LstmForecaster(config), OriginalForecaster(config)]
-    bt = backtest.walk_forward(frame, models, settings.backtest_days, settings.refit_every)
+    models = [Naive(), Drift(), Ets(), LstmForecaster(config), OriginalForecaster(config)]
+    bt = backtest.walk_forward(frame, models, settings.backtest_days, settings.refit_every,
+                               warmup_days=calibration_config.window + HORIZON)
+    dist = backtest.distributions(bt, frame.frame["sol_log_return"], calibration_config)
     training_close = frame.frame["sol_close"].loc[: bt.origins[0]].dropna().to_numpy()
-    doc = backtest.report(bt, training_close)
+    doc = backtest.report(bt, training_close, dist)
     for line in backtest.summary_lines(doc):
         log.info("%s", line)
     log.info("backtest: %.0fs", time.monotonic() - started)
@@ -98,18 +113,18 @@ def train(settings: Settings) -> tuple[ModelVersion, bool]:
     windows = make_windows(frame)
     production = LstmForecaster(config)
     production.fit(frame, windows.origins)
-    log.info("production fit: %d windows %s..%s, %d epochs, %.1fs, shrinkage toward naive by horizon %s",
-             len(windows.origins), windows.origins[0].date(), windows.origins[-1].date(),
-             production.fitted.epochs_run, production.fitted.seconds, production.shrink.round(2).tolist())
-    widths = backtest.interval_half_widths(bt.actual, bt.forecasts["lstm"])
+    log.info("production fit: %d windows %s..%s, %d epochs, %.1fs, output kept at %.2f of the network's "
+             "(0 = naive)", len(windows.origins), windows.origins[0].date(), windows.origins[-1].date(),
+             production.fitted.epochs_run, production.fitted.seconds, production.shrink)
     metadata = {"features": list(FEATURES), "lookback": LOOKBACK, "horizon": HORIZON, "config": config.__dict__,
-                "shrinkage": production.shrink.tolist(),
+                "shrinkage": production.shrink,
                 "training_window": {"first_origin": str(windows.origins[0].date()),
                                     "last_origin": str(windows.origins[-1].date()), "windows": len(windows.origins)},
                 "data_through": str(settings.last_complete_day), "fear_greed_filled_days": frame.fear_greed_filled}
     with tempfile.TemporaryDirectory() as tmp:
-        _write_artifacts(Path(tmp), production, widths, doc, bt, input_example(windows))
-        description = (f"LSTM({config.units}) on {len(FEATURES)} scale-free features, 15 days in, 10 out; "
+        _write_artifacts(Path(tmp), production, dist, doc, bt, input_example(windows))
+        description = (f"{config.heads} x LSTM({config.units}) ensemble on {len(FEATURES)} scale-free features, "
+                       f"15 days in, 10 out, calibrated quantiles; "
                        f"backtest rel. MAE vs naive {doc['models']['lstm']['rel_mae_mean']:.3f}")
         return open_model_registry(settings).register_and_promote(MODEL_NAME, Path(tmp), _metrics(doc),
                                                                   description, metadata)

@@ -86,7 +86,8 @@ def small_training(api, monkeypatch) -> dt.date:
     api.history = synthetic_history("2024-01-01", 420, seed=5)
     api.now = SMALL_TRAINING_AS_OF
     for name, value in {"CRYPTOCAST_AS_OF": str(SMALL_TRAINING_AS_OF), "CRYPTOCAST_LSTM_EPOCHS": "2",
-                        "CRYPTOCAST_LSTM_UNITS": "8", "CRYPTOCAST_LSTM_PATIENCE": "1", "CRYPTOCAST_BACKTEST_DAYS": "30",
+                        "CRYPTOCAST_LSTM_UNITS": "8", "CRYPTOCAST_LSTM_HEADS": "2", "CRYPTOCAST_LSTM_PATIENCE": "1",
+                        "CRYPTOCAST_BACKTEST_DAYS": "30",
                         "CRYPTOCAST_REFIT_EVERY": "15"}.items():
         monkeypatch.setenv(name, value)
     return SMALL_TRAINING_AS_OF

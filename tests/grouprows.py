@@ -66,3 +66,29 @@ def remove_rows(group, days: list[str]) -> None:
     rows = rows[~rows[group.spec.event_time].isin(pd.to_datetime(days))]
     adds = [table.write_data_file(part) for part in _by_year(group.spec, rows)]
     table.commit(snap, "DELETE", f"test: removed {len(days)} day(s)", adds, snap.files)
+
+
+# Quantiles as multiples of the point: ordered, as published rows must be.
+QUANTILE_FACTORS = {"q2_5": 0.8, "q5": 0.85, "q10": 0.9, "q25": 0.95, "q50": 1.0, "q75": 1.05, "q90": 1.1,
+                    "q95": 1.15, "q97_5": 1.2}
+
+
+def forecast_rows(day: str, point: float = 100.0, model_version: int = 3) -> pd.DataFrame:
+    """Ten validated `solana_forecasts` (v2) rows made on `day`."""
+    origin = pd.Timestamp(day)
+    horizons = list(range(1, 11))
+    rows = pd.DataFrame({"forecast_day": origin, "target_day": [origin + pd.Timedelta(days=h) for h in horizons],
+                         "horizon": horizons, "point": point,
+                         **{name: point * factor for name, factor in QUANTILE_FACTORS.items()},
+                         "model_version": model_version})
+    return features.validate(features.FORECASTS, rows, "test")
+
+
+def forecast_rows_v1(day: str, point: float = 100.0, model_version: int = 1) -> pd.DataFrame:
+    """Ten validated rows of the first version of `solana_forecasts` (point and 80%/95% bounds)."""
+    origin = pd.Timestamp(day)
+    horizons = list(range(1, 11))
+    rows = pd.DataFrame({"forecast_day": origin, "target_day": [origin + pd.Timedelta(days=h) for h in horizons],
+                         "horizon": horizons, "point": point, "lower_80": point * 0.9, "upper_80": point * 1.1,
+                         "lower_95": point * 0.8, "upper_95": point * 1.2, "model_version": model_version})
+    return features.validate(features.FORECASTS_V1, rows, "test")

@@ -83,13 +83,25 @@ def files(directory: pathlib.Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def write_serving_model(directory: pathlib.Path, seed: int = 0) -> pathlib.Path:
+def write_serving_model(directory: pathlib.Path, seed: int = 0, calibrated_through: str = "2024-01-01") -> pathlib.Path:
     """What inference reads from a registered version: a small random network in the portable format,
-    its scaler (feature scales SERVING_SCALES, target scale 0.05) and 80%/95% interval widths."""
+    its scaler (feature scales SERVING_SCALES, target scale 0.05) and a calibration state whose last
+    backtest origin is `calibrated_through`."""
     spec = make_spec(SERVING_LAYERS, [LOOKBACK, len(FEATURES)])
     write_dir(directory, spec, random_arrays(spec, np.random.default_rng(seed)))
     scaler = Scaler("standard", list(FEATURES), [0.0] * 7, SERVING_SCALES, [0.0] * 10, [0.05] * 10)
     (directory / "scaler.json").write_text(scaler.to_json())
-    widths = {"0.8": [0.02 * h for h in range(1, 11)], "0.95": [0.04 * h for h in range(1, 11)]}
-    (directory / "intervals.json").write_text(json.dumps({"levels": widths}))
+    write_calibration(directory, calibrated_through)
     return directory
+
+
+def write_calibration(directory: pathlib.Path, last_origin: str = "2024-01-01", seed: int = 0, n: int = 365) -> None:
+    """A calibration state like training writes: `n` normalised scores per horizon, levels not yet adapted."""
+    from cryptocast.modeling import calibration
+
+    state = calibration.State(calibration.CalibrationConfig(), 10)
+    rng = np.random.default_rng(seed)
+    for h in range(10):
+        for score in rng.normal(0.0, 0.2, n):
+            state.ingest(h, score, None)
+    (directory / calibration.CALIBRATION_FILE).write_text(state.to_json(last_origin))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, FeatureFrame, Windows, make_windows
+from cryptocast.evaluation import diebold_mariano
 from cryptocast.modeling.portable import CorruptModelError
 from cryptocast.modeling.train import Fitted, TrainConfig
 
@@ -32,6 +33,12 @@ def select(windows: Windows, origins: pd.DatetimeIndex) -> Windows:
 
 
 class Forecaster(Protocol):
+    """Fitted on the windows known at a refit, then asked for forecasts at later origins.
+
+    An optional `refit_blocks` attribute (default 1) makes the backtest refit it only every that
+    many blocks, keeping its previous fit in between.
+    """
+
     name: str
 
     def fit(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> None: ...
@@ -66,6 +73,36 @@ class Drift:
 
     def predict(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> np.ndarray:
         return Naive().predict(frame, origins) * np.exp(self.mu * np.arange(1, HORIZON + 1))
+
+
+class Ets:
+    """A classical forecaster a user would pick instead: statsforecast's AutoETS on log closes.
+
+    Refitted (model selection and parameters) at each refit on the closes known then; at each
+    origin the fitted model is run forward over the closes up to that origin, without re-estimating.
+    A price hole restarts the series after it: ETS needs a contiguous one.
+    """
+
+    name = "ets"
+
+    def __init__(self) -> None:
+        self.model = None
+
+    @staticmethod
+    def _log_closes(frame: FeatureFrame, last: pd.Timestamp) -> np.ndarray:
+        closes = frame.frame["sol_close"].loc[:last]
+        holes = np.flatnonzero(closes.isna().to_numpy())
+        return np.log(closes.iloc[holes[-1] + 1 if len(holes) else 0 :].to_numpy(dtype=float))
+
+    def fit(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> None:
+        from statsforecast.models import AutoETS
+
+        known = origins.max() + pd.Timedelta(days=HORIZON)  # the last close these windows' targets reveal
+        self.model = AutoETS(season_length=1).fit(self._log_closes(frame, known))
+
+    def predict(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> np.ndarray:
+        return np.exp(np.stack([self.model.forward(self._log_closes(frame, origin), h=HORIZON)["mean"]
+                                for origin in origins]))
 
 
 @dataclass
@@ -115,14 +152,40 @@ def standard_scaler(data: Windows) -> Scaler:
 SHRINK_GRID = np.linspace(0.0, 1.0, 21)
 
 
-def shrinkage(y: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """Per horizon, the factor in [0, 1] on the network's output that minimises validation MAE.
+def shrinkage(y: np.ndarray, predicted: np.ndarray, scale: np.ndarray, significance: float = 0.05) -> float:
+    """The one factor in [0, 1] on the network's output that minimises validation MAE over all horizons,
+    or 0 unless that beats naive persistence significantly on the validation tail.
 
-    Fitted on the validation tail only (never the test period). A factor of 0 is the naive
-    forecast: a network with no skill is made to say so instead of adding noise to persistence.
+    Fitted on the validation tail only (never the test period). One factor for every horizon, so it
+    cannot pick a different number from noise at each horizon and make the path zig-zag. Errors
+    are divided by each horizon's target scale so every horizon counts alike. The best factor is
+    kept only if a one-sided Diebold-Mariano test (per-window mean error, lag HORIZON - 1 for the
+    overlapping windows) says it beats the factor 0, naive persistence, at `significance`: a
+    network with no demonstrable skill is made to say so instead of adding noise to persistence.
     """
-    errors = np.abs(y[None, :, :] - SHRINK_GRID[:, None, None] * predicted[None, :, :]).mean(axis=1)
-    return SHRINK_GRID[errors.argmin(axis=0)]
+    errors = (np.abs(y[None] - SHRINK_GRID[:, None, None] * predicted[None]) / scale).mean(axis=2)  # (grid, n)
+    best = int(errors.mean(axis=1).argmin())
+    stat, p_value = diebold_mariano(errors[best], errors[0], h=y.shape[1])
+    return float(SHRINK_GRID[best]) if np.isfinite(stat) and stat < 0 and p_value / 2 < significance else 0.0
+
+
+def steady_path(log_returns: np.ndarray) -> np.ndarray:
+    """The closest path (least squares, per row) that turns at most once over the horizons.
+
+    Projected onto a*h + b*h**2: its step into day h, a + b*(2h - 1), is linear in h, so it changes
+    sign at most once from the origin (h = 0, the last close) on. Each step is then clamped to that
+    sign on the floats too, so rounding cannot add a wiggle. Shape (n, H) or (H,) in, same out.
+    """
+    rows = np.asarray(log_returns, dtype=float).reshape(-1, np.shape(log_returns)[-1])
+    h = np.arange(1, rows.shape[1] + 1, dtype=float)
+    a, b = np.linalg.lstsq(np.stack([h, h**2], axis=1), rows.T, rcond=None)[0][:, :, None]
+    path = a * h + b * h**2
+    rising = a + b * (2 * h - 1) >= 0  # computed monotonically in h, so its sign flips at most once too
+    previous = np.zeros(len(rows))
+    for k in range(len(h)):
+        path[:, k] = np.where(rising[:, k], np.maximum(path[:, k], previous), np.minimum(path[:, k], previous))
+        previous = path[:, k]
+    return path.reshape(np.shape(log_returns))
 
 
 class LstmForecaster:
@@ -130,7 +193,9 @@ class LstmForecaster:
 
     Not centring the targets means an output of zero is the naive forecast: a network that has
     learned nothing falls back to persistence instead of to the training period's trend. The
-    validation-fitted shrinkage is folded into the stored target scale, so inference needs nothing new.
+    network is an ensemble of heads (`train.lstm_network`) merged into one average network; the
+    validation-fitted shrinkage is folded into the stored target scale, and the output path is
+    made steady (`steady_path`), here and in daily inference alike.
     """
 
     name = "lstm"
@@ -139,34 +204,42 @@ class LstmForecaster:
         self.config = config
         self.scaler: Scaler | None = None
         self.fitted: Fitted | None = None
-        self.shrink = np.ones(HORIZON)
+        self.shrink = 1.0
 
     def fit(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> None:
         from cryptocast.modeling import train
 
         data = select(make_windows(frame), origins)
         self.scaler = standard_scaler(data)
+        scale = np.asarray(self.scaler.y_scale)
         model = train.lstm_network(self.config, LOOKBACK, len(FEATURES), HORIZON)
-        x, y = self.scaler.x(data.x), data.y / np.asarray(self.scaler.y_scale)
-        self.fitted = train.fit(model, x, y, self.config, "mae", gap=HORIZON)
+        x, y = self.scaler.x(data.x), data.y / scale
+        self.fitted = train.fit(model, x, np.tile(y, (1, self.config.heads)), self.config, "mae", gap=HORIZON)
+        self.fitted.model = train.merge_heads(self.fitted.model, self.config, HORIZON)
         _, val = train.purged_split(len(x), self.config.validation_fraction, HORIZON)
-        self.shrink = shrinkage(y[val], train.predict(self.fitted.model, x[val]))
-        self.scaler.y_scale = (np.asarray(self.scaler.y_scale) * self.shrink).tolist()
+        predicted = steady_path(train.predict(self.fitted.model, x[val]) * scale)
+        self.shrink = shrinkage(data.y[val], predicted, scale)
+        self.scaler.y_scale = (scale * self.shrink).tolist()
 
     def predict_log_returns(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> np.ndarray:
         from cryptocast.modeling import train
 
         data = select(make_windows(frame, require_targets=False), origins)
-        return train.predict(self.fitted.model, self.scaler.x(data.x)) * np.asarray(self.scaler.y_scale)
+        return steady_path(train.predict(self.fitted.model, self.scaler.x(data.x)) * np.asarray(self.scaler.y_scale))
 
     def predict(self, frame: FeatureFrame, origins: pd.DatetimeIndex) -> np.ndarray:
         return Naive().predict(frame, origins) * np.exp(self.predict_log_returns(frame, origins))
 
 
 class OriginalForecaster:
-    """The original system's model, re-created: price levels, MinMax scaling, LSTM(30)-Dense(10, relu)-Dense(10)."""
+    """The original system's model, re-created: price levels, MinMax scaling, LSTM(30)-Dense(10, relu)-Dense(10).
+
+    The slowest fit in the backtest (it keeps improving for dozens of epochs) and a yardstick several
+    times worse than naive, so the walk-forward refits it every third block only (`refit_blocks`).
+    """
 
     name = "original"
+    refit_blocks = 3
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config

@@ -22,11 +22,12 @@ class TrainConfig:
     """Sizes and schedule; every field is a setting (see Settings.train_config)."""
 
     units: int = 32
+    heads: int = 4
     dropout: float = 0.2
     epochs: int = 60
     batch_size: int = 64
     learning_rate: float = 1e-3
-    patience: int = 8
+    patience: int = 4
     validation_fraction: float = 0.2
     seed: int = 42
 
@@ -47,16 +48,63 @@ def _keras():
     return keras
 
 
+def _head_masks(config: TrainConfig, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which weights connect a head to itself: the LSTM's recurrent kernel and the Dense kernel, 1 or 0.
+
+    Keras lays an LSTM's kernels out gate-major (input, forget, cell, output gates of `heads * units`
+    each); head k owns units k*units..(k+1)*units-1 in every gate, and outputs k*horizon..(k+1)*horizon-1.
+    """
+    heads, units = config.heads, config.units
+    unit_head = np.arange(heads * units) // units
+    recurrent = (unit_head[:, None] == np.tile(unit_head, 4)[None, :]).astype("float32")
+    dense = (unit_head[:, None] == (np.arange(heads * horizon) // horizon)[None, :]).astype("float32")
+    return recurrent, dense
+
+
 def lstm_network(config: TrainConfig, lookback: int, n_features: int, horizon: int):
-    """Ours: one LSTM, dropout, a direct multi-output head (all 10 horizons at once, not recursive)."""
+    """Ours: `heads` independent LSTM(units) -> Dropout -> Dense(horizon) heads, run as one wide network.
+
+    One LSTM(heads * units) whose recurrent kernel is held block-diagonal, and one Dense(heads * horizon)
+    held block-diagonal, so head k sees only its own units: trained against the target repeated per
+    head, each head's loss depends on its own weights alone. An ensemble over initialisations fitted in
+    one pass at about the cost of one network; `merge_heads` turns it into their average.
+    """
     keras = _keras()
     keras.utils.set_random_seed(config.seed)
-    return keras.Sequential([
-        keras.Input((lookback, n_features)),
-        keras.layers.LSTM(config.units),
-        keras.layers.Dropout(config.dropout),
-        keras.layers.Dense(horizon),
-    ])
+    recurrent_mask, dense_mask = _head_masks(config, horizon)
+
+    class Masked(keras.constraints.Constraint):
+        def __init__(self, mask: np.ndarray) -> None:
+            self.mask = mask
+
+        def __call__(self, w):
+            return w * self.mask
+
+    lstm = keras.layers.LSTM(config.heads * config.units, recurrent_constraint=Masked(recurrent_mask))
+    dense = keras.layers.Dense(config.heads * horizon, kernel_constraint=Masked(dense_mask))
+    model = keras.Sequential([keras.Input((lookback, n_features)), lstm, keras.layers.Dropout(config.dropout), dense])
+    kernel, recurrent, bias = lstm.cell.get_weights()
+    lstm.cell.set_weights([kernel, recurrent * recurrent_mask, bias])
+    dense.set_weights([dense.get_weights()[0] * dense_mask, dense.get_weights()[1]])
+    return model
+
+
+def merge_heads(model, config: TrainConfig, horizon: int):
+    """The ensemble's average as a plain LSTM(heads * units) -> Dense(horizon) network, exactly.
+
+    The LSTM is kept as it is; averaging the heads' outputs is one Dense layer whose kernel sums each
+    unit's (only non-zero) block of outputs and divides by the number of heads. The portable NumPy
+    runner and its export need nothing new.
+    """
+    keras = _keras()
+    lstm, dense = (layer for layer in model.layers if not isinstance(layer, keras.layers.Dropout))
+    kernel, bias = dense.get_weights()
+    merged = keras.Sequential([keras.Input(model.inputs[0].shape[1:]), keras.layers.LSTM(lstm.units),
+                               keras.layers.Dense(horizon)])
+    merged.layers[0].cell.set_weights(lstm.cell.get_weights())
+    merged.layers[1].set_weights([kernel.reshape(len(kernel), config.heads, horizon).sum(axis=1) / config.heads,
+                                  bias.reshape(config.heads, horizon).mean(axis=0)])
+    return merged
 
 
 def original_network(config: TrainConfig, lookback: int, n_features: int, horizon: int):

@@ -34,6 +34,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
+from cryptocast.backtest import TERCILES
+from cryptocast.features import FORECAST_RANGES
+from cryptocast.publish.formats import days as days_text
+
 
 @dataclass(frozen=True)
 class Size:
@@ -57,7 +61,8 @@ SIZES = (NARROW, WIDE)
 SCALE = 2  # image pixels per CSS pixel
 DPI = 72 * SCALE
 HORIZONS = range(1, 11)
-FORECAST_HISTORY_DAYS = 60
+# 30 days of history leave the 10-day fan a quarter of the width: ~70 CSS px on a 390 px phone (60 gave 40)
+FORECAST_HISTORY_DAYS = 30
 COLORS = {
     "actual": "#222222",
     "model": "#1f5fa8",
@@ -66,13 +71,28 @@ COLORS = {
     "naive": "#868e96",
     "btc": "#e8890c",
     "fear_greed": "#2b8a3e",
-    "band": "#1f5fa8",
+    "point": "#0b3d75",
+    "miss": "#d9480f",
 }
+# The forecast's nested central ranges, widest first, each a pair of published quantiles; darker inside.
+FAN = {**dict(sorted(FORECAST_RANGES.items(), reverse=True)), 0.5: ("q25", "q75")}
+FAN_COLORS = {0.95: "#dce8f7", 0.9: "#bcd3ef", 0.8: "#94b8e4", 0.5: "#6b9bd6"}
+RANGE_TRACK_COLORS = {"backtest": {0.95: FAN_COLORS[0.95], 0.8: FAN_COLORS[0.8]},
+                      "published": {0.95: "#fde5d2", 0.8: "#f7b98e"}}
 SOURCES = {"published": "published", "backtest": "walk-forward backtest, out of sample"}
-SCORED_COLUMNS = ("forecast_day", "target_day", "horizon", "point", "naive", "actual", "source")
+MODEL = "lstm"  # our model's name in evaluation.json
+# The ranges the track record judges, and the quantile columns that bound them.
+TRACKED_RANGES = (0.8, 0.95)
+RANGE_COLUMNS = tuple(column for level in TRACKED_RANGES for column in FORECAST_RANGES[level])
+SCORED_COLUMNS = ("forecast_day", "target_day", "horizon", "point", *RANGE_COLUMNS, "naive", "actual", "source")
 MODEL_LABELS = {"lstm": "our LSTM", "naive": "naive (no change)", "drift": "random walk + drift",
-                "original": "the original system's model"}
-MODEL_COLORS = {"lstm": COLORS["model"], "naive": COLORS["naive"], "drift": "#7048e8", "original": "#c92a2a"}
+                "ets": "AutoETS (a classical forecaster)", "original": "the original system's model"}
+MODEL_COLORS = {"lstm": COLORS["model"], "naive": COLORS["naive"], "drift": "#7048e8", "ets": "#0c8599",
+                "original": "#c92a2a"}
+# The ways of drawing ranges around our point forecast that evaluation.json's `distribution` scores.
+RANGE_METHOD_LABELS = {"calibrated": "our ranges", "fixed_band": "fixed-width band",
+                       "ewma_band": "EWMA volatility band"}
+RANGE_METHOD_COLORS = {"calibrated": COLORS["model"], "fixed_band": COLORS["naive"], "ewma_band": "#7048e8"}
 OFF_SCALE = 1.5  # a model whose error reaches 1.5x naive's is reported in words, not drawn: it would squash the rest
 # (low, high, label, band fill, label colour): label colours keep 4.5:1 contrast on white (WCAG AA)
 FEAR_GREED_BANDS = ((0, 25, "Extreme fear", "#e03131", "#c92a2a"), (25, 46, "Fear", "#f08c00", "#a34f00"),
@@ -178,19 +198,18 @@ def _legend_below(fig: Figure, handles: list, labels: list[str], size: Size, col
                columnspacing=1.2)
 
 
-def range_levels(rows: pd.DataFrame) -> list[int]:
-    """The central ranges a forecast frame carries as lower_L/upper_L columns, widest first."""
-    return sorted((int(c.split("_")[1]) for c in rows.columns if c.startswith("lower_")), reverse=True)
-
-
 def forecast_chart(closes: pd.Series, forecast: pd.DataFrame | None, size: Size = NARROW, unit: str = "USDT",
                    days: int = FORECAST_HISTORY_DAYS) -> Figure:
-    """SOL closes (indexed by day) for the last `days` days and one forecast's rows, ranges drawn from its origin."""
-    title = f"SOL: last {days} days and the 10-day forecast"
+    """SOL closes (indexed by day) for the last `days` days and one forecast as a fan: its nested central
+    ranges, widest and palest first, growing from the known close at its origin, and the point path.
+
+    A forecast published before quantiles were (v1 rows) has only its 80% and 95% ranges: those are drawn.
+    """
+    title = f"SOL: last {days} days and the 10-day forecast with its ranges"
     has_forecast = forecast is not None and not forecast.empty
     if closes.empty and not has_forecast:
         return placeholder(title, "No SOL prices in the store yet: run feature_backfill.py.", size)
-    fig = _figure(size, (330, 400))
+    fig = _figure(size, (360, 420))
     ax = fig.add_subplot()
     recent = closes.sort_index().iloc[-days:]
     ax.plot(recent.index, recent.to_numpy(), color=COLORS["actual"], label="SOL close")
@@ -198,16 +217,16 @@ def forecast_chart(closes: pd.Series, forecast: pd.DataFrame | None, size: Size 
         rows = forecast.sort_values("horizon")
         origin = rows["forecast_day"].iloc[0]
         anchor = closes.get(origin)
-        levels = range_levels(rows)
         x = list(rows["target_day"])
-        columns = {c: list(rows[c]) for c in ["point", *(f"{e}_{lv}" for lv in levels for e in ("lower", "upper"))]}
+        columns = {c: list(rows[c]) for c in ["point", *(c for pair in FAN.values() for c in pair)]}
         if anchor is not None and np.isfinite(anchor):  # ranges widen from the known close at the origin
             x = [origin, *x]
             columns = {c: [float(anchor), *v] for c, v in columns.items()}
-        for i, level in enumerate(levels):
-            ax.fill_between(x, columns[f"lower_{level}"], columns[f"upper_{level}"], color=COLORS["band"],
-                            alpha=0.15 + 0.15 * i, lw=0, label=f"{level}% range")
-        ax.plot(x, columns["point"], color=COLORS["model"], marker="o", markersize=3.5, label="forecast")
+        for level, (low, high) in FAN.items():
+            if rows[[low, high]].notna().all(axis=None):
+                ax.fill_between(x, columns[low], columns[high], color=FAN_COLORS[level], lw=0,
+                                label=f"{level:.0%} range")
+        ax.plot(x, columns["point"], color=COLORS["point"], marker="o", markersize=3.5, label="forecast")
         ax.axvline(origin, color=COLORS["naive"], ls=":", lw=1.2)
     else:
         ax.text(0.02, 0.04, "no forecast yet", transform=ax.transAxes, color="#495057")
@@ -215,13 +234,22 @@ def forecast_chart(closes: pd.Series, forecast: pd.DataFrame | None, size: Size 
     ax.set_ylabel(f"SOL close ({unit})")
     _price_axis(ax)
     _date_axis(ax)
-    _legend_below(fig, *ax.get_legend_handles_labels(), size)
+    handles, labels = ax.get_legend_handles_labels()  # drawn: close, ranges widest first, forecast
+    order = [0, len(handles) - 1, *range(len(handles) - 2, 0, -1)] if has_forecast else range(len(handles))
+    _legend_below(fig, *_row_major([handles[i] for i in order], [labels[i] for i in order], 3), size, columns=3)
     return fig
+
+
+def _row_major(handles: list, labels: list[str], columns: int) -> tuple[list, list[str]]:
+    """Reorder legend entries so they read left to right, then down (matplotlib fills columns first)."""
+    rows = -(-len(handles) // columns)
+    order = [r * columns + c for c in range(columns) for r in range(rows) if r * columns + c < len(handles)]
+    return [handles[i] for i in order], [labels[i] for i in order]
 
 
 def score_published(forecasts: pd.DataFrame, closes: pd.Series) -> pd.DataFrame:
     """Published forecasts whose outcome is known, beside naive persistence (the close on the forecast day)."""
-    out = forecasts[["forecast_day", "target_day", "horizon", "point"]].copy()
+    out = forecasts[["forecast_day", "target_day", "horizon", "point", *RANGE_COLUMNS]].copy()
     out["naive"] = out["forecast_day"].map(closes).astype(float)
     out["actual"] = out["target_day"].map(closes).astype(float)
     out["source"] = "published"
@@ -229,34 +257,50 @@ def score_published(forecasts: pd.DataFrame, closes: pd.Series) -> pd.DataFrame:
 
 
 def score_backtest(rows: pd.DataFrame) -> pd.DataFrame:
-    """The training artifact `backtest_forecasts.csv` in the same shape as `score_published`."""
+    """The training artifact `backtest_forecasts.csv` in the same shape as `score_published`.
+
+    Versions registered before the ranges were kept in it have no quantile columns: their ranges are NaN.
+    """
     out = rows[["forecast_day", "target_day", "horizon", "point", "naive", "actual"]].copy()
     for column in ("forecast_day", "target_day"):
         out[column] = pd.to_datetime(out[column], format="%Y-%m-%d")
     out["horizon"] = out["horizon"].astype(int)
-    for column in ("point", "naive", "actual"):
-        out[column] = out[column].astype(float)
+    for column in ("point", "naive", "actual", *RANGE_COLUMNS):
+        out[column] = rows[column].astype(float) if column in rows else np.nan
     out["source"] = "backtest"
-    return out.dropna().reset_index(drop=True)[list(SCORED_COLUMNS)]
+    return out.dropna(subset=["point", "naive", "actual"]).reset_index(drop=True)[list(SCORED_COLUMNS)]
 
 
 def empty_scored() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in SCORED_COLUMNS})
 
 
+def inside(rows: pd.DataFrame, level: float) -> pd.Series:
+    """Per scored row: was the outcome inside its `level` range (NaN where the row has no such range)."""
+    low, high = FORECAST_RANGES[level]
+    ranged = rows[low].notna() & rows[high].notna()
+    held = (rows[low] <= rows["actual"]) & (rows["actual"] <= rows[high])
+    return held.where(ranged).astype(float)
+
+
 def hindcast_summary(scored: pd.DataFrame, horizon: int) -> dict[str, dict]:
-    """Per source: how many forecasts at this horizon were scored, their span, and MAE vs naive's."""
+    """Per source: how many forecasts at this horizon were scored, their span, MAE vs naive's, and how
+    often the outcome fell inside the 80% and 95% ranges (of the `ranged` ones that carry ranges)."""
     summary = {}
     for source in SOURCES:
         rows = scored[(scored["horizon"] == horizon) & (scored["source"] == source)]
         if rows.empty:
             continue
+        held = {level: inside(rows, level) for level in TRACKED_RANGES}
         summary[source] = {
             "n": int(len(rows)),
             "first_target_day": rows["target_day"].min().strftime("%Y-%m-%d"),
             "last_target_day": rows["target_day"].max().strftime("%Y-%m-%d"),
             "mae": float((rows["point"] - rows["actual"]).abs().mean()),
             "naive_mae": float((rows["naive"] - rows["actual"]).abs().mean()),
+            "ranged": int(held[TRACKED_RANGES[0]].notna().sum()),
+            **{f"coverage_{level * 100:g}": None if share.isna().all() else float(share.mean())
+               for level, share in held.items()},
         }
     return summary
 
@@ -305,9 +349,86 @@ def hindcast_chart(scored: pd.DataFrame, horizon: int, size: Size = NARROW, unit
     return fig
 
 
+def _relative(rows: pd.DataFrame, column: str) -> np.ndarray:
+    """A price column as % above (+) or below (-) the point forecast of its row."""
+    return ((rows[column] / rows["point"] - 1) * 100).to_numpy(dtype=float)
+
+
+def _coverage_words(rows: pd.DataFrame) -> str:
+    shares = [inside(rows, level).mean() for level in TRACKED_RANGES]
+    return " / ".join(f"{share:.0%}" for share in shares)
+
+
+def _range_panel(ax: Axes, rows: pd.DataFrame, horizon: int, size: Size) -> list[str]:
+    """One horizon's ranges over time around the forecast (0), each outcome a dot; returns the sources drawn."""
+    ranged = rows.dropna(subset=list(RANGE_COLUMNS))
+    drawn = []
+    for source in SOURCES:
+        part = ranged[ranged["source"] == source]
+        if part.empty:
+            continue
+        drawn.append(source)
+        days = part["target_day"].to_numpy()
+        for level in reversed(TRACKED_RANGES):  # widest first, the narrower drawn over it
+            low, high = FORECAST_RANGES[level]
+            ax.fill_between(days, _relative(part, low), _relative(part, high), step="mid", lw=0,
+                            color=RANGE_TRACK_COLORS[source][level])
+        held = inside(part, TRACKED_RANGES[0]).to_numpy() == 1
+        outcome = _relative(part, "actual")
+        few = len(part) < 40
+        ax.scatter(days[held], outcome[held], s=14 if few else 5, color=COLORS["actual"], lw=0, zorder=3)
+        ax.scatter(days[~held], outcome[~held], s=22 if few else 9, color=COLORS["miss"], lw=0, zorder=4)
+    ax.axhline(0, color=COLORS["point"], lw=0.8)
+    ax.yaxis.set_major_formatter(PercentFormatter(100, decimals=0))
+    ax.set_ylabel("vs forecast")
+    found = "; ".join(f"{source} {_coverage_words(ranged[ranged['source'] == source])}" for source in drawn)
+    ax.set_title(size.wrap(f"{days_text(horizon)} ahead, inside the 80% / 95% range: {found or 'none judged yet'}",
+                           size.text), fontsize=size.text, fontweight="normal")
+    return drawn
+
+
+def ranges_chart(scored: pd.DataFrame, horizons: list[int], size: Size = NARROW) -> Figure:
+    """Past forecasts' 80% and 95% ranges over time, as % around their point forecast, and each outcome.
+
+    Coverage can be seen: a range that holds what it promises keeps 8 in 10 dots inside its darker
+    band. Drawn relative to the forecast, so a calm week's narrow range and a crash's wide one
+    compare at a glance whatever SOL's price was.
+    """
+    title = "Each outcome against its forecast's 80% and 95% ranges, over time"
+    ranged = scored.dropna(subset=list(RANGE_COLUMNS))
+    if ranged.empty:
+        return placeholder(title, "No range has been judged yet: a range is judged once the close of its target "
+                                  "day is in the store.", size)
+    fig = _figure(size, (140 + 180 * len(horizons), 160 + 180 * len(horizons)))
+    axes = fig.subplots(len(horizons), 1, sharex=True, squeeze=False)[:, 0]
+    sources: set[str] = set()
+    for ax, horizon in zip(axes, horizons, strict=True):
+        sources.update(_range_panel(ax, ranged[ranged["horizon"] == horizon], horizon, size))
+    fig.suptitle(size.wrap(title, size.title), x=0.02, ha="left", fontweight="bold")
+    _date_axis(axes[-1])
+    handles: list = []
+    labels: list[str] = []
+    for source in (s for s in SOURCES if s in sources):
+        for level in TRACKED_RANGES:
+            handles.append(Patch(color=RANGE_TRACK_COLORS[source][level]))
+            labels.append(f"{level:.0%} range, {SOURCES[source]}")
+    handles += [Line2D([], [], ls="none", marker="o", color=COLORS["actual"]),
+                Line2D([], [], ls="none", marker="o", color=COLORS["miss"])]
+    labels += ["outcome inside the 80% range", "outcome outside it"]
+    if "published" not in set(scored["source"]):
+        handles.append(Line2D([], [], ls="none"))
+        labels.append("no published forecast has matured yet")
+    _legend_below(fig, handles, labels, size, columns=1 if size is NARROW else 2)
+    return fig
+
+
+def _number_or_nan(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else np.nan
+
+
 def _per_horizon(rows: list[dict], key: str) -> list[float]:
     by_horizon = {int(r["horizon"]): r.get(key) for r in rows}
-    return [np.nan if by_horizon.get(h) is None else float(by_horizon[h]) for h in HORIZONS]
+    return [_number_or_nan(by_horizon.get(h)) for h in HORIZONS]
 
 
 def _mean(values: list[float]) -> float:
@@ -328,7 +449,9 @@ def scoreboard_chart(evaluation: dict, size: Size = NARROW) -> Figure:
     models = evaluation["models"]
     drawn: list[float] = []
     off_scale = []
-    for name in [n for n in MODEL_LABELS if n in models] + [n for n in models if n not in MODEL_LABELS]:
+    ax.axhline(1, color=COLORS["naive"], ls=":", lw=2, label=f"{MODEL_LABELS['naive']}: 1 by definition")
+    names = [n for n in MODEL_LABELS if n in models] + [n for n in models if n not in MODEL_LABELS]
+    for name in (n for n in names if n != "naive"):  # naive is the line at 1 itself
         rel = _per_horizon(models[name]["per_horizon"], "rel_mae")
         label = MODEL_LABELS.get(name, name)
         if max([v for v in rel if np.isfinite(v)], default=0) >= OFF_SCALE:
@@ -336,12 +459,11 @@ def scoreboard_chart(evaluation: dict, size: Size = NARROW) -> Figure:
                              f"(not drawn: off the scale)")
             continue
         drawn += [v for v in rel if np.isfinite(v)]
-        ax.plot(list(HORIZONS), rel, marker="o", markersize=4, color=MODEL_COLORS.get(name),
-                ls=":" if name == "naive" else "-", label=label)
+        ax.plot(list(HORIZONS), rel, marker="o", markersize=4, color=MODEL_COLORS.get(name), label=label,
+                zorder=3 if name == MODEL else 2)  # ours on top: a model equal to naive stays visible
     low, high = min(drawn + [1.0]), max(drawn + [1.0])
     pad = max(0.02, (high - low) * 0.12)
     ax.set_ylim(low - pad, high + pad)
-    ax.axhline(1, color=COLORS["naive"], lw=1)
     ax.set_title(size.wrap("Average error ÷ naive's (below 1 beats 'no change')", size.title))
     ax.set_ylabel("error ÷ naive's")
     ax.set_xticks(list(HORIZONS))
@@ -373,6 +495,47 @@ def _coverage(ax: Axes, intervals: dict, size: Size) -> None:
     ax.set_xticks(list(HORIZONS))
     ax.set_xlabel("days ahead")
     ax.legend(loc="lower left")
+
+
+def range_scores_chart(distribution: dict, size: Size = NARROW) -> Figure:
+    """Our ranges against the two classical ways of drawing them, on the same backtest days.
+
+    Top: the interval score of the 80% range (its width plus a penalty for every outcome outside)
+    divided by the fixed-width band's, per horizon. Bottom: how often the 80% range held in the
+    calmest, middle and most volatile third of the days, against the 80% it promises.
+    """
+    methods = {name: m for name, m in distribution["methods"].items() if isinstance(m, dict)}
+    names = [n for n in RANGE_METHOD_LABELS if n in methods] + [n for n in methods if n not in RANGE_METHOD_LABELS]
+    fig = _figure(size, (600, 620))
+    top, bottom = fig.subplots(2, 1, height_ratios=[1.2, 1])
+    drawn = [1.0]
+    for name in names:
+        ratio = _per_horizon(methods[name]["per_horizon"], "winkler_80_vs_fixed_band")
+        drawn += [v for v in ratio if np.isfinite(v)]
+        top.plot(list(HORIZONS), ratio, marker="o", markersize=4, color=RANGE_METHOD_COLORS.get(name),
+                 ls=":" if name == "fixed_band" else "-", label=RANGE_METHOD_LABELS.get(name, name))
+    pad = max(0.01, (max(drawn) - min(drawn)) * 0.15)
+    top.set_ylim(min(drawn) - pad, max(drawn) + pad)
+    top.set_title(size.wrap("Interval score of the 80% range ÷ the fixed band's (below 1 is better)", size.title))
+    top.set_ylabel("score ÷ fixed band's")
+    top.set_xticks(list(HORIZONS))
+    top.set_xlabel("days ahead")
+    width = 0.8 / max(1, len(names))
+    lowest = 0.5
+    for i, name in enumerate(names):
+        values = [_number_or_nan(methods[name].get(f"coverage_80_{tercile}_mean")) for tercile in TERCILES]
+        bottom.bar(np.arange(len(TERCILES)) + (i - (len(names) - 1) / 2) * width, values, width * 0.95,
+                   color=RANGE_METHOD_COLORS.get(name))
+        lowest = min([lowest, *(v - 0.05 for v in values if np.isfinite(v))])
+    bottom.axhline(0.8, color=COLORS["actual"], ls="--", lw=1.2)
+    bottom.set_ylim(lowest, 1.0)
+    bottom.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    bottom.set_xticks(range(len(TERCILES)), ["calm days", "middle days", "wild days"])
+    bottom.set_title(size.wrap("Share inside the 80% range, by how volatile the market was (dashed: 80%)"),
+                     fontsize=size.text, fontweight="normal")
+    bottom.set_ylabel("inside the range")
+    _legend_below(fig, *top.get_legend_handles_labels(), size, columns=1 if size is NARROW else 3)
+    return fig
 
 
 def market_frame(solana: pd.Series, bitcoin: pd.Series, fear_greed: pd.Series) -> pd.DataFrame:

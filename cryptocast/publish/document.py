@@ -22,8 +22,10 @@ Fields (dates are UTC days, YYYY-MM-DD; prices in `unit`):
     forecast           the latest forecast_day's rows of `solana_forecasts`, or null when none:
                        forecast_day, days_old (last_complete_day - forecast_day), last_close (SOL
                        close on forecast_day, null if unknown), model_version, path (one sentence
-                       on the shape of the forecast), and rows: one per horizon 1..10 with
-                       horizon, target_day, point, lower_80, upper_80, lower_95, upper_95
+                       on the shape of the forecast: flat, rises, falls, or turns once), and
+                       rows: one per horizon 1..10 with horizon, target_day, point, lower_80,
+                       upper_80, lower_95, upper_95 (= q10, q90, q2_5, q97_5), and the quantiles
+                       q2_5 .. q97_5 (null in rows published before quantiles were)
     published          forecast_days (how many days a forecast was published), matured (published
                        forecasts whose target day's close is known), first_target_day (the
                        earliest target day of any published forecast, or null)
@@ -31,7 +33,14 @@ Fields (dates are UTC days, YYYY-MM-DD; prices in `unit`):
                        first: forecast_day, target_day, point, lower_80, upper_80, actual, error
                        (point - actual), inside_80
     hindcast           per horizon charted ("1", the chosen one, "10"), per source ("published",
-                       "backtest"): n, first_target_day, last_target_day, mae, naive_mae
+                       "backtest"): n, first_target_day, last_target_day, mae, naive_mae, ranged
+                       (how many of them carry 80%/95% ranges), coverage_80, coverage_95 (the share
+                       of those whose outcome fell inside; null when none carries ranges)
+    range_scores       per way of drawing ranges the backtest scored ("calibrated": ours,
+                       "fixed_band", "ewma_band"), averaged over horizons: coverage_80, coverage_95,
+                       coverage_{80,95}_{calm,middle,wild} (by the origin's volatility tercile),
+                       pinball, winkler_80, winkler_95, winkler_{80,95}_vs_fixed_band; null for a
+                       model whose evaluation.json has no `distribution` (registered before it)
     charts             the charts on the page, in order: file (wide), narrow_file, title, alt,
                        smallest_text_px (per file: its smallest font in image pixels)
 """
@@ -45,17 +54,25 @@ from typing import Any
 import pandas as pd
 
 from cryptocast.dataset import HORIZON
+from cryptocast.features import FORECAST_QUANTILES, FORECAST_RANGES
 from cryptocast.publish import charts
 from cryptocast.publish.formats import days_list, money, pct
 from cryptocast.publish.gather import SiteInputs
 from cryptocast.registry import ModelVersion, is_finite_number
 from cryptocast.settings import Settings
 
-PRICE_KEYS = ("point", "lower_80", "upper_80", "lower_95", "upper_95")
+# The page's ranges: lower_L/upper_L (L in %) -> the quantile column that is that bound.
+RANGE_KEYS = {f"{side}_{level * 100:g}": column for level in (0.8, 0.95)
+              for side, column in zip(("lower", "upper"), FORECAST_RANGES[level], strict=True)}
 NO_MODEL = "No model is in production yet: run training_pipeline.py."
 FORECASTS_CSV = "solana_forecasts.csv"
 EVALUATION_REPORT = "bench/results/backtest.md"
 OUTCOMES_PER_HORIZON = 7
+# evaluation.json's distribution.methods.<method>.<key>_mean that the page shows
+RANGE_SCORE_KEYS = ("coverage_80", "coverage_95", *(f"coverage_{level}_{tercile}" for level in ("80", "95")
+                                                   for tercile in charts.TERCILES),
+                    "pinball", "winkler_80", "winkler_95")
+COVERAGE_SLACK = 0.02  # a range that held within 2 points of its level held "as promised" (issue 9's target)
 SENTIMENT = "the Crypto Fear & Greed Index of alternative.me"
 
 
@@ -77,12 +94,17 @@ def latest_forecast(forecasts: pd.DataFrame, closes: pd.Series, last_complete: d
         "last_close": None if close is None or pd.isna(close) else float(close),
         "model_version": int(rows["model_version"].iloc[-1]),
         "rows": [{"horizon": int(r["horizon"]), "target_day": r["target_day"].strftime("%Y-%m-%d"),
-                  **{k: float(r[k]) for k in PRICE_KEYS}} for _, r in rows.iterrows()],
+                  "point": float(r["point"]), **{k: float(r[column]) for k, column in RANGE_KEYS.items()},
+                  **{k: number(r[k]) for k in FORECAST_QUANTILES}} for _, r in rows.iterrows()],
     }
 
 
-def describe_path(forecast: dict, unit: str, rel_mae: float | None) -> str:
-    """The shape of the forecast in one sentence, read from its rows, so it stays true whatever the model is."""
+def describe_path(forecast: dict, unit: str, rel_mae: float | None, shrinkage: float | None = None) -> str:
+    """The shape of the forecast in one sentence, read from its rows, so it stays true whatever the model is.
+
+    `shrinkage` is the factor the model that made it keeps of its network's output (0: none, shown
+    as "no change"), when the page knows it; it explains a flat path in the model's own terms.
+    """
     rows, last = forecast["rows"], forecast["last_close"]
     end = rows[-1]
     if last is None:
@@ -91,9 +113,11 @@ def describe_path(forecast: dict, unit: str, rel_mae: float | None) -> str:
     moves = {r["horizon"]: r["point"] / last - 1 for r in rows if r["horizon"] not in flat}
     no_edge = rel_mae is not None and rel_mae >= 1
     if not moves:
-        why = ", because in its backtest it did not beat that forecast" if no_edge else ""
-        return (f"Flat: the forecast is the last close, {money(last, unit)}, on all {len(rows)} days: the model "
-                f"predicts no change{why}.")
+        why = (": its network showed no reliable skill over \"no change\" on the days held back to check it, so "
+               "the model says \"no change\"" if shrinkage == 0 else
+               ": the model predicts no change, because in its backtest it did not beat that forecast" if no_edge else
+               ": the model predicts no change")
+        return f"Flat: the forecast is the last close, {money(last, unit)}, on all {len(rows)} days{why}."
     caveat = "; in its backtest the model did not beat \"no change\", so read this move as noise" if no_edge else ""
     if len(flat) * 2 >= len(rows):
         largest = max(moves.values(), key=abs)
@@ -102,14 +126,31 @@ def describe_path(forecast: dict, unit: str, rel_mae: float | None) -> str:
                 f"{caveat}.")
     points = [r["point"] for r in rows]
     steps = [b - a for a, b in zip([last, *points], points, strict=False)]
-    total = f"{money(end['point'], unit)} on {end['target_day']} ({pct(moves[end['horizon']], signed=True)})"
+    total = f"{money(end['point'], unit)} on {end['target_day']} ({pct(end['point'] / last - 1, signed=True)})"
+    start = f"from the last close, {money(last, unit)}"
     if all(s >= 0 for s in steps):
-        return f"Rises: from the last close, {money(last, unit)}, to {total}{caveat}."
+        return f"Rises: {start}, to {total}{caveat}."
     if all(s <= 0 for s in steps):
-        return f"Falls: from the last close, {money(last, unit)}, to {total}{caveat}."
+        return f"Falls: {start}, to {total}{caveat}."
+    turn = _single_turn(steps)
+    if turn is not None:
+        peak = rows[turn - 1]
+        first, then = ("Rises", "then falls") if steps[0] > 0 else ("Falls", "then rises")
+        return (f"{first}, {then}: {start}, to {money(peak['point'], unit)} on {peak['target_day']} "
+                f"({pct(peak['point'] / last - 1, signed=True)}), then to {total}{caveat}.")
     return (f"Moves up and down between {pct(min(moves.values()), signed=True)} and "
             f"{pct(max(moves.values()), signed=True)} of the last close, {money(last, unit)}, ending at {total}"
             f"{caveat}.")
+
+
+def _single_turn(steps: list[float]) -> int | None:
+    """The day after which a path that changes direction exactly once turns (steps of 0 go either way), else None."""
+    signs = [1 if s > 0 else -1 for s in steps if s != 0]
+    changes = [i for i in range(1, len(signs)) if signs[i] != signs[i - 1]]
+    if len(changes) != 1:
+        return None
+    moving = [day for day, s in enumerate(steps, 1) if s != 0]
+    return moving[changes[0] - 1]
 
 
 def _trained_through(model: ModelVersion) -> str | None:
@@ -129,7 +170,7 @@ def _model_doc(model: ModelVersion | None) -> dict | None:
 
 
 def verdict(metrics: dict | None) -> str:
-    """What the backtest says the model can do, in one paragraph a visitor can act on."""
+    """What the backtest says the model can and cannot do, in one paragraph a visitor can act on."""
     rel = number((metrics or {}).get("rel_mae_mean"))
     if rel is None:
         return "No backtest figures are recorded for this model, so nothing is known about its accuracy."
@@ -137,12 +178,76 @@ def verdict(metrics: dict | None) -> str:
     period = (f" ({origins['first']} to {origins['last']}, {origins['count']} daily forecasts)"
               if isinstance(origins, dict) and {"first", "last", "count"} <= set(origins) else "")
     if rel >= 1:
+        ranges = _ranges_verdict(metrics or {}, "The ranges are the useful part: its")
         size = "as large as" if rel < 1.005 else f"{rel - 1:.0%} larger than"
         return (f"In its backtest{period} the model does not beat naive persistence, the forecast \"the price stays "
                 f"where it is\": its average error is {size} naive's. Read the point forecast as \"about where it "
-                f"is now\"; the ranges are the useful part.")
+                f"is now\", not as a call on where the price goes. {ranges}")
+    ranges = _ranges_verdict(metrics or {}, "Its")
     return (f"In its backtest{period} the model beats naive persistence, the forecast \"the price stays where it "
-            f"is\": its average error is {1 - rel:.0%} smaller.")
+            f"is\": its average error is {1 - rel:.0%} smaller. {ranges}")
+
+
+def _ranges_verdict(metrics: dict, lead: str) -> str:
+    """How often the 80% and 95% ranges held in the backtest, against what they promise, and what that means."""
+    held = {level: number(metrics.get(f"coverage_{level}_mean")) for level in (80, 95)}
+    if None in held.values():
+        return "How often its ranges held is not recorded, so read them with care."
+    off = {level: share - level / 100 for level, share in held.items()}
+    if all(abs(d) <= COVERAGE_SLACK for d in off.values()):
+        judged = "about as often as they promise"
+    elif all(d >= -COVERAGE_SLACK for d in off.values()):
+        judged = "more often than they promise: they are wider than they need to be, on the cautious side"
+    elif all(d <= COVERAGE_SLACK for d in off.values()):
+        judged = "less often than they promise: expect outcomes outside them more often than that"
+    else:
+        judged = " and ".join(f"the {level}% ones {'more' if d > 0 else 'less'}" for level, d in off.items())
+        judged += " often than they promise"
+    return (f"{lead} 80% ranges held the outcome {held[80]:.0%} of the time and its 95% ranges {held[95]:.0%} in the "
+            f"backtest, {judged}.{_against_fixed_band(metrics)}")
+
+
+def _against_fixed_band(metrics: dict) -> str:
+    """Whether the ranges beat the plainest alternative, a fixed-width band, by the interval score (issue 9)."""
+    ratio = number(metrics.get("interval_score_80_vs_fixed_band_mean"))
+    if ratio is None:
+        return ""
+    if abs(ratio - 1) < 0.005:
+        return " By their interval score they are as good as a plain fixed-width band, no better."
+    better = "better" if ratio < 1 else "worse"
+    return f" By their interval score they are {abs(ratio - 1):.1%} {better} than a plain fixed-width band."
+
+
+def _shrinkage(model: ModelVersion | None, version: int) -> float | None:
+    """The share of its network's output the model that made a forecast keeps, when it is production's and says."""
+    if model is None or model.version != version:
+        return None
+    return number((model.metadata or {}).get("shrinkage"))
+
+
+def range_scores(evaluation: dict | None) -> dict | None:
+    """Each way of drawing ranges the backtest scored (ours, the fixed band, the EWMA band), averaged over
+    horizons; None for a version whose report has no `distribution` (registered before issue 9)."""
+    methods = ((evaluation or {}).get("distribution") or {}).get("methods") or {}
+    if not methods:
+        return None
+    fixed = methods.get("fixed_band", {}).get("per_horizon", [])
+    out = {}
+    for name, method in methods.items():
+        scores = {key: number(method.get(f"{key}_mean")) for key in RANGE_SCORE_KEYS}
+        for level in ("80", "95"):
+            scores[f"winkler_{level}_vs_fixed_band"] = _ratio_to(method.get("per_horizon", []), fixed,
+                                                                 f"winkler_{level}")
+        out[name] = scores
+    return out
+
+
+def _ratio_to(rows: list[dict], base: list[dict], key: str) -> float | None:
+    """The mean over horizons of rows[key] / base[key] (issue 9's interval-score ratio), None if not computable."""
+    theirs = {r.get("horizon"): number(r.get(key)) for r in base}
+    ratios = [value / theirs[r.get("horizon")] for r in rows
+              if (value := number(r.get(key))) is not None and theirs.get(r.get("horizon"))]
+    return float(sum(ratios) / len(ratios)) if ratios else None
 
 
 def hindcast_horizons(horizon: int) -> list[int]:
@@ -169,14 +274,15 @@ def publication(forecasts: pd.DataFrame, scored: pd.DataFrame) -> dict:
 def outcomes(forecasts: pd.DataFrame, closes: pd.Series, per_horizon: int = OUTCOMES_PER_HORIZON) -> dict:
     """The newest matured published forecasts at each horizon, beside what happened."""
     rows = forecasts.assign(actual=forecasts["target_day"].map(closes).astype(float)).dropna(subset=["actual"])
+    low, high = FORECAST_RANGES[0.8]
     out: dict[str, list[dict]] = {}
     for horizon in range(1, HORIZON + 1):
         newest = rows[rows["horizon"] == horizon].sort_values("target_day", ascending=False).head(per_horizon)
         out[str(horizon)] = [{
             "forecast_day": r.forecast_day.strftime("%Y-%m-%d"), "target_day": r.target_day.strftime("%Y-%m-%d"),
-            "point": float(r.point), "lower_80": float(r.lower_80), "upper_80": float(r.upper_80),
+            "point": float(r.point), "lower_80": float(getattr(r, low)), "upper_80": float(getattr(r, high)),
             "actual": float(r.actual), "error": float(r.point - r.actual),
-            "inside_80": bool(r.lower_80 <= r.actual <= r.upper_80)} for r in newest.itertuples()]
+            "inside_80": bool(getattr(r, low) <= r.actual <= getattr(r, high))} for r in newest.itertuples()]
     return out
 
 
@@ -192,7 +298,8 @@ def forecast_document(inputs: SiteInputs, scored: pd.DataFrame, settings: Settin
     metrics = inputs.model.metrics if inputs.model else None
     forecast = latest_forecast(inputs.forecasts, inputs.closes, settings.last_complete_day)
     if forecast:
-        forecast["path"] = describe_path(forecast, inputs.unit, number((metrics or {}).get("rel_mae_mean")))
+        forecast["path"] = describe_path(forecast, inputs.unit, number((metrics or {}).get("rel_mae_mean")),
+                                         _shrinkage(inputs.model, forecast["model_version"]))
     return {
         "generated_utc": generated.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "as_of": settings.as_of.isoformat(),
@@ -209,6 +316,7 @@ def forecast_document(inputs: SiteInputs, scored: pd.DataFrame, settings: Settin
         "published": publication(inputs.forecasts, scored),
         "outcomes": outcomes(inputs.forecasts, inputs.closes),
         "hindcast": {str(h): charts.hindcast_summary(scored, h) for h in hindcast_horizons(horizon)},
+        "range_scores": range_scores(inputs.evaluation),
         "charts": [],
     }
 

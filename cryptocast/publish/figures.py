@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from cryptocast.publish import charts
 from cryptocast.publish.charts import NARROW, SIZES, WIDE, Rendered, Size
 from cryptocast.publish.document import number
-from cryptocast.publish.formats import days, money
+from cryptocast.publish.formats import days, money, pct
 from cryptocast.publish.gather import SiteInputs
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,11 @@ def _forecast_alt(closes: pd.Series, forecast: dict | None, unit: str) -> str:
     if forecast is None:
         return text + " There is no forecast yet."
     last = forecast["rows"][-1]
-    return (f"{text} {forecast['path']} On {last['target_day']} the forecast is {money(last['point'], unit)}, with an "
-            f"80% range of {money(last['lower_80'], unit)} to {money(last['upper_80'], unit)} and a 95% range of "
+    middle = (f", a 50% range of {money(last['q25'], unit)} to {money(last['q75'], unit)}"
+              if last.get("q25") is not None and last.get("q75") is not None else "")
+    return (f"{text} {forecast['path']} Around it, a fan of ranges widens day by day from the last close. On "
+            f"{last['target_day']} the forecast is {money(last['point'], unit)}{middle}, an 80% range of "
+            f"{money(last['lower_80'], unit)} to {money(last['upper_80'], unit)} and a 95% range of "
             f"{money(last['lower_95'], unit)} to {money(last['upper_95'], unit)}.")
 
 
@@ -67,6 +70,33 @@ def _hindcast_alt(horizon: int, summary: dict, unit: str) -> str:
              f"{money(s['naive_mae'], unit)} for naive persistence." for source, s in summary.items()]
     return (f"How far off each forecast {days(horizon)} ahead was, over time, with naive persistence's errors as a "
             f"grey area; below, the running mean absolute error of both. " + " ".join(parts))
+
+
+def _ranges_alt(hindcast: dict) -> str:
+    if not any(s.get("ranged") for summary in hindcast.values() for s in summary.values()):
+        return "Placeholder: no range has been judged yet."
+    parts = []
+    for horizon, summary in hindcast.items():
+        found = [f"{charts.SOURCES[source]}: {s['ranged']} ranges, {pct(s['coverage_80'])} of outcomes inside the "
+                 f"80% range and {pct(s['coverage_95'])} inside the 95% range"
+                 for source, s in summary.items() if s.get("ranged")]
+        parts.append(f"{days(int(horizon))} ahead, " + ("; ".join(found) if found else "no range judged yet") + ".")
+    return ("Past forecasts' 80% and 95% ranges over time, drawn around their point forecast, with each outcome as "
+            "a dot, dark inside the 80% range and orange outside it. " + " ".join(parts))
+
+
+def _range_scores_alt(scores: dict) -> str:
+    parts = [f"{charts.RANGE_METHOD_LABELS.get(name, name)}: interval score {_ratio(s['winkler_80_vs_fixed_band'])} "
+             f"of the fixed band's, {pct(s['coverage_80_calm'])} / {pct(s['coverage_80_middle'])} / "
+             f"{pct(s['coverage_80_wild'])} inside the 80% range on calm / middle / wild days"
+             for name, s in scores.items()]
+    return ("Our ranges against a fixed-width band and an EWMA volatility band on the same backtest days: above, "
+            "the interval score of the 80% range divided by the fixed band's per horizon (below 1 is better); "
+            "below, how often the 80% range held by how volatile the market was. " + "; ".join(parts) + ".")
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}×"
 
 
 def _scoreboard_alt(evaluation: dict) -> str:
@@ -118,12 +148,18 @@ def render_charts(inputs: SiteInputs, scored: pd.DataFrame, doc: dict) -> list[C
     out += [_render(f"hindcast_h{h}", f"{days(int(h))} ahead", _hindcast_alt(int(h), summary, unit), "track",
                     partial(charts.hindcast_chart, scored, int(h), unit=unit))
             for h, summary in doc["hindcast"].items()]
+    horizons = [int(h) for h in doc["hindcast"]]
+    out.append(_render("ranges", "Ranges over time", _ranges_alt(doc["hindcast"]), "ranges",
+                       partial(charts.ranges_chart, scored, horizons)))
     if inputs.evaluation is not None:
         out.append(_render("scoreboard", "Backtest scoreboard", _scoreboard_alt(inputs.evaluation), "model",
                            partial(charts.scoreboard_chart, inputs.evaluation)))
     if inputs.history is not None:
         out.append(_render("training", "Training curves", _training_alt(inputs.history), "model",
                            partial(charts.training_chart, inputs.history)))
+    if doc["range_scores"]:  # on the page after the model's own charts, under "How good are the ranges?"
+        out.append(_render("range_scores", "Range scores", _range_scores_alt(doc["range_scores"]), "ranges_scored",
+                           partial(charts.range_scores_chart, inputs.evaluation["distribution"])))
     out += [
         _render("trend", "Trend", f"SOL and BTC over the last {MARKET_DAYS} days, each indexed to 100 on the first "
                 f"day; below, the Fear & Greed Index on its own scale from 0 (extreme fear) to 100 (extreme greed).",

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from cryptocast.errors import StoreError
 from cryptocast.features import BITCOIN, FEAR_GREED, FORECASTS, SOLANA, GroupSpec, empty_frame
+from cryptocast.forecasts import read_forecasts
 from cryptocast.modeling.portable import CorruptModelError
 from cryptocast.publish import charts
 from cryptocast.registry import MODEL_NAME, ModelVersion, open_model_registry
@@ -25,12 +25,6 @@ from cryptocast.settings import Settings, public_repository_url
 from cryptocast.status import export_table, freshness
 from cryptocast.stores import FeatureStore, open_feature_store
 
-# The site's forecast shape: a point and, per central range L (in %), lower_L and upper_L.
-FORECAST_COLUMNS = ("forecast_day", "target_day", "horizon", "point", "lower_80", "upper_80", "lower_95", "upper_95",
-                    "model_version")
-# The one place that knows each version of solana_forecasts: the site's column -> the group's column.
-# Version 1 stores the 80% and 95% ranges as lower_80/upper_80 and lower_95/upper_95 already.
-FORECAST_VERSIONS = {1: {column: column for column in FORECAST_COLUMNS}}
 # source column value -> (market, unit): what a reader needs to know the prices are
 MARKETS = {"binance": ("Binance's SOLUSDT market", "USDT"), "kraken": ("Kraken's SOL-USD market", "USD"),
            "cryptocompare": ("Kraken's SOL-USD market", "USD")}
@@ -45,7 +39,7 @@ class SiteInputs:
     markets: list[str]  # where SOL's prices come from, newest last
     unit: str  # what the newest prices are quoted in (USDT or USD)
     market: pd.DataFrame  # SOL, BTC, Fear & Greed by day
-    forecasts: pd.DataFrame  # every published forecast, FORECAST_COLUMNS
+    forecasts: pd.DataFrame  # every published forecast of any version, in FORECASTS' columns (`read_forecasts`)
     forecasts_csv: bytes  # the same rows as `python -m cryptocast export solana_forecasts`
     repository: str | None  # the repository's web address, when known
     groups: dict[str, dict]
@@ -58,14 +52,6 @@ class SiteInputs:
 def _read(store: FeatureStore, spec: GroupSpec) -> pd.DataFrame:
     group = store.get_feature_group(spec)
     return group.read() if group else empty_frame(spec)
-
-
-def site_forecasts(spec: GroupSpec, rows: pd.DataFrame) -> pd.DataFrame:
-    """Published forecasts in the site's shape (FORECAST_COLUMNS), whatever version of the group holds them."""
-    mapping = FORECAST_VERSIONS.get(spec.version)
-    if mapping is None:
-        raise StoreError(f"{spec.name} v{spec.version}: the site does not know this version's columns")
-    return rows.rename(columns={theirs: ours for ours, theirs in mapping.items()})[list(FORECAST_COLUMNS)]
 
 
 def _markets(solana: pd.DataFrame) -> tuple[list[str], str]:
@@ -117,6 +103,19 @@ def evaluation_problem(doc: dict) -> str | None:
     if not isinstance(intervals, dict) or not all(
             isinstance(v, dict) and _horizon_rows(v.get("per_horizon"), "coverage") for v in intervals.values()):
         return "'intervals' must map levels to per_horizon rows with a numeric 'coverage'"
+    return _distribution_problem(doc.get("distribution", {}))
+
+
+def _distribution_problem(distribution: Any) -> str | None:
+    """The range scores (issue 9) the page reads; absent in versions registered before them, which is fine."""
+    methods = distribution.get("methods", {}) if isinstance(distribution, dict) else None
+    if not isinstance(methods, dict) or not all(isinstance(m, dict) for m in methods.values()):
+        return "'distribution.methods' must map each range method to an object"
+    for name, method in methods.items():
+        if not _horizon_rows(method.get("per_horizon", []), "winkler_80_vs_fixed_band"):
+            return f"distribution.methods.{name}.per_horizon must be rows with 'horizon' and numeric scores"
+        if not all(value is None or is_number(value) for key, value in method.items() if key.endswith("_mean")):
+            return f"distribution.methods.{name}: every '..._mean' must be a number or null"
     return None
 
 
@@ -155,7 +154,8 @@ def _artifact_backtest(path: Path) -> pd.DataFrame | None:
 def gather(settings: Settings) -> SiteInputs:
     """Read every group and the production model's evidence."""
     store = open_feature_store(settings)
-    groups = {spec.name: (spec, _read(store, spec)) for spec in (SOLANA, BITCOIN, FEAR_GREED, FORECASTS)}
+    groups = {spec.name: (spec, _read(store, spec)) for spec in (SOLANA, BITCOIN, FEAR_GREED)}
+    groups[FORECASTS.name] = (FORECASTS, read_forecasts(store))  # every version of the group, in the newest shape
     solana, bitcoin, fear_greed, forecasts = (rows for _, rows in groups.values())
     closes = _series(solana, "close")
     market = charts.market_frame(closes, _series(bitcoin, "close"), _series(fear_greed, "value"))
@@ -168,7 +168,7 @@ def gather(settings: Settings) -> SiteInputs:
         markets=markets,
         unit=unit,
         market=market,
-        forecasts=site_forecasts(FORECASTS, forecasts),
+        forecasts=forecasts,
         forecasts_csv=export_table(FORECASTS, forecasts).to_csv(index=False).encode(),
         repository=repository(settings),
         groups={name: freshness(spec, rows, settings) for name, (spec, rows) in groups.items()},

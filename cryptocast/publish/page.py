@@ -12,7 +12,7 @@ from importlib import resources
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from cryptocast.publish.charts import NARROW, WIDE
+from cryptocast.publish.charts import MODEL_LABELS, NARROW, RANGE_METHOD_LABELS, SOURCES, WIDE
 from cryptocast.publish.document import NO_MODEL, number
 from cryptocast.publish.figures import Chart
 from cryptocast.publish.formats import amount, days, money, pct, price_range, utc
@@ -63,9 +63,48 @@ def _model_rows(model: dict) -> list[list[str]]:
          "n/a" if rel is None else f"{rel:.3f} ({abs(rel - 1):.1%} {'worse' if rel >= 1 else 'better'})"],
         ["against the original system's model: the model of the project this one replaces, re-created and "
          "backtested on the same days", against_original],
+        ["other forecasters on the same days: average error ÷ naive persistence's", _peers(baselines)],
         ["80% range: share of outcomes inside (target 80%)", pct(metrics.get("coverage_80_mean"))],
         ["95% range: share of outcomes inside (target 95%)", pct(metrics.get("coverage_95_mean"))],
     ]
+
+
+def _peers(baselines: dict) -> str:
+    """Every peer but naive itself (1 by definition), in the scoreboard's order."""
+    names = [n for n in MODEL_LABELS if n in baselines and n != "naive"] + [
+        n for n in baselines if n not in MODEL_LABELS]
+    found = [f"{MODEL_LABELS.get(n, n)} {value:.3f}" for n in names if (value := number(baselines[n])) is not None]
+    return ", ".join(found) or "n/a"
+
+
+# (label, range_scores key, kind of number): what each row of the range scores table means is in its label
+RANGE_ROWS = (
+    ("80% range: share of outcomes inside (promises 80%)", "coverage_80", "share"),
+    ("… on calm days (the calmest third of the backtest)", "coverage_80_calm", "share"),
+    ("… on middle days", "coverage_80_middle", "share"),
+    ("… on wild days (the most volatile third)", "coverage_80_wild", "share"),
+    ("95% range: share of outcomes inside (promises 95%)", "coverage_95", "share"),
+    ("… on calm days", "coverage_95_calm", "share"),
+    ("… on middle days", "coverage_95_middle", "share"),
+    ("… on wild days", "coverage_95_wild", "share"),
+    ("interval score of the 80% range ÷ the fixed band's (below 1 is better)", "winkler_80_vs_fixed_band", "ratio"),
+    ("interval score of the 95% range ÷ the fixed band's (below 1 is better)", "winkler_95_vs_fixed_band", "ratio"),
+    ("pinball loss over the 9 published quantiles (lower is better)", "pinball", "price"),
+)
+
+
+def _score(value: float | None, kind: str, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    return {"share": pct(value), "ratio": f"{value:.3f}", "price": money(value, unit)}[kind]
+
+
+def _range_table(scores: dict, unit: str) -> tuple[list[str], list[dict]]:
+    """The range scores as a table: one row per measure, one column per way of drawing ranges."""
+    names = [n for n in RANGE_METHOD_LABELS if n in scores] + [n for n in scores if n not in RANGE_METHOD_LABELS]
+    rows = [{"horizon": None, "cells": [label, *(_score(scores[n].get(key), kind, unit) for n in names)]}
+            for label, key, kind in RANGE_ROWS]
+    return ["backtest", *(RANGE_METHOD_LABELS.get(n, n) for n in names)], rows
 
 
 def _outcome_rows(outcomes: dict) -> list[dict]:
@@ -78,6 +117,13 @@ def _outcome_rows(outcomes: dict) -> list[dict]:
             o["target_day"], amount(o["point"]), amount(o["actual"]), f"{o['error']:+,.2f}",
             "yes" if o["inside_80"] else "no"]} for o in found]
     return rows
+
+
+def _range_track(hindcast: dict) -> list[str]:
+    """Per charted horizon and source, how often the outcome fell inside the ranges, as the page says it."""
+    return [f"{days(int(h))} ahead, {SOURCES[source]}: {pct(s['coverage_80'])} inside the 80% range, "
+            f"{pct(s['coverage_95'])} inside the 95% range ({s['ranged']} forecasts)"
+            for h, summary in hindcast.items() for source, s in summary.items() if s.get("ranged")]
 
 
 def _figure(chart: Chart, eager: bool) -> dict:
@@ -100,6 +146,8 @@ def render_page(doc: dict, charts: list[Chart], payload: str) -> str:
             r["target_day"], r["horizon"], amount(r["point"]), price_range(r["lower_80"], r["upper_80"]),
             price_range(r["lower_95"], r["upper_95"])]} for r in forecast["rows"]] if forecast else [],
         "outcome_rows": _outcome_rows(doc["outcomes"]),
+        "range_table": _range_table(doc["range_scores"], unit) if doc["range_scores"] else None,
+        "range_track": _range_track(doc["hindcast"]),
         "model_rows": [{"horizon": None, "cells": row} for row in _model_rows(doc["model"])] if doc["model"] else [],
         "freshness_rows": [{"horizon": None, "cells": [
             f"{name} v{g['version']}", g["rows"], g["last_day"] or "none",

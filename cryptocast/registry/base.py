@@ -69,9 +69,27 @@ class ModelRegistry(Protocol):
         ...
 
 
+COVERAGE_METRIC = "coverage_80_mean"
+COVERAGE_NOMINAL = 0.8
+COVERAGE_TOLERANCE = 0.05
+# Fewer backtest origins than this cannot measure coverage to within 5 points (overlapping outcomes).
+COVERAGE_MIN_ORIGINS = 180
+
+
 def promotion_decision(candidate: ModelVersion, current: ModelVersion | None, metric: str) -> tuple[bool, str]:
-    """Lower is better and ties promote, so retraining on newer data wins unless it is measurably worse."""
+    """Lower is better and ties promote, so retraining on newer data wins unless it is measurably worse.
+
+    A version whose 80% ranges covered more than 5 points away from 80% on its backtest is refused
+    whatever its accuracy: its ranges would mislead a reader. A backtest of fewer than 180 origins
+    (a test-sized run) is too short to tell, so the rule waits for a longer one.
+    """
     new = candidate.metrics[metric]
+    coverage = candidate.metrics.get(COVERAGE_METRIC)
+    origins = candidate.metrics.get("backtest_origins")
+    measured = not isinstance(origins, dict) or origins.get("count", 0) >= COVERAGE_MIN_ORIGINS
+    if measured and is_finite_number(coverage) and abs(coverage - COVERAGE_NOMINAL) > COVERAGE_TOLERANCE:
+        return False, (f"{COVERAGE_METRIC} {coverage:.3f} is more than {COVERAGE_TOLERANCE:.2f} from the nominal "
+                       f"{COVERAGE_NOMINAL:.2f}")
     if current is None:
         return True, f"{metric} {new:.6g}; no production version yet"
     old = current.metrics.get(metric)

@@ -13,7 +13,8 @@ import pytest
 
 from cryptocast.__main__ import main as cryptocast_main
 from cryptocast.errors import StoreError
-from cryptocast.features import BITCOIN, FEAR_GREED, FORECASTS, SOLANA
+from cryptocast.features import BITCOIN, FEAR_GREED, FORECASTS_V1, SOLANA
+from cryptocast.forecasts import read_forecasts
 from cryptocast.stores.local import LocalFeatureStore
 
 from conftest import error_lines
@@ -51,9 +52,11 @@ def test_every_group_version_on_disk_is_converted_with_the_same_rows(old_home):
 
 def test_the_groups_this_code_defines_read_as_before(old_home):
     store = LocalFeatureStore(old_home)
-    for spec in (SOLANA, BITCOIN, FEAR_GREED, FORECASTS):
+    for spec in (SOLANA, BITCOIN, FEAR_GREED, FORECASTS_V1):  # the old store's forecasts are version 1's
         assert exported(store.get_feature_group(spec)) == \
             (FIXTURE / "exports" / f"{spec.name}_v{spec.version}.csv").read_text()
+    old = store.get_feature_group(FORECASTS_V1).read()
+    assert read_forecasts(store)["q10"].tolist() == old["lower_80"].tolist()  # what every reader of forecasts sees
 
 
 def test_conversion_happens_once(old_home):

@@ -337,6 +337,7 @@ def test_a_long_value_is_not_echoed_even_when_no_key_is_set(tmp_path):
 # --- names: the README's are the contract; unknown names warn (issue 10, finding 8) -----------------------
 
 README_MODEL_NAMES = {"CRYPTOCAST_LSTM_UNITS": ("units", "16", 16),
+                      "CRYPTOCAST_LSTM_HEADS": ("heads", "2", 2),
                       "CRYPTOCAST_LSTM_DROPOUT": ("dropout", "0.1", 0.1),
                       "CRYPTOCAST_LSTM_EPOCHS": ("epochs", "3", 3),
                       "CRYPTOCAST_LSTM_BATCH_SIZE": ("batch_size", "8", 8),

@@ -13,14 +13,26 @@ import pytest
 
 from cryptocast.dataset import build_features, read_feature_frame
 from cryptocast.errors import StoreError
-from cryptocast.features import BITCOIN, FEATURE_VIEW, FORECASTS, join_view, validate
+from cryptocast.features import BITCOIN, FEATURE_VIEW, FORECAST_QUANTILES, FORECASTS, FORECASTS_V1, join_view, validate
+from cryptocast.forecasts import read_forecasts
 from cryptocast.settings import load_settings
 from cryptocast.stores import open_feature_store
 from cryptocast.stores.base import InsertResult
 
 import hopsworks_double
 from fakeapi import synthetic_history
-from grouprows import ALL, CANDLE_DTYPES, CANDLES, FNG, SOL, candles, expected_candles, fng
+from grouprows import (
+    ALL,
+    CANDLE_DTYPES,
+    CANDLES,
+    FNG,
+    SOL,
+    candles,
+    expected_candles,
+    fng,
+    forecast_rows,
+    forecast_rows_v1,
+)
 
 BACKENDS = ["local", "hopsworks"]
 
@@ -50,15 +62,6 @@ pytestmark = pytest.mark.parametrize("open_store", BACKENDS, indirect=True)
 
 def dtypes(df: pd.DataFrame) -> dict[str, str]:
     return {c: str(t) for c, t in df.dtypes.items()}
-
-
-def forecast_rows(day: str, point: float = 100.0) -> pd.DataFrame:
-    origin = pd.Timestamp(day)
-    horizons = list(range(1, 11))
-    rows = pd.DataFrame({"forecast_day": origin, "target_day": [origin + pd.Timedelta(days=h) for h in horizons],
-                         "horizon": horizons, "point": point, "lower_80": point * 0.9, "upper_80": point * 1.1,
-                         "lower_95": point * 0.8, "upper_95": point * 1.2, "model_version": 3})
-    return validate(FORECASTS, rows, "test")
 
 
 def fill(store, history: dict) -> None:
@@ -98,6 +101,32 @@ def test_forecasts_round_trip_on_a_two_column_key(store):
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     pd.testing.assert_frame_equal(group.read(dt.date(2024, 1, 3), dt.date(2024, 1, 3)),
                                   forecast_rows("2024-01-03", point=101.0), check_exact=True)
+
+
+def test_read_forecasts_gives_both_versions_in_the_v2_shape(store):
+    store.get_or_create_feature_group(FORECASTS_V1).insert(pd.concat([forecast_rows_v1("2024-01-01", 50.0),
+                                                                       forecast_rows_v1("2024-01-02", 60.0)]))
+    store.get_or_create_feature_group(FORECASTS).insert(pd.concat([forecast_rows("2024-01-02", 70.0),
+                                                                    forecast_rows("2024-01-03", 80.0)]))
+    got = read_forecasts(store)
+    assert list(got.columns) == FORECASTS.column_names
+    assert got.groupby("forecast_day")["point"].first().tolist() == [50.0, 70.0, 80.0]  # v2 wins 2024-01-02
+    assert len(got) == 30 and not got.duplicated(["forecast_day", "target_day"]).any()
+    old = got[got["forecast_day"] == pd.Timestamp("2024-01-01")].reset_index(drop=True)
+    v1 = forecast_rows_v1("2024-01-01", 50.0)
+    for before, after in (("lower_95", "q2_5"), ("lower_80", "q10"), ("upper_80", "q90"), ("upper_95", "q97_5")):
+        assert old[after].tolist() == v1[before].tolist()
+    assert old[["q5", "q25", "q50", "q75", "q95"]].isna().all().all()
+    assert old["model_version"].eq(1).all()
+    new = got[got["forecast_day"] == pd.Timestamp("2024-01-03")]
+    assert new[list(FORECAST_QUANTILES)].notna().all().all()
+    window = read_forecasts(store, dt.date(2024, 1, 2), dt.date(2024, 1, 2))
+    assert window["forecast_day"].unique().tolist() == [pd.Timestamp("2024-01-02")] and len(window) == 10
+
+
+def test_read_forecasts_of_an_empty_store_is_empty_with_the_v2_columns(store):
+    got = read_forecasts(store)
+    assert got.empty and list(got.columns) == FORECASTS.column_names
 
 
 @pytest.mark.parametrize(

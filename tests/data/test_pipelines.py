@@ -12,7 +12,7 @@ from cryptocast.__main__ import main as cryptocast_main
 import feature_backfill
 import feature_pipeline
 from conftest import FNG_HOLES, NOW, error_lines, run_main, snapshot
-from grouprows import remove_rows
+from grouprows import forecast_rows, forecast_rows_v1, remove_rows
 
 
 def status_json(capsys) -> dict:
@@ -125,3 +125,22 @@ def test_export_to_file_and_unknown_group(api, tmp_path, capsys):
     assert len(frame) == 58
     assert cryptocast_main(["export", "nope"]) == 1
     assert "unknown group 'nope'" in capsys.readouterr().err
+
+
+def test_export_of_forecasts_reads_both_versions_rounded_to_cents(api, home, tmp_path, capsys):
+    from cryptocast.features import FORECASTS, FORECASTS_V1
+    from cryptocast.stores.local import LocalFeatureStore
+
+    assert cryptocast_main(["export", "solana_forecasts"]) == 1
+    assert "feature group solana_forecasts does not exist" in capsys.readouterr().err
+    store = LocalFeatureStore(home)
+    store.get_or_create_feature_group(FORECASTS_V1).insert(forecast_rows_v1("2024-01-01", 50.123456))
+    store.get_or_create_feature_group(FORECASTS).insert(forecast_rows("2024-01-02", 70.0049))
+    out = tmp_path / "forecasts.csv"
+    assert cryptocast_main(["export", "solana_forecasts", "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == FORECASTS.column_names and len(frame) == 20
+    assert frame["forecast_day"].unique().tolist() == ["2024-01-01", "2024-01-02"]
+    assert set(frame["point"]) == {50.12, 70.0}
+    assert frame.loc[0, "q10"] == 45.11 and pd.isna(frame.loc[0, "q50"])  # v1's lower_80; no median then
+    assert frame.loc[10, "q97_5"] == 84.01

@@ -8,6 +8,9 @@ import pytest
 
 from cryptocast import features
 from cryptocast.errors import DataValidationError
+from cryptocast.features import FORECASTS, validate
+
+from grouprows import forecast_rows
 
 SOL = features.SOLANA
 FNG = features.FEAR_GREED
@@ -179,3 +182,14 @@ def test_missing_days_includes_both_ends_of_the_range():
 def test_missing_days_of_a_complete_series_is_empty():
     days = pd.Series(pd.date_range("2024-02-27", "2024-03-01", freq="D"))
     assert features.missing_days(days, pd.Timestamp("2024-02-27"), pd.Timestamp("2024-03-01")) == []
+
+
+def test_forecast_rows_must_have_ordered_positive_quantiles():
+    rows = forecast_rows("2024-01-02")
+    rows.loc[3, "q75"] = rows.loc[3, "q90"] + 1
+    with pytest.raises(DataValidationError, match="test row 3: quantiles decrease with their level"):
+        validate(FORECASTS, rows, "test")
+    rows = forecast_rows("2024-01-02")
+    rows.loc[0, ["q2_5", "q5"]] = [0.0, 0.0]
+    with pytest.raises(DataValidationError, match="zero or negative"):
+        validate(FORECASTS, rows, "test")

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptocast.backtest import backtest_origins, report, summary_lines, walk_forward
+from cryptocast.backtest import backtest_origins, distributions, report, summary_lines, walk_forward
 from cryptocast.dataset import HORIZON, FeatureFrame, build_features, make_windows
+from cryptocast.modeling.calibration import CalibrationConfig
 from cryptocast.modeling.forecasters import Drift, Naive
 
 from fakeapi import synthetic_history
@@ -60,6 +61,15 @@ def test_refits_once_per_block(run):
     spy, bt = run
     assert bt.refits == 3 == len(spy.fits)
     assert set(bt.seconds) == {"lstm", "naive", "drift"}
+
+
+def test_a_forecaster_may_be_refitted_every_few_blocks_only(frame):
+    slow = Spy("slow")
+    slow.refit_blocks = 2
+    bt = walk_forward(frame, [slow, Naive()], BACKTEST_DAYS, REFIT_EVERY)
+    assert bt.refits == 3 and [f["first_predicted"] for f in slow.fits] == [bt.origins[0], bt.origins[60]]
+    assert slow.fits[0]["last_trained"] + pd.Timedelta(days=HORIZON) == bt.origins[0]
+    np.testing.assert_array_equal(bt.forecasts["slow"], bt.forecasts["naive"])  # every origin still forecast
 
 
 def test_no_refit_sees_a_target_after_its_first_prediction(run):
@@ -111,11 +121,34 @@ def test_forecasts_match_the_baselines(run, frame):
 # --- report ------------------------------------------------------------------------------------
 
 
+WARMUP = 200
+
+
 @pytest.fixture(scope="module")
-def doc(run, frame):
-    _, bt = run
+def warm(frame):
+    spy = Spy("lstm")
+    bt = walk_forward(frame, [spy, Naive(), Drift()], BACKTEST_DAYS, REFIT_EVERY, warmup_days=WARMUP,
+                      warmup_refit_every=100)
+    return spy, bt
+
+
+@pytest.fixture(scope="module")
+def doc(warm, frame):
+    _, bt = warm
     insample = frame.frame["sol_close"].loc[: bt.origins[0]].to_numpy()
-    return report(bt, insample)
+    dist = distributions(bt, frame.frame["sol_log_return"], CalibrationConfig())
+    return report(bt, insample, dist)
+
+
+def test_the_warm_up_precedes_the_scored_origins_and_sees_no_later_target(warm, frame):
+    spy, bt = warm
+    assert bt.warmup.origins.equals(backtest_origins(frame, BACKTEST_DAYS, WARMUP)[:WARMUP])
+    assert bt.warmup.origins[-1] + pd.Timedelta(days=1) == bt.origins[0]
+    assert set(bt.warmup.forecasts) == {"lstm"} and bt.warmup.refits == 2
+    warmup_fits = spy.fits[-2:]  # the scored blocks are fitted first, then the warm-up
+    assert [f["first_predicted"] for f in warmup_fits] == [bt.warmup.origins[0], bt.warmup.origins[100]]
+    for fit in warmup_fits:
+        assert fit["last_trained"] + pd.Timedelta(days=HORIZON) == fit["first_predicted"]
 
 
 def test_naive_relative_mae_is_exactly_one(doc):
@@ -134,31 +167,53 @@ def test_report_is_strict_json(doc):
     assert doc["mae_reduction_vs_original"] is None  # no "original" model in this run
 
 
-def test_report_intervals(doc):
+def test_report_intervals_are_our_ranges_on_every_scored_origin(doc):
     assert set(doc["intervals"]) == {"0.8", "0.95"}
-    half = BACKTEST_DAYS // 2
-    for level in ("0.8", "0.95"):
+    ours = doc["distribution"]["methods"]["calibrated"]["per_horizon"]
+    for level, pct in (("0.8", "80"), ("0.95", "95")):
         block = doc["intervals"][level]
-        assert block["calibration_origins"] == half
-        assert block["scored_origins"] == BACKTEST_DAYS - half - HORIZON
-        assert len(block["half_width_log"]) == HORIZON
-        assert all(w is not None and w >= 0 for w in block["half_width_log"])
+        assert block["scored_origins"] == BACKTEST_DAYS
         rows = block["per_horizon"]
         assert [r["horizon"] for r in rows] == list(range(1, HORIZON + 1))
-        assert all(0.0 <= r["coverage"] <= 1.0 for r in rows)
-    wider = zip(doc["intervals"]["0.95"]["half_width_log"], doc["intervals"]["0.8"]["half_width_log"], strict=True)
-    assert all(w95 >= w80 for w95, w80 in wider)
+        assert [r["coverage"] for r in rows] == [r[f"coverage_{pct}"] for r in ours]
+        assert [r["winkler"] for r in rows] == [r[f"winkler_{pct}"] for r in ours]
+
+
+def test_report_distribution_scores_every_method_by_horizon_and_tercile(doc):
+    dist = doc["distribution"]
+    assert dist["warmup_origins"] == WARMUP
+    assert dist["levels"] == [0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975]
+    assert dist["ranges"] == {"0.8": ["q10", "q90"], "0.9": ["q5", "q95"], "0.95": ["q2_5", "q97_5"]}
+    assert set(dist["methods"]) == {"calibrated", "fixed_band", "ewma_band"}
+    low, high = dist["volatility_tercile_edges"]
+    assert 0 < low < high
+    for method in dist["methods"].values():
+        rows = method["per_horizon"]
+        assert [r["horizon"] for r in rows] == list(range(1, HORIZON + 1))
+        for r in rows:
+            assert r["pinball"] > 0 and r["width_95"] > r["width_90"] > r["width_80"] > 0
+            for pct in ("80", "90", "95"):
+                assert 0 <= r[f"coverage_{pct}"] <= 1
+                assert all(0 <= r[f"coverage_{pct}_{t}"] <= 1 for t in ("calm", "middle", "wild"))
+        assert method["coverage_80_mean"] == pytest.approx(np.mean([r["coverage_80"] for r in rows]))
+    assert all(r["winkler_80_vs_fixed_band"] == 1.0 for r in dist["methods"]["fixed_band"]["per_horizon"])
 
 
 def test_summary_lines(doc):
     lines = summary_lines(doc)
-    assert len(lines) == 2 + HORIZON + 1  # title, column header, one per horizon, mean
     assert lines[0].startswith("backtest ") and f"{BACKTEST_DAYS} origins, 3 refits" in lines[0]
     assert lines[1].split()[:4] == ["h", "lstm", "naive", "drift"]
     for h in range(1, HORIZON + 1):
         assert lines[1 + h].split()[0] == str(h)
         assert lines[1 + h].split()[2] == "1.000"  # naive column
-    assert lines[-1].startswith("mean ")
+    assert lines[2 + HORIZON].startswith("mean ")
+    ranges = lines[3 + HORIZON:]
+    assert ranges[0].startswith("ranges around our point") and ranges[1].split()[:4] == ["h", "cov80", "cov95",
+                                                                                        "IS80/fixed"]
+    assert [line.split()[0] for line in ranges[2:2 + HORIZON]] == [str(h) for h in range(1, HORIZON + 1)]
+    assert ranges[2 + HORIZON].startswith("mean ")
+    assert ranges[-2].startswith("coverage 80% by the origin's volatility tercile: calm ")
+    assert ranges[-1].startswith("coverage 95% by the origin's volatility tercile: calm ")
 
 
 # --- too little data ---------------------------------------------------------------------------

@@ -13,11 +13,12 @@ import pytest
 from scipy import stats
 
 from cryptocast.evaluation import (
-    apply_intervals,
     conformal_intervals,
     diebold_mariano,
+    distribution_scores,
     horizon_metrics,
     interval_scores,
+    pinball,
     to_jsonable,
     trading_check,
 )
@@ -154,16 +155,25 @@ def test_conformal_coverage_on_synthetic_data():
     point = rng.uniform(50, 250, size=(5000, 3))
     actual = point * np.exp(test_err)
     for level, w in conformal_intervals(calib, levels=(0.8, 0.95)).items():
-        lower, upper = apply_intervals(point, w)
+        lower, upper = point * np.exp(-w), point * np.exp(w)
         assert np.all(lower > 0)
         for row in interval_scores(actual, lower, upper, level):
             assert abs(row["coverage"] - level) < 0.02
 
 
-def test_apply_intervals_is_multiplicative():
-    lower, upper = apply_intervals(np.array([[100.0, 200.0]]), np.array([0.1, 0.2]))
-    np.testing.assert_allclose(lower, [[100 * math.exp(-0.1), 200 * math.exp(-0.2)]])
-    np.testing.assert_allclose(upper, [[100 * math.exp(0.1), 200 * math.exp(0.2)]])
+def test_pinball_and_distribution_scores_by_hand():
+    actual = np.array([[10.0], [20.0]])
+    # two origins, one horizon, quantiles at 0.1 / 0.5 / 0.9
+    quantiles = np.array([[[8.0, 11.0, 12.0]], [[21.0, 22.0, 30.0]]])
+    levels = (0.1, 0.5, 0.9)
+    # origin 1: 0.1*2, 0.5*1, 0.1*2 -> mean 0.3; origin 2: 0.9*1, 0.5*2, 0.1*10 -> mean 0.9667
+    np.testing.assert_allclose(pinball(actual, quantiles, levels), [(0.3 + 2.9 / 3) / 2])
+    doc = distribution_scores(actual, quantiles, levels, {0.8: (0, 2)}, np.array([0, 1]), ("calm", "wild"))
+    row = doc["per_horizon"][0]
+    assert row["coverage_80"] == 0.5 and row["coverage_80_calm"] == 1.0 and row["coverage_80_wild"] == 0.0
+    assert row["width_80"] == pytest.approx((4 + 9) / 2)
+    assert row["winkler_80"] == pytest.approx((4 + 9 + 10 * 1) / 2)
+    assert doc["coverage_80_mean"] == 0.5 and doc["pinball_mean"] == row["pinball"]
 
 
 def test_winkler_and_coverage_by_hand():

@@ -20,6 +20,7 @@ from cryptocast.modeling.forecasters import (
     select,
     shrinkage,
     standard_scaler,
+    steady_path,
 )
 from cryptocast.modeling.portable import CorruptModelError
 
@@ -133,16 +134,16 @@ def test_standard_scaler_uses_only_the_windows_it_is_given():
 # --- shrinkage ---------------------------------------------------------------------------------
 
 
-def test_shrinkage_by_hand_per_horizon():
-    y = np.array([0.03, -0.02, 0.05, -0.04, 0.01, 0.02])
-    # y = 0 and y = +-1 each seen with prediction +1 and -1: independent of y, correlation 0.
-    # Mean |y - s p| = (2s + 4) / 6 over s in [0, 1]: strictly increasing -> 0.
-    noise_y = np.array([0.0, 0.0, 1.0, 1.0, -1.0, -1.0])
-    noise_p = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
-    assert np.corrcoef(noise_y, noise_p)[0, 1] == pytest.approx(0.0, abs=1e-15)
-    ys = np.c_[y, y, noise_y]
-    predicted = np.c_[y, 2 * y, noise_p]
-    np.testing.assert_array_equal(shrinkage(ys, predicted), [1.0, 0.5, 0.0])
+ONES = np.ones(HORIZON)
+
+
+def test_shrinkage_is_one_factor_for_every_horizon():
+    rng = np.random.default_rng(1)
+    y = rng.normal(0, 0.05, (200, HORIZON))
+    assert shrinkage(y, y, ONES) == 1.0
+    assert shrinkage(y, 2 * y, ONES) == 0.5
+    # exact at five horizons, twice too large at five: one factor (0.5), not 1 there and 0.5 here
+    assert shrinkage(y, np.c_[y[:, :5], 2 * y[:, 5:]], ONES) == 0.5
 
 
 def test_shrinkage_zero_for_sign_symmetric_random_noise():
@@ -150,15 +151,51 @@ def test_shrinkage_zero_for_sign_symmetric_random_noise():
     y = rng.normal(0, 0.05, (300, HORIZON))
     p = rng.normal(0, 0.05, (300, HORIZON))
     # each y seen with p and -p: no information about y, and every s > 0 only adds error
-    factors = shrinkage(np.r_[y, y], np.r_[p, -p])
-    np.testing.assert_array_equal(factors, np.zeros(HORIZON))
+    assert shrinkage(np.r_[y, y], np.r_[p, -p], ONES) == 0.0
 
 
-def test_shrinkage_of_exact_predictions_over_all_horizons():
-    rng = np.random.default_rng(1)
-    y = rng.normal(0, 0.05, (50, HORIZON))
-    np.testing.assert_array_equal(shrinkage(y, y), np.ones(HORIZON))
-    np.testing.assert_array_equal(shrinkage(y, 2 * y), np.full(HORIZON, 0.5))
+def test_shrinkage_is_zero_unless_the_gain_over_naive_is_significant():
+    """A small edge on a short validation tail is noise: the forecast stays naive."""
+    rng = np.random.default_rng(4)
+    y = rng.normal(0, 0.05, (30, HORIZON))
+    weak = 0.1 * y + rng.normal(0, 0.05, y.shape)  # a little information, drowned in noise
+    assert shrinkage(y, weak, ONES) == 0.0
+    errors = [np.abs(y - s * weak).mean() for s in (0.0, 0.1)]
+    assert errors[1] < errors[0]  # the lowest validation error alone would have said "not naive"
+    strong = 0.5 * y + rng.normal(0, 0.01, y.shape)
+    assert shrinkage(y, strong, ONES) > 0.5
+
+
+def test_shrinkage_weighs_horizons_by_their_scale():
+    rng = np.random.default_rng(3)
+    y = rng.normal(0, 1.0, (300, HORIZON)) * np.arange(1, HORIZON + 1)
+    scale = np.arange(1, HORIZON + 1.0)
+    noisy_long = y.copy()
+    noisy_long[:, 5:] = rng.normal(0, 1.0, (300, 5)) * scale[5:]
+    # unscaled, the long (noisy) horizons dominate; scaled, every horizon counts alike
+    assert shrinkage(y, noisy_long, scale) > shrinkage(y, noisy_long, ONES)
+
+
+def test_steady_path_turns_at_most_once_for_any_input():
+    rng = np.random.default_rng(4)
+    raw = rng.normal(size=(20000, HORIZON)) * rng.choice([1e-300, 1e-12, 1e-6, 1e-3, 0.1, 1.0], (20000, 1))
+    for close in (0.01, 137.23, 1e6):
+        prices = close * np.exp(np.c_[np.zeros(len(raw)), steady_path(raw)])  # the origin's close, then h = 1..10
+        steps = np.sign(np.diff(prices, axis=1))
+        turns = [np.count_nonzero(np.diff(row[row != 0])) for row in steps]
+        assert max(turns) <= 1
+        assert 0 < np.mean(turns)  # paths do turn: the guarantee is not flatness
+
+
+def test_steady_path_keeps_a_path_that_already_turns_once_and_is_least_squares():
+    h = np.arange(1, HORIZON + 1.0)
+    quadratic = 0.01 * h - 0.0015 * h**2
+    np.testing.assert_allclose(steady_path(quadratic), quadratic, rtol=1e-12)
+    zigzag = np.where(h % 2 == 0, 0.02, -0.02)
+    basis = np.c_[h, h**2]
+    expected = basis @ np.linalg.lstsq(basis, zigzag, rcond=None)[0]
+    np.testing.assert_allclose(steady_path(zigzag), expected, atol=1e-15)
+    assert steady_path(np.zeros((3, HORIZON))).tolist() == np.zeros((3, HORIZON)).tolist()
 
 
 # --- scaler files ------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptocast.dataset import LOOKBACK
-from cryptocast.features import FORECASTS
+from cryptocast.dataset import HORIZON, LOOKBACK
+from cryptocast.features import FORECAST_QUANTILES, FORECASTS
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME
@@ -20,16 +20,17 @@ from cryptocast.training import MODEL_NAME
 import feature_backfill
 import inference_pipeline
 from conftest import REPO, error_lines, run_main, snapshot
-from grouprows import remove_rows
+from grouprows import forecast_rows, remove_rows
 from modelfiles import SERVING_SCALES, write_serving_model
 
 AS_OF = dt.date(2024, 2, 20)
+CALIBRATED_THROUGH = "2024-02-05"  # the last backtest origin of the registered version
 
 
 def register_model(home, tmp_path, seed: int = 0) -> int:
     """A small random network in the portable format, registered as production."""
     artifacts = tmp_path / f"artifacts-{seed}"
-    write_serving_model(artifacts, seed)
+    write_serving_model(artifacts, seed, CALIBRATED_THROUGH)
     version, _ = LocalModelRegistry(home).register_and_promote(MODEL_NAME, artifacts, {"rel_mae_mean": 1.0},
                                                                "test model", {})
     return version.version
@@ -48,17 +49,56 @@ def forecasts(home) -> pd.DataFrame:
     return LocalFeatureStore(home).get_feature_group(FORECASTS).read()
 
 
-def test_ten_rows_with_nested_intervals(ready, api):
+def by_hand_volatility(closes: pd.Series, day: pd.Timestamp) -> float:
+    """EWMA (0.97) root mean square of the daily log returns in the 120 days up to `day`, from the closes."""
+    returns = np.log(closes / closes.shift(1)).loc[day - pd.Timedelta(days=119) : day].dropna()
+    weights = 0.97 ** (day - returns.index).days.to_numpy()
+    return float(np.sqrt(np.sum(weights * returns.to_numpy() ** 2) / np.sum(weights)))
+
+
+def test_ten_rows_with_ordered_quantiles_from_the_calibration(ready, api, capsys):
     assert run_main(inference_pipeline.main) == 0
     rows = forecasts(ready)
     origin = pd.Timestamp(AS_OF - dt.timedelta(days=1))
     assert rows["forecast_day"].eq(origin).all()
     assert rows["horizon"].tolist() == list(range(1, 11))
     assert (rows["target_day"] - rows["forecast_day"]).dt.days.tolist() == list(range(1, 11))
-    assert (rows["lower_95"] < rows["lower_80"]).all() and (rows["lower_80"] < rows["point"]).all()
-    assert (rows["point"] < rows["upper_80"]).all() and (rows["upper_80"] < rows["upper_95"]).all()
-    assert rows["upper_95"].iloc[-1] / rows["point"].iloc[-1] == pytest.approx(np.exp(0.4))
+    quantiles = rows[list(FORECAST_QUANTILES)].to_numpy()
+    assert (np.diff(quantiles, axis=1) > 0).all() and (quantiles > 0).all()
     assert rows["model_version"].eq(1).all()
+    sigma = by_hand_volatility(api.history["solana"].set_index("day")["close"], origin)
+    scores = json.loads((LocalModelRegistry(ready).production(MODEL_NAME).path / "calibration.json").read_text())
+    powers = np.linspace(0.75, 0.5, HORIZON)  # volatility's power at 1..10 days
+    for h in (1, 10):
+        row = rows[rows["horizon"] == h].iloc[0]
+        magnitudes = np.abs(scores["scores"][h - 1])
+        for name, level in FORECAST_QUANTILES.items():  # read from |score|, mirrored
+            score = np.sign(level - 0.5) * np.quantile(magnitudes, abs(2 * level - 1))
+            expected = row["point"] * np.exp(sigma ** powers[h - 1] * np.sqrt(h) * score)
+            assert row[name] == pytest.approx(expected, rel=1e-9)
+    assert "published forecast(s) matured since the backtest (< 10): using the backtest's calibration" in \
+        capsys.readouterr().err
+
+
+def test_matured_published_forecasts_recalibrate_the_ranges(ready, api, capsys):
+    """Published forecasts that missed badly widen the next ranges; the point does not move."""
+    assert run_main(inference_pipeline.main) == 0
+    before = forecasts(ready)
+    closes = api.history["solana"].set_index("day")["close"]
+    missed = []
+    for day in pd.date_range("2024-02-06", "2024-02-10"):  # made after the backtest's last origin
+        rows = forecast_rows(day.strftime("%Y-%m-%d"), point=float(closes[day]) * 2, model_version=1)
+        missed.append(rows)
+    store = LocalFeatureStore(ready)
+    store.get_feature_group(FORECASTS).insert(pd.concat(missed))
+    assert run_main(inference_pipeline.main) == 0
+    after = forecasts(ready)
+    after = after[after["forecast_day"] == before["forecast_day"].iloc[0]].reset_index(drop=True)
+    np.testing.assert_array_equal(after["point"], before["point"])
+    assert (after["q2_5"] < before["q2_5"]).all()  # every outcome fell far below those forecasts' ranges
+    # 5 days x 10 horizons, less 2024-02-10's 10-day forecast: its target, 2024-02-20, is not known on 2024-02-19
+    assert "recalibrated with 49 published forecast(s) matured since the backtest (2024-02-06..2024-02-10)" in \
+        capsys.readouterr().err
 
 
 def test_the_forecast_matches_the_network_by_hand(ready, api):
@@ -78,7 +118,10 @@ def test_the_forecast_matches_the_network_by_hand(ready, api):
         fng["value"].reindex(days).ffill().to_numpy() / 100,
     ]) / np.array(SERVING_SCALES)
     network = PortableNetwork.load(LocalModelRegistry(ready).production(MODEL_NAME).path)
-    expected = sol.loc[days[-1], "close"] * np.exp(network.predict(x[None])[0] * 0.05)
+    h = np.arange(1, 11)
+    basis = np.column_stack([h, h**2])
+    steady = basis @ np.linalg.inv(basis.T @ basis) @ basis.T  # projection onto paths a*h + b*h^2
+    expected = sol.loc[days[-1], "close"] * np.exp(steady @ (network.predict(x[None])[0] * 0.05))
     np.testing.assert_allclose(forecasts(ready)["point"].to_numpy(), expected, rtol=1e-12)
 
 
@@ -136,13 +179,32 @@ def test_a_hole_in_the_input_window_is_refused(ready, api, capsys):
     assert "bitcoin has holes in the input window: 2024-02-10" in error_lines(capsys)[0]
 
 
-@pytest.mark.parametrize("damage", ["weights", "scaler", "intervals", "missing"])
+def _not_finite(doc: dict) -> None:
+    doc["tau"][3][2] = float("nan")
+
+
+def _wrong_shape(doc: dict) -> None:
+    doc["tau"] = doc["tau"][:9]
+
+
+def _too_few_scores(doc: dict) -> None:
+    doc["scores"][9] = doc["scores"][9][:5]
+
+
+@pytest.mark.parametrize("damage", ["weights", "scaler", "calibration", "missing", "calibration missing",
+                                    "calibration not finite", "calibration shape", "calibration too few"])
 def test_a_corrupt_model_is_one_clear_line(ready, api, capsys, damage):
     artifacts = LocalModelRegistry(ready).production(MODEL_NAME).path
-    target = {"weights": "weights.npz", "scaler": "scaler.json", "intervals": "intervals.json",
-              "missing": "network.json"}[damage]
-    if damage == "missing":
+    target = "calibration.json" if damage.startswith("calibration") else {
+        "weights": "weights.npz", "scaler": "scaler.json", "missing": "network.json"}[damage]
+    edit = {"calibration not finite": _not_finite, "calibration shape": _wrong_shape,
+            "calibration too few": _too_few_scores}.get(damage)
+    if damage.endswith("missing"):
         (artifacts / target).unlink()
+    elif edit:
+        doc = json.loads((artifacts / target).read_text())
+        edit(doc)
+        (artifacts / target).write_text(json.dumps(doc).replace("NaN", "NaN"))
     else:
         (artifacts / target).write_bytes((artifacts / target).read_bytes()[:40])
     before = snapshot(ready)
@@ -161,7 +223,8 @@ def test_no_model_yet(api, capsys):
 
 def test_inference_never_imports_tensorflow(ready, api):
     code = ("import sys, inference_pipeline; rc = inference_pipeline.main([]); "
-            "assert rc == 0, rc; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; print('ok')")
+            "assert rc == 0, rc; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
+            "assert 'scipy.stats' not in sys.modules and 'statsforecast' not in sys.modules; print('ok')")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
 
@@ -187,10 +250,10 @@ def test_export_writes_forecast_prices_in_cents(ready, api, capsys):
     capsys.readouterr()
     assert cryptocast_main(["export", "solana_forecasts"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "forecast_day,target_day,horizon,point,lower_80,upper_80,lower_95,upper_95,model_version"
+    prices = ["point", *FORECAST_QUANTILES]
+    assert lines[0] == ",".join(FORECASTS.column_names)
     stored = forecasts(ready).sort_values("target_day")
     first = lines[1].split(",")
     assert first[:3] == ["2024-02-19", "2024-02-20", "1"]
-    assert [float(v) for v in first[3:8]] == [round(stored[c].iloc[0], 2) for c in
-                                              ("point", "lower_80", "upper_80", "lower_95", "upper_95")]
-    assert all(len(v.partition(".")[2]) <= 2 for line in lines[1:] for v in line.split(",")[3:8])
+    assert [float(v) for v in first[3:13]] == [round(stored[c].iloc[0], 2) for c in prices]
+    assert all(len(v.partition(".")[2]) <= 2 for line in lines[1:] for v in line.split(",")[3:13])

@@ -45,8 +45,9 @@ def register(registry, tmp_path: Path, rel_mae: float, name: str = "sol") -> Mod
     return registry.register(name, artifacts(tmp_path), {"rel_mae_mean": rel_mae}, f"rel_mae {rel_mae}", METADATA)
 
 
-def promote(registry, tmp_path: Path, rel_mae: float) -> tuple[ModelVersion, bool]:
-    return registry.register_and_promote("sol", artifacts(tmp_path), {"rel_mae_mean": rel_mae}, "run", METADATA)
+def promote(registry, tmp_path: Path, rel_mae: float, **more: float) -> tuple[ModelVersion, bool]:
+    return registry.register_and_promote("sol", artifacts(tmp_path), {"rel_mae_mean": rel_mae, **more}, "run",
+                                         METADATA)
 
 
 def test_round_trip_keeps_files_byte_identical_and_every_metric(registry, tmp_path):
@@ -114,6 +115,36 @@ def test_worse_version_is_registered_but_not_promoted(registry, tmp_path, caplog
     assert [v.version for v in registry.versions("sol")] == [1, 2]
     line = next(r.message for r in caplog.records if "not promoted" in r.message)
     assert "0.25" in line and "0.18" in line and "v1" in line
+
+
+@pytest.mark.parametrize("coverage", [0.7499, 0.8501, 0.20])
+def test_ranges_more_than_5_points_off_are_refused_however_accurate(registry, tmp_path, caplog, coverage):
+    promote(registry, tmp_path, 0.30, coverage_80_mean=0.80)
+    with caplog.at_level(logging.INFO, logger="cryptocast.registry"):
+        mv, promoted = promote(registry, tmp_path, 0.10, coverage_80_mean=coverage)
+    assert not promoted and mv.version == 2 and registry.production("sol").version == 1
+    line = next(r.message for r in caplog.records if "not promoted" in r.message)
+    assert f"coverage_80_mean {coverage:.3f} is more than 0.05 from the nominal 0.80" in line
+
+
+def test_a_first_version_with_miscalibrated_ranges_is_not_promoted_either(registry, tmp_path):
+    mv, promoted = promote(registry, tmp_path, 0.10, coverage_80_mean=0.9)
+    assert not promoted and registry.production("sol") is None
+
+
+def test_a_backtest_too_short_to_measure_coverage_is_not_refused_for_it(registry, tmp_path):
+    short = {"count": 179, "first": "2024-01-01", "last": "2024-06-27"}
+    _, promoted = promote(registry, tmp_path, 0.10, coverage_80_mean=0.9, backtest_origins=short)
+    assert promoted
+    _, promoted = promote(registry, tmp_path, 0.10, coverage_80_mean=0.9, backtest_origins={**short, "count": 180})
+    assert not promoted
+
+
+@pytest.mark.parametrize("coverage", [0.7501, 0.80, 0.8499])
+def test_ranges_within_5_points_promote_by_accuracy(registry, tmp_path, coverage):
+    promote(registry, tmp_path, 0.30, coverage_80_mean=0.80)
+    _, promoted = promote(registry, tmp_path, 0.10, coverage_80_mean=coverage)
+    assert promoted and registry.production("sol").version == 2
 
 
 def test_promotion_compares_against_production_not_the_newest(registry, tmp_path):

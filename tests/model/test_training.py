@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from cryptocast.dataset import HORIZON, LOOKBACK
+from cryptocast.features import FORECAST_QUANTILES
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.training import MODEL_NAME
 
@@ -36,10 +37,13 @@ def test_training_registers_a_production_version_with_its_evidence(trained):
     version = trained.production(MODEL_NAME)
     assert version.version == 1
     files = {p.name for p in version.path.iterdir()}
-    assert {"model.keras", "network.json", "weights.npz", "scaler.json", "intervals.json", "evaluation.json",
+    assert {"model.keras", "network.json", "weights.npz", "scaler.json", "calibration.json", "evaluation.json",
             "history.json", "backtest_forecasts.csv", "input_example.csv"} <= files
     report = json.loads((version.path / "evaluation.json").read_text())
-    assert set(report["models"]) == {"naive", "drift", "lstm", "original"}
+    assert set(report["models"]) == {"naive", "drift", "ets", "lstm", "original"}
+    assert set(report["distribution"]["methods"]) == {"calibrated", "fixed_band", "ewma_band"}
+    assert report["distribution"]["warmup_origins"] > 60
+    assert version.metrics["coverage_80_mean"] == report["distribution"]["methods"]["calibrated"]["coverage_80_mean"]
     assert report["origins"]["count"] == 30 and report["refits"] == 2
     assert report["origins"]["last"] == str(AS_OF - dt.timedelta(days=11))  # last origin with 10 known targets
     assert all(row["rel_mae"] == 1.0 for row in report["models"]["naive"]["per_horizon"])
@@ -51,6 +55,8 @@ def test_training_registers_a_production_version_with_its_evidence(trained):
     assert example["day"].iloc[-1] == version.metadata["training_window"]["last_origin"]
     backtest_rows = pd.read_csv(version.path / "backtest_forecasts.csv")
     assert len(backtest_rows) == report["origins"]["count"] * HORIZON
+    quantiles = backtest_rows[list(FORECAST_QUANTILES)].to_numpy()
+    assert np.isfinite(quantiles).all() and (np.diff(quantiles, axis=1) >= 0).all()
 
 
 def test_same_seed_same_model_and_the_promotion_rule(trained):
@@ -83,3 +89,21 @@ def test_numpy_inference_equals_keras_on_the_trained_model(trained):
     x = np.random.default_rng(0).normal(size=(16, 15, 7))
     expected = keras.models.load_model(version.path / "model.keras").predict(x, verbose=0)
     np.testing.assert_allclose(PortableNetwork.load(version.path).predict(x), expected, atol=1e-5)
+
+
+def test_the_merged_network_is_exactly_the_average_of_independent_heads():
+    from cryptocast.modeling import train
+
+    config = train.TrainConfig(units=4, heads=3, epochs=2, patience=1)
+    model = train.lstm_network(config, LOOKBACK, 7, HORIZON)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(120, LOOKBACK, 7)), rng.normal(size=(120, HORIZON))
+    fitted = train.fit(model, x, np.tile(y, (1, 3)), config, "mae", gap=HORIZON)
+    lstm, _, dense = fitted.model.layers
+    recurrent_mask, dense_mask = train._head_masks(config, HORIZON)
+    assert not np.any(lstm.cell.get_weights()[1] * (1 - recurrent_mask))  # heads never see each other
+    assert not np.any(dense.get_weights()[0] * (1 - dense_mask))
+    heads = train.predict(fitted.model, x).reshape(len(x), 3, HORIZON)
+    assert np.ptp(heads, axis=1).max() > 1e-3  # members differ: an ensemble, not three copies
+    merged = train.merge_heads(fitted.model, config, HORIZON)
+    np.testing.assert_allclose(train.predict(merged, x), heads.mean(axis=1), atol=1e-5)

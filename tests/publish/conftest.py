@@ -21,6 +21,7 @@ from cryptocast import backtest, inference, training
 from cryptocast.backtest import Backtest
 from cryptocast.dataset import HORIZON
 from cryptocast.features import BITCOIN, FEAR_GREED, SOLANA, validate
+from cryptocast.modeling.calibration import LEVELS, CalibrationConfig, State
 from cryptocast.publish import gather
 from cryptocast.publish.document import forecast_document, json_text, scored_forecasts
 from cryptocast.publish.page import render_page
@@ -63,21 +64,37 @@ def synthetic_backtest(closes: pd.Series) -> Backtest:
     last_close = closes.loc[BACKTEST_ORIGINS].to_numpy()
     actual = np.stack([closes.loc[BACKTEST_ORIGINS + pd.Timedelta(days=int(h))].to_numpy() for h in horizons], axis=1)
     naive = np.repeat(last_close[:, None], HORIZON, axis=1)
-    forecasts = {"naive": naive, "drift": naive * np.exp(0.001 * horizons),
+    forecasts = {"naive": naive, "drift": naive * np.exp(0.001 * horizons), "ets": naive * np.exp(0.002 * horizons),
                  "lstm": naive * np.exp(rng.normal(0, 0.03, naive.shape)),
                  "original": naive * np.exp(rng.normal(0, 0.15, naive.shape))}
     return Backtest(BACKTEST_ORIGINS, actual, last_close, forecasts, 2, {name: 0.0 for name in forecasts})
 
 
+def synthetic_distributions(bt: Backtest) -> backtest.Distributions:
+    """Quantiles of the shape training produces for every interval method, as log offsets around our point.
+
+    Ours are the errors' own quantiles, so they cover as promised and the version is promoted; the
+    peers are wider and narrower copies.
+    """
+    point = bt.forecasts["lstm"]
+    offsets = np.quantile(np.log(bt.actual / point), LEVELS, axis=0).T  # (H, L)
+    quantiles = {name: point[..., None] * np.exp(k * offsets) for name, k in
+                 (("calibrated", 1.0), ("fixed_band", 1.3), ("ewma_band", 0.8))}
+    sigma = np.linspace(0.02, 0.06, len(bt.origins))
+    return backtest.Distributions(quantiles, sigma, State(CalibrationConfig(), HORIZON), 0)
+
+
 def write_artifacts(directory: Path, closes: pd.Series) -> dict:
     """Everything training writes except model.keras, from the real report code; returns the metrics."""
-    write_serving_model(directory)
+    write_serving_model(directory, calibrated_through=str(BACKTEST_ORIGINS[-1].date()))
     bt = synthetic_backtest(closes)
-    doc = backtest.report(bt, closes.loc[: BACKTEST_ORIGINS[0] - pd.Timedelta(days=1)].to_numpy())
+    dist = synthetic_distributions(bt)
+    doc = backtest.report(bt, closes.loc[: BACKTEST_ORIGINS[0] - pd.Timedelta(days=1)].to_numpy(), dist)
     (directory / "evaluation.json").write_text(json.dumps(doc, indent=2, allow_nan=False))
     (directory / "history.json").write_text(json.dumps({"loss": [1.0, 0.8, 0.7, 0.66, 0.65],
                                                         "val_loss": [1.1, 0.9, 0.85, 0.87, 0.9]}))
-    training.backtest_forecasts(bt).to_csv(directory / "backtest_forecasts.csv", index=False, date_format="%Y-%m-%d")
+    training.backtest_forecasts(bt, dist.quantiles["calibrated"]).to_csv(directory / "backtest_forecasts.csv",
+                                                                         index=False, date_format="%Y-%m-%d")
     return training._metrics(doc)
 
 

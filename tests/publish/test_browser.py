@@ -143,6 +143,8 @@ def test_fits_the_width_every_chart_loads_readable_and_no_console_errors(opened)
     text_px = {file: px for chart in doc["charts"] for file, px in chart["smallest_text_px"].items()}
     expected = [c["narrow_file"] if width < 600 else c["file"] for c in doc["charts"]]
     assert [i["file"] for i in images] == expected
+    names = {i["file"].removesuffix(".png").removesuffix("-narrow") for i in images}
+    assert {"forecast", "ranges", "scoreboard", "range_scores"} <= names  # the fan, coverage over time, the scores
     assert all(i["complete"] and i["natural"] > 0 and i["alt"].strip() for i in images), images
     for image in images:
         shown_px = text_px[image["file"]] * image["shown"] / image["natural"]

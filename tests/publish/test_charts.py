@@ -29,16 +29,21 @@ def forecast_rows(origin: str = "2024-02-09") -> pd.DataFrame:
     day = pd.Timestamp(origin)
     horizons = np.arange(1, 11)
     point = np.full(10, 140.0)
+    factors = {"q2_5": 0.9, "q5": 0.92, "q10": 0.95, "q25": 0.98, "q50": 1.0, "q75": 1.02, "q90": 1.05, "q95": 1.08,
+               "q97_5": 1.1}
     return pd.DataFrame({"forecast_day": day, "target_day": day + pd.to_timedelta(horizons, unit="D"),
-                         "horizon": horizons, "point": point, "lower_80": point * 0.95, "upper_80": point * 1.05,
-                         "lower_95": point * 0.9, "upper_95": point * 1.1, "model_version": 1})
+                         "horizon": horizons, "point": point, **{q: point * f for q, f in factors.items()},
+                         "model_version": 1})
 
 
-def scored(source: str, horizon: int, n: int) -> pd.DataFrame:
+def scored(source: str, horizon: int, n: int, width: float = np.nan) -> pd.DataFrame:
+    """`n` scored forecasts; with `width`, 80%/95% ranges of point -/+ width and 2 x width around each."""
     target = DAYS[-n:]
+    point = np.arange(n) + 1.0
+    ranges = {"q2_5": point - 2 * width, "q10": point - width, "q90": point + width, "q97_5": point + 2 * width}
     return pd.DataFrame({"forecast_day": target - pd.Timedelta(days=horizon), "target_day": target, "horizon": horizon,
-                         "point": np.arange(n) + 1.0, "naive": np.zeros(n), "actual": np.arange(n) * 2.0,
-                         "source": source})
+                         "point": point, **ranges, "naive": np.zeros(n), "actual": np.arange(n) * 2.0,
+                         "source": source})[list(charts.SCORED_COLUMNS)]
 
 
 def is_placeholder(fig: Figure) -> bool:
@@ -56,6 +61,36 @@ def test_forecast_chart_starts_the_bands_at_the_known_close():
     forecast_line = next(line for line in fig.axes[0].lines if line.get_label() == "forecast")
     assert list(forecast_line.get_ydata()) == [139.0] + [140.0] * 10  # the last close, then the 10 points
     assert not is_placeholder(fig)
+
+
+def band_edges(band) -> tuple[np.ndarray, np.ndarray]:
+    """The lower and upper edge of a fill_between band, each in x order (matplotlib draws lower, then upper back)."""
+    vertices = band.get_paths()[0].vertices  # a closed path: start, lower edge, end, upper edge back, start
+    n = (len(vertices) - 3) // 2
+    return vertices[1:n + 1, 1], vertices[n + 2:2 * n + 2, 1][::-1]
+
+
+def test_the_forecast_is_a_fan_of_nested_ranges_from_its_quantiles():
+    rows = forecast_rows()
+    fig = charts.forecast_chart(closes(), rows)
+    ax = fig.axes[0]
+    bands = {band.get_label(): band for band in ax.collections}
+    assert list(bands) == ["95% range", "90% range", "80% range", "50% range"]  # widest first: inner ones on top
+    for label, (low, high) in (("95% range", ("q2_5", "q97_5")), ("50% range", ("q25", "q75"))):
+        lower, upper = band_edges(bands[label])
+        np.testing.assert_allclose(lower, [139.0, *rows[low]])  # each range grows from the known close
+        np.testing.assert_allclose(upper, [139.0, *rows[high]])
+    shades = [matplotlib.colors.to_rgb(band.get_facecolor()[0]) for band in bands.values()]
+    assert [sum(rgb) for rgb in shades] == sorted((sum(rgb) for rgb in shades), reverse=True)  # darker inside
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["SOL close", "80% range", "forecast", "90% range", "50% range", "95% range"]  # reads by row
+
+
+def test_a_forecast_published_before_quantiles_draws_its_two_ranges():
+    rows = forecast_rows()
+    rows[["q5", "q25", "q50", "q75", "q95"]] = np.nan  # what read_forecasts gives for a v1 row
+    bands = [band.get_label() for band in charts.forecast_chart(closes(), rows).axes[0].collections]
+    assert bands == ["95% range", "80% range"]
 
 
 def test_forecast_chart_without_a_forecast_or_without_anything():
@@ -100,6 +135,44 @@ def test_hindcast_draws_errors_over_time_with_naive_as_an_area_the_model_line_ca
     assert summary["published"]["naive_mae"] == pytest.approx(np.mean(np.arange(5) * 2.0))
 
 
+def test_the_track_record_counts_outcomes_inside_the_ranges_per_source():
+    frame = pd.concat([scored("published", 1, 5, width=1.5), scored("backtest", 1, 30, width=4.0),
+                       scored("backtest", 2, 30)], ignore_index=True)
+    summary = charts.hindcast_summary(frame, 1)
+    # outcome - point = i - 1 for the i-th forecast: inside +-1.5 for i <= 2, inside +-4 for i <= 5
+    assert summary["published"] | {"mae": 0, "naive_mae": 0} == {
+        "n": 5, "first_target_day": "2024-02-05", "last_target_day": "2024-02-09", "mae": 0, "naive_mae": 0,
+        "ranged": 5, "coverage_80": 3 / 5, "coverage_95": 1.0}
+    assert summary["backtest"]["coverage_80"] == 6 / 30 and summary["backtest"]["coverage_95"] == 10 / 30
+    unranged = charts.hindcast_summary(frame, 2)["backtest"]
+    assert unranged["ranged"] == 0 and unranged["coverage_80"] is None and unranged["coverage_95"] is None
+
+
+def test_ranges_over_time_show_each_outcome_inside_or_outside_its_range():
+    frame = pd.concat([scored("published", 1, 5, width=1.5), scored("backtest", 1, 30, width=4.0),
+                       scored("backtest", 10, 30, width=4.0)], ignore_index=True)
+    fig = charts.ranges_chart(frame, [1, 10])
+    one_day, ten_days = fig.axes
+    assert "1 day ahead, inside the 80% / 95% range: published 60% / 100%; backtest 20% / 33%" in texts(fig).replace(
+        "\n", " ")
+    inside_dots, outside_dots = one_day.collections[2].get_offsets(), one_day.collections[3].get_offsets()
+    assert len(inside_dots) == 3 and len(outside_dots) == 2  # published: outcome - point = i - 1 against +-1.5
+    assert list(inside_dots[:, 1]) == pytest.approx([(i * 2.0) / (i + 1.0) * 100 - 100 for i in range(3)])
+    lower, upper = band_edges(one_day.collections[1])  # the published 80% range, as % around each point
+    assert upper[0] == pytest.approx(1.5 / 1.0 * 100) and lower[-1] == pytest.approx(-1.5 / 5.0 * 100)
+    assert "80% range, published" in texts(fig) and "outcome outside it" in texts(fig)
+    assert "no published forecast has matured yet" not in texts(fig)
+    assert ten_days.get_xlabel() == "date (UTC)"
+    backtest_only = charts.ranges_chart(scored("backtest", 1, 30, width=4.0), [1])
+    assert "no published forecast has matured yet" in texts(backtest_only)
+
+
+def test_ranges_over_time_without_any_range_is_a_placeholder():
+    for frame in (charts.empty_scored(), scored("backtest", 1, 30)):  # scored, but from before ranges were kept
+        fig = charts.ranges_chart(frame, [1, 5, 10])
+        assert is_placeholder(fig) and "No range has been judged yet" in texts(fig)
+
+
 def evaluation(rel: list[float | None], intervals: bool) -> dict:
     doc = {"models": {"lstm": {"per_horizon": [{"horizon": h, "rel_mae": r} for h, r in enumerate(rel, 1)]},
                       "naive": {"per_horizon": [{"horizon": h, "rel_mae": 1.0} for h in range(1, 11)]}}}
@@ -117,6 +190,38 @@ def test_scoreboard_with_and_without_intervals_and_with_nulls():
     lstm = next(line for line in sparse.axes[0].lines if line.get_label() == "our LSTM")
     assert np.isnan(lstm.get_ydata()[:5]).all()
     charts.png_bytes(sparse)
+
+
+def test_the_scoreboard_shows_the_classical_peer_and_naive_as_the_line_at_1():
+    doc = evaluation([1.0] * 10, intervals=False)
+    doc["models"]["ets"] = {"per_horizon": [{"horizon": h, "rel_mae": 1.0 + h / 100} for h in range(1, 11)]}
+    ax = charts.scoreboard_chart(doc).axes[0]
+    lines = {line.get_label(): line for line in ax.lines}
+    assert list(lines) == ["naive (no change): 1 by definition", "our LSTM", "AutoETS (a classical forecaster)"]
+    assert lines["our LSTM"].get_zorder() > lines["naive (no change): 1 by definition"].get_zorder()
+    np.testing.assert_allclose(lines["AutoETS (a classical forecaster)"].get_ydata(), 1 + np.arange(1, 11) / 100)
+
+
+def distribution(calibrated_ratio: float = 0.98) -> dict:
+    """evaluation.json's `distribution` as training writes it, for three range methods."""
+    def method(ratio: float, calm: float | None) -> dict:
+        return {"per_horizon": [{"horizon": h, "winkler_80_vs_fixed_band": ratio} for h in range(1, 11)],
+                "coverage_80_calm_mean": calm, "coverage_80_middle_mean": 0.78, "coverage_80_wild_mean": 0.93}
+    return {"methods": {"calibrated": method(calibrated_ratio, 0.82), "fixed_band": method(1.0, 0.86),
+                        "ewma_band": method(1.01, None)}}
+
+
+def test_range_scores_compare_our_ranges_with_the_fixed_and_ewma_bands():
+    fig = charts.range_scores_chart(distribution())
+    top, bottom = fig.axes
+    ratios = {line.get_label(): line.get_ydata() for line in top.lines}
+    assert list(ratios) == ["our ranges", "fixed-width band", "EWMA volatility band"]
+    np.testing.assert_allclose(ratios["our ranges"], [0.98] * 10)
+    heights = [bar.get_height() for bar in bottom.patches]
+    assert heights[:3] == [0.82, 0.78, 0.93] and heights[3:6] == [0.86, 0.78, 0.93]
+    assert np.isnan(heights[6]) and heights[7:] == [0.78, 0.93]  # a null tercile is left out, not an error
+    assert [t.get_text() for t in bottom.get_xticklabels()] == ["calm days", "middle days", "wild days"]
+    assert bottom.lines[0].get_ydata()[0] == 0.8  # the promise
 
 
 def test_training_chart_marks_the_kept_epoch_and_handles_no_history():
@@ -205,6 +310,9 @@ def every_chart(size: charts.Size) -> dict[str, Figure]:
         "forecast": charts.forecast_chart(closes(), forecast_rows(), size),
         "hindcast": charts.hindcast_chart(frame, 1, size),
         "scoreboard": charts.scoreboard_chart(evaluation([1.1] * 10, intervals=True), size),
+        "ranges": charts.ranges_chart(pd.concat([scored("published", h, 5, width=1.5) for h in (1, 5, 10)]), [1, 5, 10],
+                                      size),
+        "range_scores": charts.range_scores_chart(distribution(), size),
         "training": charts.training_chart({"loss": [3, 2, 1], "val_loss": [3, 1, 2]}, size),
         "trend": charts.trend_chart(market(400), 365, size),
         "correlation": charts.correlation_chart(market(400), 365, size),

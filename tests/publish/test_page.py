@@ -9,6 +9,7 @@ import re
 import subprocess
 from io import StringIO
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -91,6 +92,35 @@ def test_describe_path_reads_the_shape_from_the_rows(points, rel_mae, says):
     assert sentence.endswith(".") and ". " not in sentence  # one sentence
 
 
+@pytest.mark.parametrize(("points", "says"), [
+    ([100.5, 101.0, 101.4, 101.6, 101.7, 101.7, 101.6, 101.4, 101.1, 100.7],
+     "Rises, then falls: from the last close, 100.00 USDT, to 101.70 USDT on 2024-03-05 (+1.7%), then to 100.70 USDT "
+     "on 2024-03-10 (+0.7%)."),
+    ([99.0, 98.5, 98.2, 98.1, 98.3, 98.6, 99.0, 99.5, 100.1, 100.8],
+     "Falls, then rises: from the last close, 100.00 USDT, to 98.10 USDT on 2024-03-04 (-1.9%), then to 100.80 USDT "
+     "on 2024-03-10 (+0.8%)."),
+])
+def test_a_path_that_turns_once_says_where(points, says):
+    assert describe_path(rows(points), "USDT", 0.95) == says
+
+
+def test_a_flat_path_from_a_fully_shrunk_network_says_why():
+    sentence = describe_path(rows([100.0] * 10), "USDT", 1.0, shrinkage=0.0)
+    assert sentence == ("Flat: the forecast is the last close, 100.00 USDT, on all 10 days: its network showed no "
+                        "reliable skill over \"no change\" on the days held back to check it, so the model says "
+                        "\"no change\".")
+
+
+def test_every_path_the_model_can_publish_is_described_as_flat_rising_falling_or_turning_once():
+    """The published path is `steady_path` of the network's output: never the zig-zag wording."""
+    from cryptocast.modeling.forecasters import steady_path
+
+    paths = steady_path(np.random.default_rng(4).normal(0, 0.02, (300, 10)))
+    said = {describe_path(rows(list(100 * np.exp(path))), "USDT", 0.98).split(":")[0] for path in paths}
+    assert said <= {"Flat", "Mostly flat", "Rises", "Falls", "Rises, then falls", "Falls, then rises"}
+    assert {"Rises, then falls", "Falls, then rises"} <= said
+
+
 def test_a_replayed_day_says_so_and_counts_every_date_from_it(shown):
     doc, _, text = shown
     assert doc["as_of"] == "2024-03-01" and doc["replay"] is True
@@ -153,12 +183,16 @@ def test_the_csv_download_is_the_export_of_the_forecasts(shared, capsys, monkeyp
     assert '<a href="solana_forecasts.csv" download id="csv">' in (out / "index.html").read_text()
 
 
-def test_recent_outcomes_are_the_newest_matured_forecasts_per_horizon(shown, shared):
-    doc, index, _ = shown
-    home = shared[1]
+def matured_one_day(home) -> tuple[pd.DataFrame, pd.Series]:
+    """The store's published 1-day forecasts whose target close is known, and SOL's closes by day."""
     forecasts = LocalFeatureStore(home).get_feature_group(FORECASTS).read()
     closes = LocalFeatureStore(home).get_feature_group(SOLANA).read().set_index("day")["close"]
-    one_day = forecasts[(forecasts["horizon"] == 1) & forecasts["target_day"].isin(closes.index)]
+    return forecasts[(forecasts["horizon"] == 1) & forecasts["target_day"].isin(closes.index)], closes
+
+
+def test_recent_outcomes_are_the_newest_matured_forecasts_per_horizon(shown, shared):
+    doc, index, _ = shown
+    one_day, closes = matured_one_day(shared[1])
     newest = one_day.sort_values("target_day", ascending=False).head(7)
     shown_rows = doc["outcomes"]["1"]
     assert [o["target_day"] for o in shown_rows] == [d.strftime("%Y-%m-%d") for d in newest["target_day"]]
@@ -174,6 +208,42 @@ def test_mae_and_the_original_model_are_explained_in_plain_words(shown):
     assert "the mean absolute error (MAE) is the average size of those errors" in text
     assert "the original system's model: the model of the project this one replaces" in text
     assert "smaller average error (that model's error is" in text
+
+
+def test_the_range_scores_are_the_backtests_in_a_table(shown, shared):
+    doc, index, text = shown
+    evaluation = json.loads((LocalModelRegistry(shared[1]).production(MODEL_NAME).path / "evaluation.json").read_text())
+    methods = evaluation["distribution"]["methods"]
+    ours, fixed = doc["range_scores"]["calibrated"], methods["fixed_band"]["per_horizon"]
+    assert ours["coverage_80_wild"] == methods["calibrated"]["coverage_80_wild_mean"]
+    assert ours["pinball"] == methods["calibrated"]["pinball_mean"]
+    by_hand = np.mean([r["winkler_95"] / f["winkler_95"]
+                       for r, f in zip(methods["calibrated"]["per_horizon"], fixed, strict=True)])
+    assert ours["winkler_95_vs_fixed_band"] == pytest.approx(by_hand)
+    assert doc["range_scores"]["fixed_band"]["winkler_80_vs_fixed_band"] == pytest.approx(1.0)
+    table = re.search(r'<table class="wrap-first" id="range-table">.*?</table>', index, flags=re.S).group(0)
+    assert re.findall(r"<th scope=\"col\">([^<]*)</th>", table) == [
+        "backtest", "our ranges", "fixed-width band", "EWMA volatility band"]
+    wild = re.search(r"<td>… on wild days \(the most volatile third\)</td><td>([^<]*)</td>", table).group(1)
+    assert wild == f"{ours['coverage_80_wild']:.1%}"
+    assert "the interval score charges a range its width plus a penalty for every outcome outside it" in text.lower()
+
+
+def test_the_track_record_says_how_often_the_ranges_held(shown, shared):
+    doc, _, text = shown
+    one_day, closes = matured_one_day(shared[1])
+    actual = one_day["target_day"].map(closes)
+    inside = ((one_day["q10"] <= actual) & (actual <= one_day["q90"])).mean()
+    assert doc["hindcast"]["1"]["published"]["coverage_80"] == pytest.approx(inside)
+    assert (f"1 day ahead, published: {inside:.1%} inside the 80% range, "
+            f"{doc['hindcast']['1']['published']['coverage_95']:.1%} inside the 95% range (20 forecasts)") in text
+
+
+def test_the_other_forecasters_are_named_with_their_errors(shown):
+    doc, _, text = shown
+    baselines = doc["model"]["metrics"]["baseline_rel_mae_mean"]
+    assert (f"random walk + drift {baselines['drift']:.3f}, AutoETS (a classical forecaster) {baselines['ets']:.3f}, "
+            f"the original system's model {baselines['original']:.3f}") in text
 
 
 def test_the_selectors_result_is_announced(shown):

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cryptocast.features import FORECASTS, SOLANA
+from cryptocast.features import FORECAST_QUANTILES, FORECASTS, SOLANA
 from cryptocast.publish import document, output
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
@@ -24,9 +24,9 @@ from .conftest import build, page, render_without_charts
 from conftest import REPO, error_lines, snapshot
 from modelfiles import as_registered
 
-CHART_NAMES = ("forecast", "hindcast_h1", "hindcast_h5", "hindcast_h10", "scoreboard", "training", "trend",
-               "correlation", "fear_greed")
-MODEL_CHARTS = {"scoreboard", "training"}
+CHART_NAMES = ("forecast", "hindcast_h1", "hindcast_h5", "hindcast_h10", "ranges", "scoreboard", "training",
+               "range_scores", "trend", "correlation", "fear_greed")
+MODEL_CHARTS = {"scoreboard", "range_scores", "training"}
 
 
 def chart_files(names=CHART_NAMES) -> set[str]:
@@ -83,8 +83,8 @@ def test_forecast_json_is_the_latest_forecast_in_the_group(shared):
     assert doc["forecast"]["last_close"] == sol_closes(site_home)[pd.Timestamp("2024-02-29")]
     assert doc["forecast"]["days_old"] == 0
     expected = [{"horizon": int(r.horizon), "target_day": r.target_day.strftime("%Y-%m-%d"), "point": r.point,
-                 "lower_80": r.lower_80, "upper_80": r.upper_80, "lower_95": r.lower_95, "upper_95": r.upper_95}
-                for r in latest.itertuples()]
+                 "lower_80": r.q10, "upper_80": r.q90, "lower_95": r.q2_5, "upper_95": r.q97_5,
+                 **{q: getattr(r, q) for q in FORECAST_QUANTILES}} for r in latest.itertuples()]
     assert doc["forecast"]["rows"] == expected  # exact floats: JSON round-trips them
     assert doc["model"]["version"] == 1 and doc["model"]["name"] == MODEL_NAME
     assert doc["last_complete_day"] == "2024-02-29" and doc["backend"] == "local"
@@ -151,6 +151,32 @@ def test_verdict_wording(rel, says):
     assert ("2024-01-01 to 2024-12-30, 365 daily forecasts" in text) == (rel is not None)
 
 
+@pytest.mark.parametrize(("coverage", "says"), [
+    ((0.84, 0.975), "its 80% ranges held the outcome 84% of the time and its 95% ranges 98% in the backtest, more "
+                    "often than they promise: they are wider than they need to be, on the cautious side."),
+    ((0.81, 0.94), "about as often as they promise."),
+    ((0.70, 0.90), "less often than they promise: expect outcomes outside them more often than that."),
+    ((0.85, 0.90), "the 80% ones more and the 95% ones less often than they promise."),
+    ((None, 0.95), "How often its ranges held is not recorded, so read them with care."),
+])
+def test_the_verdict_says_how_often_the_ranges_held(coverage, says):
+    metrics = {"rel_mae_mean": 1.0, "coverage_80_mean": coverage[0], "coverage_95_mean": coverage[1]}
+    text = document.verdict(metrics)
+    assert says in text
+    assert ("The ranges are the useful part: its 80% ranges" in text) == (coverage[0] is not None)
+    assert "fixed-width band" not in text  # a version without issue 9's interval score says nothing about it
+
+
+@pytest.mark.parametrize(("ratio", "says"), [(1.014, "they are 1.4% worse than a plain fixed-width band."),
+                                             (0.97, "they are 3.0% better than a plain fixed-width band."),
+                                             (1.002, "they are as good as a plain fixed-width band, no better.")])
+def test_the_verdict_compares_the_ranges_with_a_fixed_band(ratio, says):
+    text = document.verdict({"rel_mae_mean": 0.99, "coverage_80_mean": 0.8, "coverage_95_mean": 0.95,
+                             "interval_score_80_vs_fixed_band_mean": ratio})
+    assert text.startswith("In its backtest the model beats naive persistence") and "Its 80% ranges held" in text
+    assert text.endswith(f"By their interval score {says}")
+
+
 def test_text_from_the_registry_is_escaped(shared):
     out = shared[0]
     text = (out / "index.html").read_text()
@@ -175,7 +201,7 @@ def test_an_empty_store_renders_a_page_that_says_so(isolated, tmp_path):
 
 
 def test_a_model_without_forecasts_yet(site_home):
-    shutil.rmtree(site_home / "feature_store" / "solana_forecasts_v1")
+    shutil.rmtree(site_home / "feature_store" / f"solana_forecasts_v{FORECASTS.version}")
     doc, index = render_without_charts()
     assert doc["forecast"] is None and doc["model"]["version"] == 1
     assert "No forecast yet" in index
@@ -200,6 +226,22 @@ def test_older_model_versions_without_the_optional_artifacts(site_home, tmp_path
     hindcast = json.loads((docs / "forecast.json").read_text())["hindcast"]
     assert set(hindcast["1"]) == {"published"}
     assert all((docs / ref).is_file() for ref in page(docs).refs)
+
+
+def test_a_version_evaluated_before_the_range_scores_builds_a_page_that_says_less(site_home, tmp_path):
+    """evaluation.json of versions registered before issue 9: no `distribution`, no AutoETS."""
+    artifacts = LocalModelRegistry(site_home).production(MODEL_NAME).path
+    evaluation = json.loads((artifacts / "evaluation.json").read_text())
+    del evaluation["distribution"], evaluation["models"]["ets"]
+    (artifacts / "evaluation.json").write_text(json.dumps(evaluation))
+    as_registered(LocalModelRegistry(site_home), MODEL_NAME, 1)
+    docs = tmp_path / "docs"
+    assert build(docs) == 0
+    doc = json.loads((docs / "forecast.json").read_text())
+    assert doc["range_scores"] is None
+    assert {p.name for p in docs.glob("*.png")} == chart_files(set(CHART_NAMES) - {"range_scores"})
+    assert "scored only how often its ranges held" in (docs / "index.html").read_text()
+    assert "AutoETS" not in next(c["alt"] for c in doc["charts"] if c["file"] == "scoreboard.png")
 
 
 def test_no_secret_reaches_any_output(site_home, tmp_path, monkeypatch, capsys):
@@ -252,6 +294,8 @@ DAMAGE = {
     "history.json": lambda p: p.write_text(json.dumps({"loss": ["low", "lower"]})),
     "backtest_forecasts.csv": lambda p: p.write_text("forecast_day,horizon\n2024-01-01,1\n"),
     "evaluation.json ": lambda p: p.write_text(json.dumps({"models": {"lstm": {"per_horizon": "none"}}})),
+    "evaluation.json  ": lambda p: p.write_text(json.dumps(
+        json.loads(p.read_text()) | {"distribution": {"methods": {"calibrated": {"pinball_mean": "low"}}}})),
 }
 
 
