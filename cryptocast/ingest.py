@@ -187,7 +187,8 @@ def backfill(settings: Settings, csv_files: dict[str, Path] | None = None, repla
             with failures.guard():
                 batches.append(_read_backfill(settings, spec, csv_files.get(spec.name), upstream, holes))
         for batch in checked_imports(store, batches, replace, failures):
-            _write(store, batch, replace)
+            with failures.guard():  # a refused rewrite of stored rows fails that group alone
+                _write(store, batch, replace)
         holes.save()
         failures.raise_any()
 

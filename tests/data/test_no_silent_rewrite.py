@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from cryptocast.__main__ import main as cryptocast_main
-from cryptocast.features import SOLANA
+from cryptocast.features import BITCOIN, FEAR_GREED, SOLANA
 from cryptocast.stores.local import LocalFeatureStore
 
 import feature_backfill
@@ -121,3 +121,21 @@ def test_the_daily_update_never_restates_a_stored_day(api, home, monkeypatch):
     after = LocalFeatureStore(home).get_feature_group(SOLANA).read()
     pd.testing.assert_frame_equal(after.iloc[:len(stored)], stored, check_exact=True)
     assert len(after) == 60
+
+
+def test_a_refused_rewrite_of_one_group_does_not_stop_the_others(api, home, tmp_path, capsys, monkeypatch):
+    """Before: the refusal was a StoreError raised while writing, which stops a run at once, so BTC and
+    Fear & Greed lost their new days because a SOL export disagreed with the store."""
+    monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-02-20")
+    assert run_main(feature_backfill.main) == 0
+    before = LocalFeatureStore(home).get_feature_group(SOLANA).read()
+    monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-03-01")
+    other_venue = binance_csv(tmp_path / "SOLUSDT_1d.csv", complete(api.history["solana"]), scale=1.003)
+    assert run_main(feature_backfill.main, "--solana-csv", str(other_venue)) == 1
+    lines = error_lines(capsys)
+    assert len(lines) == 1 and "solana v1: 50 stored row(s) would change" in lines[0], lines
+    store = LocalFeatureStore(home)
+    pd.testing.assert_frame_equal(store.get_feature_group(SOLANA).read(), before, check_exact=True)
+    assert store.get_feature_group(BITCOIN).read()["day"].max() == pd.Timestamp("2024-02-29")
+    assert store.get_feature_group(FEAR_GREED).read()["day"].max() == pd.Timestamp("2024-02-29")
+
