@@ -40,6 +40,7 @@ MAX_REQUESTS_PER_GROUP = 20
 MAX_SOL_BTC_RATIO = 1 / 1.5
 # Two venues quote the same asset within a percent or so; more is another asset, or broken data.
 MAX_OVERLAP_DISAGREEMENT = 0.10
+ASSETS = {SOLANA.name: "SOL", BITCOIN.name: "BTC"}
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Batch:
     spec: GroupSpec
     rows: pd.DataFrame
     origin: str
+    from_export: bool = False  # a CSV export: nothing in it says which asset it holds
 
 
 class Upstream:
@@ -169,7 +171,7 @@ def _read_backfill(settings: Settings, spec: GroupSpec, csv_file: Path | None, u
     if csv_file is None:  # an export holds what it holds; only an upstream's answer says what it lacks
         holes.record(spec.name, origin, absent)
         _warn_if_late(spec, origin, rows[DAY].max(), pd.Timestamp(end))
-    return Batch(spec, rows, origin)
+    return Batch(spec, rows, origin, from_export=csv_file is not None)
 
 
 def backfill(settings: Settings, csv_files: dict[str, Path] | None = None, replace: bool = False) -> None:
@@ -187,7 +189,8 @@ def backfill(settings: Settings, csv_files: dict[str, Path] | None = None, repla
             with failures.guard():
                 batches.append(_read_backfill(settings, spec, csv_files.get(spec.name), upstream, holes))
         for batch in checked_imports(store, batches, replace, failures):
-            _write(store, batch, replace)
+            with failures.guard():  # a refused rewrite of stored rows fails that group alone
+                _write(store, batch, replace)
         holes.save()
         failures.raise_any()
 
@@ -196,18 +199,27 @@ def checked_imports(store: FeatureStore, batches: list[Batch], replace: bool, fa
     """The batches that may be written: not the other asset's prices, nor prices disagreeing with the store.
 
     Binance exports carry no symbol, so `--solana-csv BTCUSDT_1d.csv` is an easy mistake; it must
-    fail with one line before anything of those groups is written (the other groups carry on). A
-    real disagreement may be overwritten with `replace`; swapped assets may not.
+    fail with one line before anything of those groups is written (the other groups carry on). An
+    export with no day in common with the other asset (stored or in this run) cannot be checked, so it
+    is refused too. A real disagreement may be overwritten with `replace`; swapped assets may not.
     """
     prices = {b.spec.name: b for b in batches if b.spec in (SOLANA, BITCOIN)}
     refused: set[str] = set()
+    compared = True
     if prices:
         with failures.guard():
             try:
-                _refuse_swapped_assets(store, prices)
+                compared = _refuse_swapped_assets(store, prices)
             except DataValidationError:
                 refused |= set(prices)
                 raise
+    for batch in prices.values() if not compared else ():
+        if batch.from_export:  # an API names its symbol; an export could be any asset's
+            other = BITCOIN.name if batch.spec == SOLANA else SOLANA.name
+            refused.add(batch.spec.name)
+            failures.add(f"{batch.spec.name} from {batch.origin}: no {other} rows (stored or read in this run) to "
+                         f"check that it holds {ASSETS[batch.spec.name]} prices; nothing written (import {other} "
+                         "first, or in the same run)")
     for batch in prices.values() if not replace else ():
         if batch.spec.name not in refused:
             with failures.guard():
@@ -219,14 +231,18 @@ def checked_imports(store: FeatureStore, batches: list[Batch], replace: bool, fa
     return [b for b in batches if b.spec.name not in refused]
 
 
-def _refuse_swapped_assets(store: FeatureStore, prices: dict[str, Batch]) -> None:
+def _refuse_swapped_assets(store: FeatureStore, prices: dict[str, Batch]) -> bool:
+    """Refuse SOL closes that are not far below BTC's; False when there is no common day to compare on."""
     sol, btc = (_closes(store, prices, spec) for spec in (SOLANA, BITCOIN))
     common = sol[0].index.intersection(btc[0].index)
-    ratio = float((sol[0][common] / btc[0][common]).median()) if len(common) else 0.0
+    if not len(common):
+        return False
+    ratio = float((sol[0][common] / btc[0][common]).median())
     if ratio >= MAX_SOL_BTC_RATIO:
         raise DataValidationError(
             f"{sol[1]} and {btc[1]}: SOL closes at {ratio:.2f}x BTC on {len(common)} common day(s), but SOL has "
             "always closed far below BTC: is one the other asset's export? nothing written")
+    return True
 
 
 def _closes(store: FeatureStore, batches: dict[str, Batch], spec: GroupSpec) -> tuple[pd.Series, str]:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from cryptocast.errors import StoreError
+from cryptocast.errors import DataValidationError, StoreError
 from cryptocast.features import GroupSpec, ViewSpec
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,8 @@ class FeatureGroup(Protocol):
     def insert(self, df: pd.DataFrame, replace: bool = False) -> InsertResult:
         """Upsert validated rows on the primary key, atomically.
 
-        Rows whose key is stored with other values are refused (StoreError, nothing written) unless
-        `replace`; then each change is logged (`check_changes`).
+        Rows whose key is stored with other values are refused (DataValidationError, nothing written)
+        unless `replace`; then each change is logged (`check_changes`).
         """
         ...
 
@@ -103,7 +103,8 @@ def check_changes(spec: GroupSpec, stored: pd.DataFrame, incoming: pd.DataFrame,
     """No silent rewrite of history: changed stored rows need `replace`, and then each one is logged.
 
     A CSV export of the wrong asset, or an API that revised a past candle, must not overwrite what
-    is stored unless the operator asked for it (feature_backfill.py --replace).
+    is stored unless the operator asked for it (feature_backfill.py --replace). The refusal is about the
+    rows, not the store, so a run fails that group alone and still writes the others.
     """
     if not changed.any():
         return
@@ -112,7 +113,7 @@ def check_changes(spec: GroupSpec, stored: pd.DataFrame, incoming: pd.DataFrame,
     lines = [_describe_change(spec, row) for row in pairs.to_dict("records")]
     label = f"feature group {spec.name} v{spec.version}"
     if not replace:
-        raise StoreError(f"{label}: {len(lines)} stored row(s) would change ({lines[0]}"
+        raise DataValidationError(f"{label}: {len(lines)} stored row(s) would change ({lines[0]}"
                          f"{' ...' if len(lines) > 1 else ''}); nothing written; pass --replace to "
                          "feature_backfill.py to change stored rows")
     for line in lines:

@@ -318,7 +318,7 @@ class GroupTable:
         from deltalake import DeltaTable
 
         where = f"{self.label}: cannot read the history of {self.directory}"
-        commits = _delta(where, DeltaTable(str(self.directory)).history) if self.exists() else []
+        commits = _delta(where, lambda: DeltaTable(str(self.directory)).history()) if self.exists() else []
         out = []
         for c in commits:
             stamp = dt.datetime.fromtimestamp(c.get("timestamp", 0) / 1000, dt.UTC)

@@ -193,3 +193,21 @@ def test_a_missing_or_garbage_data_file_is_one_line_exit_1_for_every_reader(home
         assert cryptocast_main(command) == 1
         lines = error_lines(capsys)
         assert len(lines) == 1 and path.name in lines[0], lines
+
+
+@pytest.mark.parametrize("damage", ["garbage checkpoint", "garbage newest commit", "a commit missing"])
+def test_a_damaged_log_is_one_line_exit_1_for_every_command(home, capsys, damage):
+    """Before: `history` opened the table outside the guard that turns delta-rs errors into one line: exit 2."""
+    files = stored_files(home)
+    if damage == "garbage checkpoint":
+        files["checkpoint"].write_bytes(b"garbage")
+    elif damage == "garbage newest commit":
+        files["newest commit"].write_text("{not json\n")
+    else:  # a commit after the checkpoint whose predecessor is gone
+        newest = files["newest commit"]
+        newest.with_name(f"{int(newest.stem) + 2:020d}.json").write_bytes(newest.read_bytes())
+    for command in (["status"], ["export", "solana"], ["verify"], ["history", "solana"], ["rollback", "solana",
+                                                                                          "--to", "0"]):
+        assert cryptocast_main(command) == 1, command
+        lines = error_lines(capsys)
+        assert len(lines) == 1 and "solana" in lines[0], (command, lines)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from cryptocast.dataset import build_features, read_feature_frame
-from cryptocast.errors import StoreError
+from cryptocast.errors import DataValidationError, StoreError
 from cryptocast.features import BITCOIN, FEATURE_VIEW, FORECAST_QUANTILES, FORECASTS, FORECASTS_V1, join_view, validate
 from cryptocast.forecasts import read_forecasts
 from cryptocast.settings import load_settings
@@ -199,8 +199,8 @@ def test_upsert_detects_a_change_in_a_string_column(store):
 def test_changing_stored_rows_without_replace_is_refused_and_writes_nothing(store, open_store):
     group = store.get_or_create_feature_group(SOL)
     group.insert(candles(ALL))
-    with pytest.raises(StoreError, match=r"solana v1: 1 stored row\(s\) would change \(2024-01-01: close "
-                                         r"[0-9.]+ -> [0-9.]+\); nothing written; pass --replace"):
+    with pytest.raises(DataValidationError, match=r"solana v1: 1 stored row\(s\) would change \(2024-01-01: close "
+                                                  r"[0-9.]+ -> [0-9.]+\); nothing written; pass --replace"):
         group.insert(candles(["2024-01-01", "2024-01-03"], {"2024-01-01": -0.5}))
     pd.testing.assert_frame_equal(open_store().get_feature_group(SOL).read(), expected_candles(ALL), check_exact=True)
 

@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 
 from cryptocast.__main__ import main as cryptocast_main
-from cryptocast.features import SOLANA
+from cryptocast.features import BITCOIN, FEAR_GREED, SOLANA
 from cryptocast.stores.local import LocalFeatureStore
 
 import feature_backfill
 import feature_pipeline
 from conftest import error_lines, run_main, snapshot
+from fakeapi import BINANCE_PATH
 
 
 def binance_csv(path: Path, candles: pd.DataFrame, scale: float = 1.0) -> Path:
@@ -121,3 +122,46 @@ def test_the_daily_update_never_restates_a_stored_day(api, home, monkeypatch):
     after = LocalFeatureStore(home).get_feature_group(SOLANA).read()
     pd.testing.assert_frame_equal(after.iloc[:len(stored)], stored, check_exact=True)
     assert len(after) == 60
+
+
+def test_a_refused_rewrite_of_one_group_does_not_stop_the_others(api, home, tmp_path, capsys, monkeypatch):
+    """Before: the refusal was a StoreError raised while writing, which stops a run at once, so BTC and
+    Fear & Greed lost their new days because a SOL export disagreed with the store."""
+    monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-02-20")
+    assert run_main(feature_backfill.main) == 0
+    before = LocalFeatureStore(home).get_feature_group(SOLANA).read()
+    monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-03-01")
+    other_venue = binance_csv(tmp_path / "SOLUSDT_1d.csv", complete(api.history["solana"]), scale=1.003)
+    assert run_main(feature_backfill.main, "--solana-csv", str(other_venue)) == 1
+    lines = error_lines(capsys)
+    assert len(lines) == 1 and "solana v1: 50 stored row(s) would change" in lines[0], lines
+    store = LocalFeatureStore(home)
+    pd.testing.assert_frame_equal(store.get_feature_group(SOLANA).read(), before, check_exact=True)
+    assert store.get_feature_group(BITCOIN).read()["day"].max() == pd.Timestamp("2024-02-29")
+    assert store.get_feature_group(FEAR_GREED).read()["day"].max() == pd.Timestamp("2024-02-29")
+
+
+def test_an_export_with_nothing_to_check_its_asset_against_is_refused(api, home, tmp_path, capsys):
+    """Before: with Binance down and no BTC stored, a BTC export given as --solana-csv filled the SOL group
+    (exit 1 only for the BTC fetch): nothing said which asset the export held."""
+    api.faults[BINANCE_PATH] = lambda query: (503, b'{"msg": "down"}')
+    btc = binance_csv(tmp_path / "BTCUSDT_1d.csv", complete(api.history["bitcoin"]))
+    assert run_main(feature_backfill.main, "--solana-csv", str(btc)) == 1
+    line = error_lines(capsys)[0]
+    assert "binance BTCUSDT /api/v3/klines: HTTP 503" in line
+    assert "solana from csv BTCUSDT_1d.csv: no bitcoin rows (stored or read in this run) to check that it holds " \
+           "SOL prices; nothing written" in line, line
+    made = {p.name for p in (home / "feature_store").iterdir()}
+    assert "solana_v1" not in made and "fear_greed_v1" in made
+
+
+def test_an_export_is_checked_against_the_stored_other_asset(api, home, tmp_path, capsys, monkeypatch):
+    """With the other asset stored, a failing API does not stop a SOL export from being checked and written."""
+    sol = binance_csv(tmp_path / "SOLUSDT_1d.csv", complete(api.history["solana"]))
+    btc = binance_csv(tmp_path / "BTCUSDT_1d.csv", complete(api.history["bitcoin"]))
+    assert run_main(feature_backfill.main, "--bitcoin-csv", str(btc)) == 0
+    api.faults[BINANCE_PATH] = lambda query: (503, b'{"msg": "down"}')
+    assert run_main(feature_backfill.main, "--solana-csv", str(sol)) == 1
+    assert error_lines(capsys)[0] == "error: feature_backfill: binance BTCUSDT /api/v3/klines: HTTP 503 SERVICE " \
+                                     "UNAVAILABLE: down"
+    assert len(LocalFeatureStore(home).get_feature_group(SOLANA).read()) == 60
