@@ -144,13 +144,21 @@ def test_invalid_dates(tmp_path, name, value):
         ("CRYPTOCAST_HTTP_TIMEOUT", "thirty", "is not a float"),
         ("CRYPTOCAST_HTTP_RETRIES", "1.5", "is not a int"),
         ("CRYPTOCAST_HTTP_RETRIES", "", "is not a int"),
+        # bounds: a setting that would hang or hammer an API is refused (issue 10, findings 5 and 7)
+        ("CRYPTOCAST_HTTP_TIMEOUT", "0", "must be between 1 and 600"),
+        ("CRYPTOCAST_HTTP_TIMEOUT", "86400", "must be between 1 and 600"),
+        ("CRYPTOCAST_HTTP_RETRIES", "100000", "must be between 0 and 10"),
+        ("CRYPTOCAST_HTTP_BACKOFF", "1e9", "must be between 0 and 60"),
+        ("CRYPTOCAST_HTTP_RETRY_AFTER_MAX", "3601", "must be between 0 and 600"),
+        ("CRYPTOCAST_HTTP_MAX_MB", "0", "must be between 1 and 1024"),
+        ("CRYPTOCAST_HOLE_ASKS", "0", "must be between 1 and 100"),
+        ("CRYPTOCAST_HOLE_DAYS", "-1", "must be between 0 and 3650"),
     ],
 )
 def test_invalid_numbers(tmp_path, name, value, problem):
     with pytest.raises(SettingsError) as info:
         load(tmp_path, environ={name: value})
-    message = str(info.value)
-    assert name in message and repr(value) in message and problem in message
+    assert str(info.value) == f"{name}={value!r} {problem}"
 
 
 @pytest.mark.parametrize("name", ["CRYPTOCAST_HTTP_TIMEOUT", "CRYPTOCAST_HTTP_BACKOFF"])
@@ -255,26 +263,6 @@ def test_an_unknown_hopsworks_format_is_a_settings_error(tmp_path, bad):
         load(tmp_path, environ={"CRYPTOCAST_HOPSWORKS_FORMAT": bad})
 
 
-# --- bounds: a setting that would hang or hammer an API is refused (issue 10, finding 5 and 7) ----------
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "problem"),
-    [
-        ("CRYPTOCAST_HTTP_TIMEOUT", "0", "must be between 1 and 600"),
-        ("CRYPTOCAST_HTTP_TIMEOUT", "86400", "must be between 1 and 600"),
-        ("CRYPTOCAST_HTTP_RETRIES", "100000", "must be between 0 and 10"),
-        ("CRYPTOCAST_HTTP_BACKOFF", "1e9", "must be between 0 and 60"),
-        ("CRYPTOCAST_HTTP_RETRY_AFTER_MAX", "3601", "must be between 0 and 600"),
-        ("CRYPTOCAST_HTTP_MAX_MB", "0", "must be between 1 and 1024"),
-        ("CRYPTOCAST_HOLE_ASKS", "0", "must be between 1 and 100"),
-        ("CRYPTOCAST_HOLE_DAYS", "-1", "must be between 0 and 3650"),
-    ],
-)
-def test_settings_out_of_bounds_are_refused(tmp_path, name, value, problem):
-    with pytest.raises(SettingsError) as info:
-        load(tmp_path, environ={name: value})
-    assert str(info.value) == f"{name}={value!r} {problem}"
 
 
 def test_http_and_hole_defaults(tmp_path):
