@@ -136,7 +136,7 @@ def warm(frame):
 def doc(warm, frame):
     _, bt = warm
     insample = frame.frame["sol_close"].loc[: bt.origins[0]].to_numpy()
-    dist = distributions(bt, frame.frame["sol_log_return"], CalibrationConfig())
+    dist = distributions(bt, frame.frame, CalibrationConfig())
     return report(bt, insample, dist)
 
 
