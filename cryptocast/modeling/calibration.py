@@ -52,7 +52,7 @@ class CalibrationConfig:
     """Chosen on folds of the history before the backtest (bench/calibration.py), never on the scored origins."""
 
     window: int = 365  # most recent known scores a quantile is read from, per horizon
-    gamma: float = 0.002  # ACI step at one day; gamma / h at h days, whose overlapping outcomes come in streaks
+    gamma: float = 0.005  # ACI step at one day; gamma / h at h days, whose overlapping outcomes come in streaks
     estimator: str = "range"  # daily variance from the high/low range (Parkinson) or the squared log return
     ewma_lambda: float = 0.94  # decay of the short-run volatility (RiskMetrics' daily 0.94)
     vol_days: int = 120  # days the short-run volatility looks back over (weights beyond are < 0.1%)
