@@ -19,7 +19,7 @@ inference (Gibbs & Candes 2021) nudges the level it reads from that window after
 `tau_eff += gamma / h * (tau - 1[actual <= issued quantile])`, so a quantile that was too low too
 often is read higher next time (each level on its own, so the ranges may turn asymmetric). Only
 outcomes known at an origin (target_day <= origin) ever enter: the state is built by `ingest` as
-outcomes mature and read by `issue`. Every setting was chosen on rolling folds of the history
+outcomes mature and read by `issue`. Every setting was chosen on three folds of the history
 before the scored backtest year (bench/calibration.py).
 
 Everything here is NumPy and deterministic: daily inference replays the published forecasts that
