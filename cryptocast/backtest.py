@@ -95,26 +95,34 @@ class Distributions:
     """Quantile forecasts (n, H, L) in prices at the scored origins, per interval method, and what made ours."""
 
     quantiles: dict[str, np.ndarray]
-    sigma: np.ndarray  # (n,) volatility at each scored origin
+    sigma: np.ndarray  # (n,) `tercile_volatility` at each scored origin
     state: calibration.State  # ours after every backtest outcome: what production starts from
     warmup_origins: int
 
 
-def distributions(bt: Backtest, log_returns: pd.Series, config: calibration.CalibrationConfig) -> Distributions:
+def tercile_volatility(frame: pd.DataFrame) -> pd.Series:
+    """The volatility that sorts origins into calm / middle / wild, and the EWMA peer band's: RiskMetrics'
+    monthly EWMA (0.97) of squared daily log returns over 120 days. Fixed here, apart from whatever the
+    calibration uses, so a change of calibration cannot move the goalposts it is judged by."""
+    return calibration.ewma_rms(frame["sol_log_return"] ** 2, 0.97, 120, 30)
+
+
+def distributions(bt: Backtest, frame: pd.DataFrame, config: calibration.CalibrationConfig) -> Distributions:
     """Ours and the interval peers around our point forecast, each from outcomes known at its origin only.
 
-    `log_returns` are SOL's daily log returns by day, from which the volatility at each origin is estimated.
+    `frame` is the feature frame's daily table, from which each origin's volatilities are estimated.
     """
     parts = [bt.warmup, bt] if bt.warmup is not None else [bt]
     origins = pd.DatetimeIndex(np.concatenate([p.origins for p in parts]))
     point = np.concatenate([p.forecasts[MODEL] for p in parts])
     actual = np.concatenate([p.actual for p in parts])
-    sigma = calibration.volatility(log_returns, config).reindex(origins).to_numpy()
+    spread = calibration.scale(calibration.volatilities(frame, config).reindex(origins), HORIZON, config)
+    sigma = tercile_volatility(frame).reindex(origins).to_numpy()
     scored = slice(len(origins) - len(bt.origins), None)
-    ours, state = calibration.walk(calibration.scores(actual, point, sigma, config), config)
-    offsets = {"fixed_band": calibration.fixed_band(np.log(actual / point), config),
+    ours, state = calibration.walk(calibration.scores(actual, point, spread), config)
+    offsets = {"fixed_band": calibration.fixed_band(np.log(actual / point), calibration.CalibrationConfig()),
                "ewma_band": calibration.ewma_band(sigma, HORIZON)}
-    quantiles = {"calibrated": calibration.to_prices(point, sigma, ours, config)[scored],
+    quantiles = {"calibrated": calibration.to_prices(point, spread, ours)[scored],
                  **{name: (point[..., None] * np.exp(o))[scored] for name, o in offsets.items()}}
     return Distributions(quantiles, sigma[scored], state, len(origins) - len(bt.origins))
 

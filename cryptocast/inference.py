@@ -41,7 +41,7 @@ MIN_MATURED = 10  # fewer matured published forecasts than this: keep the backte
 
 
 def recalibrate(state: calibration.State, last_origin: pd.Timestamp, store: FeatureStore, frame: FeatureFrame,
-                sigma: pd.Series, last_complete: dt.date) -> int:
+                vol: pd.DataFrame, last_complete: dt.date) -> int:
     """Feed the state every published forecast made after the backtest whose outcome is now known.
 
     Outcomes are taken in the order they became known, so replaying gives the state an online
@@ -51,16 +51,16 @@ def recalibrate(state: calibration.State, last_origin: pd.Timestamp, store: Feat
     rows = read_forecasts(store, (last_origin + pd.Timedelta(days=1)).date(), last_complete)
     rows = rows[rows["target_day"] <= pd.Timestamp(last_complete)].sort_values(["target_day", "horizon"])
     actual = frame.frame["sol_close"].reindex(rows["target_day"]).to_numpy()
-    origin_sigma = sigma.reindex(rows["forecast_day"]).to_numpy()
-    usable = np.isfinite(actual) & np.isfinite(origin_sigma)
-    rows, actual, origin_sigma = rows[usable], actual[usable], origin_sigma[usable]
+    spread = calibration.scale(vol.reindex(rows["forecast_day"]), HORIZON, state.config)
+    spread = spread[np.arange(len(rows)), rows["horizon"].to_numpy() - 1]
+    usable = np.isfinite(actual) & np.isfinite(spread)
+    rows, actual, spread = rows[usable], actual[usable], spread[usable]
     if len(rows) < MIN_MATURED:
         log.info("calibration: %d published forecast(s) matured since the backtest (< %d): using the backtest's "
                  "calibration", len(rows), MIN_MATURED)
         return 0
     horizons = rows["horizon"].to_numpy()
-    spread = calibration.scale(origin_sigma, HORIZON, state.config.beta, state.config.beta_long)
-    scores = np.log(actual / rows["point"].to_numpy()) / spread[np.arange(len(rows)), horizons - 1]
+    scores = np.log(actual / rows["point"].to_numpy()) / spread
     quantiles = rows[list(FORECAST_QUANTILES)].to_numpy(dtype=float)
     below = np.where(np.isnan(quantiles), np.nan, actual[:, None] <= quantiles)
     for h, score, row_below in zip(horizons, scores, below, strict=True):
@@ -94,29 +94,31 @@ def forecast_rows(version: ModelVersion, store: FeatureStore, last_complete: dt.
         raise CorruptModelError(f"{version.path}: model features {scaler.features} do not match {list(FEATURES)}")
     _check_fresh(store, last_complete)
     start = min(last_origin.date(), last_complete - dt.timedelta(days=LOOKBACK + MAX_FEAR_GREED_FILL + 1))
-    frame = read_feature_frame(store, start - dt.timedelta(days=state.config.vol_days + 1), last_complete)
+    frame = read_feature_frame(store, start - dt.timedelta(days=state.config.history_days + 1), last_complete)
     windows = make_windows(frame, require_targets=False)
     if not len(windows.origins) or windows.origins[-1].date() != last_complete:
         raise StoreError(f"fear_greed has more than {MAX_FEAR_GREED_FILL} missing days in a row before "
                          f"{last_complete}; cannot fill them: run feature_pipeline.py")
-    sigma = calibration.volatility(frame.frame["sol_log_return"], state.config)
-    if not np.isfinite(sigma.iloc[-1]):
-        raise StoreError(f"solana: fewer than {state.config.min_returns} daily returns in the "
-                         f"{state.config.vol_days} days before {last_complete}: cannot estimate volatility")
-    recalibrate(state, last_origin, store, frame, sigma, last_complete)
+    vol = calibration.volatilities(frame.frame, state.config)
+    if not np.isfinite(vol.iloc[-1]).all():
+        raise StoreError(f"solana: fewer than {state.config.min_returns} days with a price range and a return in "
+                         f"the {state.config.vol_days} days before {last_complete}: cannot estimate volatility")
+    recalibrate(state, last_origin, store, frame, vol, last_complete)
     x = scaler.x(windows.x[-1:])
     log_returns = steady_path(network.predict(x)[0] * np.asarray(scaler.y_scale))
     close = windows.last_close[-1]
     point = close * np.exp(log_returns)
-    quantiles = calibration.to_prices(point[None, :], sigma.iloc[-1:].to_numpy(), state.issue()[None], state.config)[0]
+    spread = calibration.scale(vol.iloc[-1:], HORIZON, state.config)
+    quantiles = calibration.to_prices(point[None, :], spread, state.issue()[None])[0]
     horizons = np.arange(1, HORIZON + 1)
     origin = pd.Timestamp(last_complete)
     rows = pd.DataFrame({"forecast_day": origin, "target_day": origin + pd.to_timedelta(horizons, unit="D"),
                          "horizon": horizons, "point": point, "model_version": version.version})
     for i, name in enumerate(FORECAST_QUANTILES):
         rows[name] = quantiles[:, i]
-    log.info("forecast from %s (close %.2f, volatility %.3f/day) with %s v%d: h1 %.2f, h10 %.2f "
-             "[95%%: %.2f..%.2f]", last_complete, close, sigma.iloc[-1], version.name, version.version, point[0],
+    log.info("forecast from %s (close %.2f, volatility %.3f/day now, %.3f/day over the year) with %s v%d: h1 %.2f, "
+             "h10 %.2f [95%%: %.2f..%.2f]", last_complete, close, vol["short"].iloc[-1], vol["long"].iloc[-1],
+             version.name, version.version, point[0],
              point[-1], rows["q2_5"].iloc[-1], rows["q97_5"].iloc[-1])
     return validate(FORECASTS, rows, f"{version.name} v{version.version}")
 

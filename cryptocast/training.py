@@ -103,7 +103,7 @@ def train(settings: Settings) -> tuple[ModelVersion, bool]:
     models = [Naive(), Drift(), Ets(), LstmForecaster(config), OriginalForecaster(config)]
     bt = backtest.walk_forward(frame, models, settings.backtest_days, settings.refit_every,
                                warmup_days=calibration_config.window + HORIZON)
-    dist = backtest.distributions(bt, frame.frame["sol_log_return"], calibration_config)
+    dist = backtest.distributions(bt, frame.frame, calibration_config)
     training_close = frame.frame["sol_close"].loc[: bt.origins[0]].dropna().to_numpy()
     doc = backtest.report(bt, training_close, dist)
     for line in backtest.summary_lines(doc):

@@ -1,12 +1,17 @@
 """Forecast quantiles that stay calibrated when the market changes.
 
-A forecast's log error `log(actual / point)` is divided by a power of the volatility known at its
-origin (an exponentially weighted RMS of SOL's daily log returns) times sqrt(horizon): in a calm
-week and in a crash these normalised scores look alike, so their quantiles, times today's scale,
-give ranges that widen and narrow with the market. The power is below 1 (0.75 at one day, 0.5 at
-ten) because volatility mean-reverts: full normalisation over-reacts. Ranges are read from |score|
-and mirrored: on the history before the backtest, reading each tail on its own doubled the tail
-noise and lost to the fixed band (bench/results/calibration.md).
+A forecast's log error `log(actual / point)` is divided by a volatility forecast for its horizon,
+known at its origin: in a calm week and in a crash these normalised scores look alike, so their
+quantiles, times today's scale, give ranges that widen and narrow with the market. The scale is
+
+    scale(t, h) = short(t) ** w(h) * long(t) ** (1 - w(h)) * sqrt(h)
+
+with `short` an exponentially weighted (RiskMetrics' daily 0.94) volatility of SOL's daily high/low
+ranges (Parkinson's estimator: ranges see the whole day's swings, so they are steadier than one
+close-to-close return), `long` the same over the last year without weights, and `w` running from
+0.75 (1 day) to 0.25 (10 days). Volatility mean-reverts: a storm says a lot about tomorrow and less
+about day ten, when it has probably passed; a calm week likewise. Ranges are read from |score| and
+mirrored: reading each tail on its own doubles the tail noise (bench/results/calibration.md).
 
 Two things keep long-run coverage at the nominal level under shift, per horizon and level:
 the quantiles come from a window of the most recent scores only, and adaptive conformal
@@ -14,7 +19,8 @@ inference (Gibbs & Candes 2021) nudges the level it reads from that window after
 `tau_eff += gamma / h * (tau - 1[actual <= issued quantile])`, so a quantile that was too low too
 often is read higher next time (each level on its own, so the ranges may turn asymmetric). Only
 outcomes known at an origin (target_day <= origin) ever enter: the state is built by `ingest` as
-outcomes mature and read by `issue`.
+outcomes mature and read by `issue`. Every setting was chosen on three folds of the history
+before the scored backtest year (bench/calibration.py).
 
 Everything here is NumPy and deterministic: daily inference replays the published forecasts that
 matured since training onto the stored state, without TensorFlow and without retraining.
@@ -37,62 +43,96 @@ from cryptocast.modeling.portable import CorruptModelError
 LEVELS = tuple(FORECAST_QUANTILES.values())
 CALIBRATION_FILE = "calibration.json"
 FORMAT = "cryptocast-calibration"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+ESTIMATORS = ("range", "returns")
 
 
 @dataclass(frozen=True)
 class CalibrationConfig:
-    """Chosen on the history before the backtest (bench/calibration.py), never on the scored origins."""
+    """Chosen on folds of the history before the backtest (bench/calibration.py), never on the scored origins."""
 
     window: int = 365  # most recent known scores a quantile is read from, per horizon
-    gamma: float = 0.002  # ACI step at one day; gamma / h at h days, whose overlapping outcomes come in streaks
-    ewma_lambda: float = 0.97  # decay of the volatility estimate (RiskMetrics' monthly 0.97)
-    vol_days: int = 120  # returns the volatility looks back over (weights beyond are < 3%)
-    min_returns: int = 30  # fewer known returns than this in those days: no volatility
+    gamma: float = 0.005  # ACI step at one day; gamma / h at h days, whose overlapping outcomes come in streaks
+    estimator: str = "range"  # daily variance from the high/low range (Parkinson) or the squared log return
+    ewma_lambda: float = 0.94  # decay of the short-run volatility (RiskMetrics' daily 0.94)
+    vol_days: int = 120  # days the short-run volatility looks back over (weights beyond are < 0.1%)
+    long_run_days: int = 365  # days the long-run volatility averages over; 0: no long-run term (format 1)
+    min_returns: int = 30  # fewer known days than this in those days: no volatility
     min_scores: int = 60  # fewer known scores than this: no quantile is issued
-    beta: float = 0.75  # errors scale with volatility ** beta: 1 over-reacts (volatility mean-reverts), 0 ignores it
-    beta_long: float = 0.5  # the power at the last horizon (linear in between)
+    weight: float = 0.75  # the short-run volatility's share (a power) of the 1-day scale; the rest is long-run's
+    weight_long: float = 0.25  # ... of the last horizon's scale (linear in between)
     max_shift: float = 0.2  # |tau_eff - tau| is kept below this, so a long storm cannot wind the state up
 
+    def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
 
-def volatility(log_returns: pd.Series, config: CalibrationConfig) -> pd.Series:
-    """Daily volatility known at the end of each day: exponentially weighted RMS of the last `vol_days` returns.
+    @property
+    def history_days(self) -> int:
+        """Days of data before an origin that its scale reads."""
+        return max(self.vol_days, self.long_run_days)
+
+
+def ewma_rms(values: pd.Series, decay: float, days: int, min_count: int) -> pd.Series:
+    """Root of the exponentially weighted mean of `values` (daily variances) over the last `days` days.
 
     A fixed-length window (not a recursion from the first day) so that inference, which reads only
-    the last few months, gets exactly the number the backtest got. Missing returns are skipped.
+    the last months, gets exactly the number the backtest got. Missing days are skipped; fewer than
+    `min_count` known days in the window give NaN.
     """
-    weights = config.ewma_lambda ** np.arange(config.vol_days)
-    squared = log_returns.to_numpy(dtype=float) ** 2
+    weights = decay ** np.arange(days)
+    squared = values.to_numpy(dtype=float)
     known = np.isfinite(squared)
     n = len(squared)
     numerator = np.convolve(np.where(known, squared, 0.0), weights)[:n]
     denominator = np.convolve(known.astype(float), weights)[:n]
-    enough = np.convolve(known.astype(float), np.ones(config.vol_days))[:n] >= config.min_returns
+    enough = np.convolve(known.astype(float), np.ones(days))[:n] >= min_count
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma = np.sqrt(numerator / denominator)
-    return pd.Series(np.where(enough, sigma, np.nan), index=log_returns.index)
+    return pd.Series(np.where(enough, sigma, np.nan), index=values.index)
 
 
-def scale(sigma: np.ndarray, horizons: int, beta: float, beta_long: float | None = None) -> np.ndarray:
-    """(n, H) scale of a log error: volatility at the origin to a power, times sqrt(horizon).
+def daily_variance(frame: pd.DataFrame, estimator: str) -> pd.Series:
+    """One day's variance of SOL's log price: Parkinson's (log high/low)^2 / (4 ln 2), or the squared log return."""
+    if estimator == "range":
+        return frame["sol_log_range"] ** 2 / (4 * np.log(2))
+    return frame["sol_log_return"] ** 2
 
-    The power runs linearly from `beta` at one day to `beta_long` at the last horizon: volatility
-    mean-reverts, so today's says less about the tenth day than about tomorrow.
+
+def volatilities(frame: pd.DataFrame, config: CalibrationConfig) -> pd.DataFrame:
+    """Short- and long-run daily volatility known at the end of each day of `frame` (the feature frame).
+
+    `long` is 1 when the config has no long-run term (format 1 files: scale = short ** power * sqrt(h)).
     """
-    power = np.linspace(beta, beta if beta_long is None else beta_long, horizons)
-    return np.asarray(sigma, dtype=float)[:, None] ** power[None, :] * np.sqrt(np.arange(1, horizons + 1))[None, :]
+    variance = daily_variance(frame, config.estimator)
+    short = ewma_rms(variance, config.ewma_lambda, config.vol_days, config.min_returns)
+    if config.long_run_days:
+        long = ewma_rms(variance, 1.0, config.long_run_days, config.min_returns)
+    else:
+        long = pd.Series(1.0, index=frame.index)
+    return pd.DataFrame({"short": short, "long": long})
 
 
-def scores(actual: np.ndarray, point: np.ndarray, sigma: np.ndarray, config: CalibrationConfig) -> np.ndarray:
-    """Normalised signed log errors, (n, H)."""
-    log_error = np.log(np.asarray(actual, float) / np.asarray(point, float))
-    return log_error / scale(sigma, np.shape(point)[1], config.beta, config.beta_long)
+def scale(vol: pd.DataFrame, horizons: int, config: CalibrationConfig) -> np.ndarray:
+    """(n, H) scale of a log error at these origins' volatilities: a volatility forecast for each horizon.
+
+    short ** w * long ** (1 - w) * sqrt(h), w running linearly from `weight` at one day to `weight_long`
+    at the last horizon: volatility mean-reverts, so today's says less about the tenth day than tomorrow.
+    """
+    w = np.linspace(config.weight, config.weight_long, horizons)[None, :]
+    short = vol["short"].to_numpy(dtype=float)[:, None]
+    long = vol["long"].to_numpy(dtype=float)[:, None]
+    return short**w * long ** (1 - w) * np.sqrt(np.arange(1, horizons + 1))[None, :]
 
 
-def to_prices(point: np.ndarray, sigma: np.ndarray, quantiles: np.ndarray, config: CalibrationConfig) -> np.ndarray:
-    """Score quantiles (n, H, L) as prices around the point forecast (n, H)."""
-    spread = scale(sigma, np.shape(point)[1], config.beta, config.beta_long)[..., None] * quantiles
-    return np.asarray(point, float)[..., None] * np.exp(spread)
+def scores(actual: np.ndarray, point: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Normalised signed log errors, (n, H), for scales `spread` from `scale`."""
+    return np.log(np.asarray(actual, float) / np.asarray(point, float)) / spread
+
+
+def to_prices(point: np.ndarray, spread: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Score quantiles (n, H, L) as prices around the point forecast (n, H), for scales `spread` (n, H)."""
+    return np.asarray(point, float)[..., None] * np.exp(spread[..., None] * quantiles)
 
 
 class State:
@@ -142,11 +182,12 @@ class State:
         """A state written by `to_json`, checked: anything missing, non-finite or misshapen is corrupt."""
         try:
             doc = json.loads(path.read_text())
-            if doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
-                raise ValueError(f"not a {FORMAT} v{FORMAT_VERSION} file")
+            if doc.get("format") != FORMAT or doc.get("format_version") not in (1, FORMAT_VERSION):
+                raise ValueError(f"not a {FORMAT} v1 or v{FORMAT_VERSION} file")
             if doc["levels"] != list(LEVELS):
                 raise ValueError(f"levels {doc['levels']} are not {list(LEVELS)}")
-            state = cls(CalibrationConfig(**doc["config"]), horizons)
+            config = doc["config"] if doc["format_version"] == FORMAT_VERSION else _from_v1(doc["config"])
+            state = cls(_checked(CalibrationConfig(**config)), horizons)
             tau = np.asarray(doc["tau"], dtype=float)
             if tau.shape != state.tau.shape or not np.isfinite(tau).all():
                 raise ValueError(f"tau must be {state.tau.shape} finite numbers")
@@ -165,6 +206,28 @@ class State:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptModelError(f"{path}: {type(exc).__name__}: {exc}") from None
         return state, last_origin
+
+
+def _from_v1(config: dict) -> dict:
+    """A format-1 config (versions registered before the long-run term) in today's terms: the same scale,
+    close-to-close volatility to a power, so their forecasts stay what they were until the next training."""
+    config = dict(config)
+    weight, weight_long = config.pop("beta"), config.pop("beta_long")
+    return {**config, "weight": weight, "weight_long": weight_long, "estimator": "returns", "long_run_days": 0}
+
+
+def _checked(config: CalibrationConfig) -> CalibrationConfig:
+    """The config, if every number in it can make a finite scale and a quantile."""
+    numbers = [v for v in asdict(config).values() if not isinstance(v, str)]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in numbers):
+        raise ValueError(f"config must hold finite numbers: {asdict(config)}")
+    if not (0 < config.ewma_lambda <= 1 and 1 <= config.min_scores <= config.window
+            and 1 <= config.min_returns <= config.vol_days
+            and (config.long_run_days == 0 or config.long_run_days >= config.min_returns)
+            and 0 <= config.weight <= 1 and 0 <= config.weight_long <= 1
+            and config.gamma >= 0 and 0 <= config.max_shift < 0.5):
+        raise ValueError(f"config is out of range: {asdict(config)}")
+    return config
 
 
 def walk(score: np.ndarray, config: CalibrationConfig) -> tuple[np.ndarray, State]:
@@ -215,4 +278,4 @@ def ewma_band(sigma: np.ndarray, horizons: int) -> np.ndarray:
     from scipy.stats import norm  # training only: inference must not pay for scipy.stats
 
     z = norm.ppf(np.asarray(LEVELS))
-    return scale(sigma, horizons, 1.0)[..., None] * z
+    return np.asarray(sigma, dtype=float)[:, None, None] * np.sqrt(np.arange(1, horizons + 1))[None, :, None] * z

@@ -136,7 +136,7 @@ def warm(frame):
 def doc(warm, frame):
     _, bt = warm
     insample = frame.frame["sol_close"].loc[: bt.origins[0]].to_numpy()
-    dist = distributions(bt, frame.frame["sol_log_return"], CalibrationConfig())
+    dist = distributions(bt, frame.frame, CalibrationConfig())
     return report(bt, insample, dist)
 
 
@@ -197,6 +197,22 @@ def test_report_distribution_scores_every_method_by_horizon_and_tercile(doc):
                 assert all(0 <= r[f"coverage_{pct}_{t}"] <= 1 for t in ("calm", "middle", "wild"))
         assert method["coverage_80_mean"] == pytest.approx(np.mean([r["coverage_80"] for r in rows]))
     assert all(r["winkler_80_vs_fixed_band"] == 1.0 for r in dist["methods"]["fixed_band"]["per_horizon"])
+
+
+def test_the_volatility_terciles_do_not_move_with_the_calibration(warm, frame):
+    """Calm / middle / wild are fixed by backtest.tercile_volatility (EWMA 0.97 of squared returns), so a
+    calibration judged by its coverage per tercile cannot redraw the terciles it is judged in."""
+    _, bt = warm
+    ours = distributions(bt, frame.frame, CalibrationConfig())
+    other = distributions(bt, frame.frame, CalibrationConfig(estimator="returns", ewma_lambda=0.97, long_run_days=0,
+                                                              weight=1.0, weight_long=1.0))
+    np.testing.assert_array_equal(ours.sigma, other.sigma)
+    returns = frame.frame["sol_log_return"]
+    day = bt.origins[-1]
+    recent = returns.loc[day - pd.Timedelta(days=119) : day].dropna()
+    weights = 0.97 ** (day - recent.index).days.to_numpy()
+    assert ours.sigma[-1] == pytest.approx(np.sqrt(np.sum(weights * recent**2) / np.sum(weights)), rel=1e-12)
+    assert not np.allclose(ours.quantiles["calibrated"], other.quantiles["calibrated"])
 
 
 def test_summary_lines(doc):

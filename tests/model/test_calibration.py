@@ -4,6 +4,7 @@ wild markets, quantile order, the fixed-band peer, and the state file (no Tensor
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -18,20 +19,62 @@ H = 10
 CONFIG = CalibrationConfig()
 
 
-def test_volatility_is_the_weighted_rms_of_the_last_returns_and_skips_holes():
+def test_ewma_rms_is_the_weighted_rms_of_the_last_days_and_skips_holes():
     days = pd.date_range("2024-01-01", periods=200, freq="D")
     returns = pd.Series(np.random.default_rng(0).normal(0, 0.03, 200), index=days)
     returns.iloc[150] = np.nan
-    sigma = calibration.volatility(returns, CONFIG)
+    sigma = calibration.ewma_rms(returns**2, 0.97, 120, 30)
     t = 180
     window = returns.iloc[t - 119 : t + 1]
     weights = 0.97 ** np.arange(119, -1, -1)
     known = window.notna().to_numpy()
     expected = np.sqrt(np.sum(weights[known] * window.to_numpy()[known] ** 2) / np.sum(weights[known]))
     assert sigma.iloc[t] == pytest.approx(expected, rel=1e-12)
-    assert sigma.iloc[:28].isna().all() and np.isfinite(sigma.iloc[29])  # 30 returns needed
+    assert sigma.iloc[:28].isna().all() and np.isfinite(sigma.iloc[29])  # 30 days needed
     # the estimate at a day does not depend on how much earlier history was read
-    assert calibration.volatility(returns.iloc[t - 130 :], CONFIG).iloc[-20] == pytest.approx(sigma.iloc[t], rel=1e-12)
+    assert calibration.ewma_rms(returns.iloc[t - 130 :] ** 2, 0.97, 120, 30).iloc[-20] == pytest.approx(
+        sigma.iloc[t], rel=1e-12)
+
+
+def intraday(days: int, steps: int, sigma: float, seed: int) -> pd.DataFrame:
+    """Daily log returns and log high/low ranges of a driftless random walk with daily volatility `sigma`."""
+    paths = np.cumsum(np.random.default_rng(seed).normal(0, sigma / np.sqrt(steps), (days, steps)), axis=1)
+    paths = np.concatenate([np.zeros((days, 1)), paths], axis=1) + np.concatenate([[0], np.cumsum(paths[:-1, -1])])[
+        :, None]
+    return pd.DataFrame({"sol_log_return": paths[:, -1] - paths[:, 0],
+                         "sol_log_range": paths.max(axis=1) - paths.min(axis=1)},
+                        index=pd.date_range("2024-01-01", periods=days, freq="D"))
+
+
+def test_the_range_estimator_is_parkinsons_and_estimates_the_daily_variance():
+    frame = intraday(days=1500, steps=1000, sigma=0.04, seed=5)
+    variance = calibration.daily_variance(frame, "range")
+    np.testing.assert_allclose(variance, frame["sol_log_range"] ** 2 / (4 * np.log(2)))
+    # unbiased for a random walk's variance (a little low from sampling the path 1000 times a day), and
+    # far steadier than the squared return it replaces
+    assert 0.93 < variance.mean() / 0.04**2 < 1.02
+    returns = calibration.daily_variance(frame, "returns")
+    np.testing.assert_allclose(returns, frame["sol_log_return"] ** 2)
+    assert variance.std() < 0.5 * returns.std()
+
+
+def test_volatilities_blend_short_and_long_run_into_a_scale_per_horizon():
+    frame = intraday(days=500, steps=50, sigma=0.04, seed=6)
+    config = CalibrationConfig(estimator="range", ewma_lambda=0.94, long_run_days=365, weight=0.75, weight_long=0.25)
+    vol = calibration.volatilities(frame, config)
+    variance = calibration.daily_variance(frame, "range")
+    assert vol["short"].iloc[400] == pytest.approx(calibration.ewma_rms(variance, 0.94, 120, 30).iloc[400])
+    assert vol["long"].iloc[400] == pytest.approx(np.sqrt(variance.iloc[36:401].mean()), rel=1e-12)
+    spread = calibration.scale(vol.iloc[[400]], H, config)[0]
+    w = np.linspace(0.75, 0.25, H)
+    np.testing.assert_allclose(spread, vol["short"].iloc[400] ** w * vol["long"].iloc[400] ** (1 - w)
+                               * np.sqrt(np.arange(1, H + 1)))
+    # a storm today widens tomorrow's range more than the tenth day's
+    storm = pd.DataFrame({"short": [4 * vol["short"].iloc[400]], "long": [vol["long"].iloc[400]]})
+    ratio = calibration.scale(storm, H, config)[0] / spread
+    assert ratio[0] == pytest.approx(4**0.75) and ratio[-1] == pytest.approx(4**0.25)
+    without = calibration.volatilities(frame, replace(config, long_run_days=0))
+    assert (without["long"] == 1.0).all()
 
 
 def test_aci_moves_a_level_against_its_misses_in_steps_of_gamma_over_h():
@@ -96,15 +139,16 @@ def heteroscedastic(n: int, seed: int) -> tuple[pd.Series, np.ndarray, np.ndarra
 
 
 def test_coverage_holds_in_calm_and_in_wild_markets_where_a_fixed_band_fails():
-    """Errors here scale fully with a persistent volatility, so the power is 1 at every horizon (the
-    production powers, below 1, were chosen on real prices, whose volatility mean-reverts faster)."""
+    """Errors here scale fully with a persistent volatility, so the short-run weight is 1 at every horizon
+    (the production weights, below 1, were chosen on real prices, whose volatility mean-reverts faster)."""
     returns, errors, regime = heteroscedastic(3000, seed=3)
-    config = CalibrationConfig(beta=1.0, beta_long=1.0)
-    sigma = calibration.volatility(returns, config).to_numpy()
+    config = CalibrationConfig(estimator="returns", ewma_lambda=0.97, weight=1.0, weight_long=1.0)
+    frame = pd.DataFrame({"sol_log_return": returns, "sol_log_range": np.nan})
+    spread = calibration.scale(calibration.volatilities(frame, config), H, config)
     point = np.ones_like(errors)
     actual = np.exp(errors)
-    quantiles, _ = calibration.walk(calibration.scores(actual, point, sigma, config), config)
-    ours = calibration.to_prices(point, sigma, quantiles, config)
+    quantiles, _ = calibration.walk(calibration.scores(actual, point, spread), config)
+    ours = calibration.to_prices(point, spread, quantiles)
     fixed = point[..., None] * np.exp(calibration.fixed_band(errors, CONFIG))
     scored = np.zeros(len(errors), dtype=bool)
     scored[500 : len(errors) - H] = True
@@ -162,7 +206,7 @@ def test_the_state_round_trips_through_its_file(tmp_path):
     (lambda d: d["scores"].__setitem__(4, d["scores"][4][:10]), "horizon 5 has 10 scores, fewer than the 60"),
     (lambda d: d.__setitem__("levels", [0.1, 0.9]), "levels [0.1, 0.9] are not"),
     (lambda d: d.pop("config"), "KeyError: 'config'"),
-    (lambda d: d.__setitem__("format_version", 9), "not a cryptocast-calibration v1 file"),
+    (lambda d: d.__setitem__("format_version", 9), "not a cryptocast-calibration v1 or v2 file"),
 ])
 def test_a_damaged_state_file_is_a_corrupt_model(tmp_path, edit, problem):
     _, path = state_file(tmp_path, edit)
@@ -174,3 +218,43 @@ def test_a_damaged_state_file_is_a_corrupt_model(tmp_path, edit, problem):
 def test_a_missing_state_file_is_a_corrupt_model(tmp_path):
     with pytest.raises(CorruptModelError, match="calibration.json: FileNotFoundError"):
         State.load(tmp_path / calibration.CALIBRATION_FILE, H)
+
+
+def test_a_format_1_file_still_loads_with_the_scale_it_was_made_with(tmp_path):
+    """Versions registered before the long-run term keep forecasting as they did until the next training:
+    close-to-close volatility (EWMA 0.97) to a power running from beta to beta_long, times sqrt(h)."""
+    v1 = {"window": 365, "gamma": 0.002, "ewma_lambda": 0.97, "vol_days": 120, "min_returns": 30, "min_scores": 60,
+          "beta": 0.75, "beta_long": 0.5, "max_shift": 0.2}
+
+    def as_v1(doc):
+        doc.update(format_version=1, config=v1)
+
+    state, path = state_file(tmp_path, as_v1)
+    loaded, _ = State.load(path, H)
+    assert loaded.config.estimator == "returns" and loaded.config.long_run_days == 0
+    np.testing.assert_array_equal(loaded.issue(), state.issue())
+    frame = intraday(days=200, steps=10, sigma=0.03, seed=7)
+    sigma = calibration.ewma_rms(frame["sol_log_return"] ** 2, 0.97, 120, 30).iloc[150]
+    spread = calibration.scale(calibration.volatilities(frame, loaded.config).iloc[[150]], H, loaded.config)[0]
+    np.testing.assert_allclose(spread, sigma ** np.linspace(0.75, 0.5, H) * np.sqrt(np.arange(1, H + 1)))
+
+
+@pytest.mark.parametrize(("setting", "value", "problem"), [
+    ("gamma", float("nan"), "config must hold finite numbers"),
+    ("weight", float("inf"), "config must hold finite numbers"),
+    ("window", None, "config must hold finite numbers"),
+    ("ewma_lambda", 1.5, "config is out of range"),
+    ("weight_long", -0.25, "config is out of range"),
+    ("gamma", -0.01, "config is out of range"),
+    ("min_scores", 400, "config is out of range"),
+    ("min_returns", 200, "config is out of range"),
+    ("long_run_days", 5, "config is out of range"),
+    ("max_shift", 0.5, "config is out of range"),
+    ("estimator", "garch", "estimator must be one of"),
+    ("beta", 0.75, "unexpected keyword argument 'beta'"),
+])
+def test_a_config_that_cannot_make_a_finite_range_is_a_corrupt_model(tmp_path, setting, value, problem):
+    _, path = state_file(tmp_path, lambda d: d["config"].__setitem__(setting, value))
+    with pytest.raises(CorruptModelError, match="calibration.json: ") as caught:
+        State.load(path, H)
+    assert problem in str(caught.value) and "\n" not in str(caught.value)

@@ -49,11 +49,17 @@ def forecasts(home) -> pd.DataFrame:
     return LocalFeatureStore(home).get_feature_group(FORECASTS).read()
 
 
-def by_hand_volatility(closes: pd.Series, day: pd.Timestamp) -> float:
-    """EWMA (0.97) root mean square of the daily log returns in the 120 days up to `day`, from the closes."""
-    returns = np.log(closes / closes.shift(1)).loc[day - pd.Timedelta(days=119) : day].dropna()
-    weights = 0.97 ** (day - returns.index).days.to_numpy()
-    return float(np.sqrt(np.sum(weights * returns.to_numpy() ** 2) / np.sum(weights)))
+def by_hand_scale(solana: pd.DataFrame, day: pd.Timestamp, config: dict) -> np.ndarray:
+    """The calibration's scale at 1..10 days from the raw daily bars up to `day`: Parkinson variances
+    ln(high/low)^2 / (4 ln 2), their EWMA over 120 days (short run) and plain mean over the long-run days."""
+    bars = solana.set_index("day").loc[: day]
+    variance = np.log(bars["high"] / bars["low"]) ** 2 / (4 * np.log(2))
+    recent = variance.loc[day - pd.Timedelta(days=config["vol_days"] - 1) :]
+    weights = config["ewma_lambda"] ** (day - recent.index).days.to_numpy()
+    short = np.sqrt(np.sum(weights * recent.to_numpy()) / np.sum(weights))
+    long = np.sqrt(variance.loc[day - pd.Timedelta(days=config["long_run_days"] - 1) :].mean())
+    w = np.linspace(config["weight"], config["weight_long"], HORIZON)
+    return short**w * long ** (1 - w) * np.sqrt(np.arange(1, HORIZON + 1))
 
 
 def test_ten_rows_with_ordered_quantiles_from_the_calibration(ready, api, capsys):
@@ -66,15 +72,15 @@ def test_ten_rows_with_ordered_quantiles_from_the_calibration(ready, api, capsys
     quantiles = rows[list(FORECAST_QUANTILES)].to_numpy()
     assert (np.diff(quantiles, axis=1) > 0).all() and (quantiles > 0).all()
     assert rows["model_version"].eq(1).all()
-    sigma = by_hand_volatility(api.history["solana"].set_index("day")["close"], origin)
     scores = json.loads((LocalModelRegistry(ready).production(MODEL_NAME).path / "calibration.json").read_text())
-    powers = np.linspace(0.75, 0.5, HORIZON)  # volatility's power at 1..10 days
+    assert scores["config"]["estimator"] == "range"
+    spread = by_hand_scale(api.history["solana"], origin, scores["config"])
     for h in (1, 10):
         row = rows[rows["horizon"] == h].iloc[0]
         magnitudes = np.abs(scores["scores"][h - 1])
         for name, level in FORECAST_QUANTILES.items():  # read from |score|, mirrored
             score = np.sign(level - 0.5) * np.quantile(magnitudes, abs(2 * level - 1))
-            expected = row["point"] * np.exp(sigma ** powers[h - 1] * np.sqrt(h) * score)
+            expected = row["point"] * np.exp(spread[h - 1] * score)
             assert row[name] == pytest.approx(expected, rel=1e-9)
     assert "published forecast(s) matured since the backtest (< 10): using the backtest's calibration" in \
         capsys.readouterr().err
