@@ -7,13 +7,13 @@ import re
 import pandas as pd
 import pytest
 
+from cryptocast import features
 from cryptocast.__main__ import main as cryptocast_main
 from cryptocast.errors import StoreError
 from cryptocast.stores.local import LocalFeatureStore
 
 import hopsworks_double
 from conftest import error_lines
-from cryptocast import features
 from grouprows import ALL, SOL, candles, expected_candles, forecast_rows, forecast_rows_v1
 
 

@@ -52,7 +52,8 @@ def test_an_unparseable_date_is_an_error_naming_file_line_and_value(api, home, t
     assert line == (f"error: feature_backfill: csv sol.csv line 3: date {bad!r} is not a date in YYYY-MM-DD form")
 
 
-@pytest.mark.parametrize("bad", ["\uff12\uff10\uff12\uff14-01-02", "\u0662\u0660\u0662\u0664-\u0660\u0661-\u0660\u0662"],
+@pytest.mark.parametrize("bad", ["\uff12\uff10\uff12\uff14-01-02",
+                                 "\u0662\u0660\u0662\u0664-\u0660\u0661-\u0660\u0662"],
                          ids=["fullwidth digits", "arabic-indic digits"])
 def test_a_date_in_other_scripts_digits_is_not_yyyy_mm_dd(bad):
     """Before: regex \\d matched any Unicode digit and pandas read them, so such a 'date' was taken."""
