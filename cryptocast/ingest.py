@@ -223,19 +223,14 @@ def checked_imports(store: FeatureStore, batches: list[Batch], replace: bool, fa
             failures.add(f"{batch.spec.name} from {batch.origin}: no {other} rows (stored or read in this run) to "
                          f"check that it holds {ASSETS[batch.spec.name]} prices; nothing written (import {other} "
                          "first, or in the same run)")
-    for batch in prices.values():  # even with --replace, as swapped assets are
+    for batch in prices.values():
         if batch.spec.name not in refused:
             with failures.guard():
                 try:
-                    _refuse_steps(batch, _closes(store, {}, batch.spec)[0])
-                except DataValidationError:
-                    refused.add(batch.spec.name)
-                    raise
-    for batch in prices.values() if not replace else ():
-        if batch.spec.name not in refused:
-            with failures.guard():
-                try:
-                    _refuse_disagreement(batch, _closes(store, {}, batch.spec)[0])
+                    stored = _closes(store, {}, batch.spec)[0]
+                    _refuse_steps(batch, stored)  # even with --replace, as swapped assets are
+                    if not replace:
+                        _refuse_disagreement(batch, stored)
                 except DataValidationError:
                     refused.add(batch.spec.name)
                     raise
