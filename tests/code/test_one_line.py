@@ -6,6 +6,7 @@ test_integrity.py and test_migration.py).
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import threading
 import pytest
 from werkzeug import Response
 
-from cryptocast import cli
+from cryptocast import atomic, cli
 from cryptocast.__main__ import main as cryptocast_main
 from cryptocast.stores.local import LocalFeatureStore
 
@@ -75,6 +76,21 @@ def test_export_never_writes_inside_the_store(tmp_path, monkeypatch, capsys, whe
     lines = error_lines(capsys)
     assert len(lines) == 1 and lines[0].startswith("error: export: --out ") and "inside the store" in lines[0], lines
     assert {p: p.read_bytes() for p in home.rglob("*") if p.is_file()} == before
+
+
+def test_a_full_disk_names_the_file_it_could_not_write(tmp_path, monkeypatch, capsys):
+    """Before: `error: feature_backfill: No space left on device`, saying what but not where."""
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CRYPTOCAST_HOME", str(home))
+    monkeypatch.setattr(atomic.os, "write", full)
+    with pytest.raises(OSError) as exc:
+        LocalFeatureStore(home).get_or_create_feature_group(SOL).insert(candles(ALL))
+    assert exc.value.errno == errno.ENOSPC
+    assert exc.value.filename and exc.value.filename.startswith(str(home / "feature_store" / "solana_v1"))
+    assert not [p for p in home.rglob("*.tmp")]
 
 
 def test_export_to_a_file_in_a_missing_directory_is_one_line(api, tmp_path, capsys):
