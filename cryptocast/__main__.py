@@ -31,6 +31,9 @@ def _export(args: argparse.Namespace, settings: Settings) -> None:
     if args.out is not None and (not args.out or Path(args.out).is_dir()):
         raise CryptocastError(f"--out {args.out!r} must name a file (a CSV to write), not "
                               f"{'a directory' if args.out else 'nothing'}; omit --out to write to stdout")
+    if args.out is not None and Path(args.out).resolve().is_relative_to(settings.home.resolve()):
+        raise CryptocastError(f"--out {args.out!r} is inside the store ({settings.home}); export only reads it: "
+                              "write the CSV elsewhere")
     frame = export_frame(open_feature_store(settings), ALL_GROUPS[args.group])
     if args.out is None:
         frame.to_csv(sys.stdout, index=False)

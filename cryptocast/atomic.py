@@ -39,6 +39,10 @@ def _write_temp(path: Path, data: bytes) -> Path:
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
+    except OSError as exc:  # a full disk: os.write does not say which file, and the one line must
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)

@@ -43,7 +43,13 @@ def history_lines(group: LocalFeatureGroup) -> list[str]:
     return lines
 
 
+def command_name(group: LocalFeatureGroup) -> str:
+    """The name `find_group` reaches this group by: the bare name means this code's version only."""
+    spec = group.spec
+    return spec.name if ALL_GROUPS.get(spec.name) == spec else f"{spec.name}_v{spec.version}"
+
+
 def rollback(group: LocalFeatureGroup, version: int) -> str:
     snap = group.rollback(version)
     return (f"{group.spec.name} v{group.spec.version}: rows of version {version} are live again as version "
-            f"{snap.version} ({snap.rows} rows); undo with `rollback {group.spec.name} --to {snap.version - 1}`")
+            f"{snap.version} ({snap.rows} rows); undo with `rollback {command_name(group)} --to {snap.version - 1}`")

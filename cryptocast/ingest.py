@@ -40,6 +40,9 @@ MAX_REQUESTS_PER_GROUP = 20
 MAX_SOL_BTC_RATIO = 1 / 1.5
 # Two venues quote the same asset within a percent or so; more is another asset, or broken data.
 MAX_OVERLAP_DISAGREEMENT = 0.10
+# One asset's close from one day to the next: at most 1.46x up and 0.58x down in the real SOL and BTC
+# history; a 3x step is another asset's rows pasted into the export.
+MAX_DAILY_STEP = 3.0
 ASSETS = {SOLANA.name: "SOL", BITCOIN.name: "BTC"}
 
 
@@ -220,11 +223,14 @@ def checked_imports(store: FeatureStore, batches: list[Batch], replace: bool, fa
             failures.add(f"{batch.spec.name} from {batch.origin}: no {other} rows (stored or read in this run) to "
                          f"check that it holds {ASSETS[batch.spec.name]} prices; nothing written (import {other} "
                          "first, or in the same run)")
-    for batch in prices.values() if not replace else ():
+    for batch in prices.values():
         if batch.spec.name not in refused:
             with failures.guard():
                 try:
-                    _refuse_disagreement(batch, _closes(store, {}, batch.spec)[0])
+                    stored = _closes(store, {}, batch.spec)[0]
+                    _refuse_steps(batch, stored)  # even with --replace, as swapped assets are
+                    if not replace:
+                        _refuse_disagreement(batch, stored)
                 except DataValidationError:
                     refused.add(batch.spec.name)
                     raise
@@ -253,6 +259,28 @@ def _closes(store: FeatureStore, batches: dict[str, Batch], spec: GroupSpec) -> 
     rows = group.read() if group else None
     closes = pd.Series(dtype=float) if rows is None else rows.set_index(DAY)["close"]
     return closes, f"the stored {spec.name} rows"
+
+
+def _refuse_steps(batch: Batch, stored: pd.Series) -> None:
+    """Refuse a close that jumps more than `MAX_DAILY_STEP` from the day before (or after) it.
+
+    The asset checks compare medians, so a few rows of the other asset in an otherwise right export
+    (appended new days, or a --replace) passed them; no single day of one asset moves this far.
+    """
+    ours = batch.rows.set_index(DAY)["close"]
+    kept = stored[~stored.index.isin(ours.index)]
+    closes = (pd.concat([kept, ours]) if len(kept) else ours).sort_index()
+    days = closes.index.to_series()
+    step = (closes / closes.shift(1)).where(days.diff() == pd.Timedelta(days=1))
+    mine = days.isin(ours.index) | days.shift(1).isin(ours.index)
+    bad = mine & ((step > MAX_DAILY_STEP) | (step < 1 / MAX_DAILY_STEP))
+    if bad.any():
+        day = days[bad].iloc[0]
+        before = day - pd.Timedelta(days=1)
+        raise DataValidationError(
+            f"{batch.origin}: close {closes[day]:g} on {day.date()} after {closes[before]:g} on {before.date()} "
+            f"({closes[day] / closes[before]:.2f}x in one day, more than one asset ever moves): rows of another "
+            "asset? nothing written")
 
 
 def _refuse_disagreement(batch: Batch, stored: pd.Series) -> None:

@@ -20,7 +20,7 @@ DAY_S = 86_400
 # Epoch units told apart by magnitude: below 1e11 seconds (until the year 5138), then milliseconds,
 # then microseconds (Binance's spot data dumps from 2025 on, and its API with timeUnit=MICROSECOND).
 EPOCH_UNITS = ((1e11, 1), (1e14, 1_000), (1e17, 1_000_000))
-ISO_DAY = r"\d{4}-\d{2}-\d{2}"
+ISO_DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # ASCII digits: \d would match any script's digits
 
 Where = Callable[[int], str]
 

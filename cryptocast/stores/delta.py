@@ -53,6 +53,7 @@ DELTA_TYPES = {"date": "date", "float": "double", "int": "long", "str": "string"
 CHECKPOINT_EVERY = 100
 LOG = "_delta_log"
 DATA_FILE = re.compile(r"([0-9]{4})-([0-9a-f]{64})\.parquet")
+LOG_FILE = re.compile(r"[0-9]{20}\.(json|checkpoint\.parquet)")
 PRIMARY_KEY, EVENT_TIME = "cryptocast.primary_key", "cryptocast.event_time"
 T = TypeVar("T")
 
@@ -131,8 +132,15 @@ def spec_from_table(name: str, description: str, schema: dict) -> GroupSpec:
 
 
 def table_exists(directory: Path) -> bool:
-    """A directory is a table once its first commit exists (a crash before that leaves only loose files)."""
-    return (directory / LOG / f"{0:020d}.json").exists()
+    """A directory is a table once its log holds a commit (a crash before the first leaves only loose files).
+
+    Any commit or checkpoint counts, not only commit 0: a table that lost its first commit is damaged
+    (reads and `verify` say so), not absent, or the next write would start a second history at 0.
+    """
+    log_dir = directory / LOG
+    if (log_dir / f"{0:020d}.json").exists():
+        return True
+    return log_dir.is_dir() and any(LOG_FILE.fullmatch(p.name) for p in log_dir.iterdir())
 
 
 def read_spec(directory: Path) -> GroupSpec:

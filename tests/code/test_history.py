@@ -7,13 +7,14 @@ import re
 import pandas as pd
 import pytest
 
+from cryptocast import features
 from cryptocast.__main__ import main as cryptocast_main
 from cryptocast.errors import StoreError
 from cryptocast.stores.local import LocalFeatureStore
 
 import hopsworks_double
 from conftest import error_lines
-from grouprows import ALL, SOL, candles, expected_candles
+from grouprows import ALL, SOL, candles, expected_candles, forecast_rows, forecast_rows_v1
 
 
 @pytest.fixture
@@ -89,6 +90,24 @@ def test_bad_requests_are_one_line_and_change_nothing(home, capsys, args, messag
 def test_a_group_version_the_code_no_longer_defines_is_reached_by_its_directory_name(home, capsys):
     assert cryptocast_main(["history", "solana_v1"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_the_undo_a_rollback_prints_undoes_that_group_and_no_other(home, capsys):
+    """Rolling back an older group version: its undo hint must name that version, not today's (which it
+    would roll back instead), nor a bare name the commands refuse (upstream_holes)."""
+    store = LocalFeatureStore(home)
+    old = store.get_or_create_feature_group(features.FORECASTS_V1)
+    old.insert(forecast_rows_v1("2024-01-01"))
+    old.insert(forecast_rows_v1("2024-01-02"))
+    current = store.get_or_create_feature_group(features.FORECASTS)
+    current.insert(forecast_rows("2024-01-03"))
+    current.insert(forecast_rows("2024-01-04"))
+    assert cryptocast_main(["rollback", "solana_forecasts_v1", "--to", "0"]) == 0
+    undo = re.search(r"undo with `(.+)`", capsys.readouterr().out).group(1).split()
+    assert cryptocast_main(undo) == 0
+    assert [c.summary for c in old.history()][:2] == ["rollback to version 1", "rollback to version 0"]
+    assert len(old.read()) == 20
+    assert [c.operation for c in current.history()] == ["WRITE", "WRITE"]
 
 
 def test_a_damaged_version_is_not_restored(home):

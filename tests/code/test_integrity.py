@@ -211,3 +211,20 @@ def test_a_damaged_log_is_one_line_exit_1_for_every_command(home, capsys, damage
         assert cryptocast_main(command) == 1, command
         lines = error_lines(capsys)
         assert len(lines) == 1 and "solana" in lines[0], (command, lines)
+
+
+def test_a_lost_first_commit_is_damage_not_an_absent_group(home, capsys):
+    """Before: a group whose commit 0 was gone counted as not existing: `status` said nothing was stored, and the
+    next write started a second history at version 0 beside the old one."""
+    stored = LocalFeatureStore(home).get_feature_group(SOL).read()
+    first = stored_files(home)["first commit"]
+    first.unlink()
+    group = LocalFeatureStore(home).get_feature_group(SOL)
+    assert group is not None
+    pd.testing.assert_frame_equal(group.read(), stored)  # the checkpoint still holds every live file
+    assert verify_fails(home)
+    group.insert(candles(["2024-01-09"]))
+    assert [c.version for c in group.history()][:1] == [3]
+    assert not first.exists()
+    assert cryptocast_main(["verify"]) == 1
+    assert "does not hold commits" in error_lines(capsys)[0]

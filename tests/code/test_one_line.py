@@ -6,6 +6,7 @@ test_integrity.py and test_migration.py).
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -15,12 +16,14 @@ import threading
 import pytest
 from werkzeug import Response
 
-from cryptocast import cli
+from cryptocast import atomic, cli
 from cryptocast.__main__ import main as cryptocast_main
+from cryptocast.stores.local import LocalFeatureStore
 
 import feature_backfill
 import feature_pipeline
 from conftest import REPO, error_lines, run_main
+from grouprows import ALL, SOL, candles
 
 
 @pytest.mark.parametrize("kind", ["a file", "inside a file"])
@@ -55,6 +58,39 @@ def test_export_out_must_name_a_file(api, tmp_path, capsys, out):
     lines = [line for line in captured.err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "must name a file" in lines[0], lines
     assert captured.out == "" and list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["a commit", "a new file", "the registry"])
+def test_export_never_writes_inside_the_store(tmp_path, monkeypatch, capsys, where):
+    """`export` only reads: a --out that lands in CRYPTOCAST_HOME (a typo, tab completion) must not clobber a
+    Delta commit, which made the group unreadable with no commit to roll back to."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("CRYPTOCAST_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    LocalFeatureStore(home).get_or_create_feature_group(SOL).insert(candles(ALL))
+    commit = home / "feature_store" / "solana_v1" / "_delta_log" / f"{0:020d}.json"
+    target = {"a commit": commit, "a new file": home / "sol.csv",
+              "the registry": home / "model_registry" / ".." / "x.csv"}[where]
+    before = {p: p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    assert cryptocast_main(["export", "solana", "--out", str(target)]) == 1
+    lines = error_lines(capsys)
+    assert len(lines) == 1 and lines[0].startswith("error: export: --out ") and "inside the store" in lines[0], lines
+    assert {p: p.read_bytes() for p in home.rglob("*") if p.is_file()} == before
+
+
+def test_a_full_disk_names_the_file_it_could_not_write(tmp_path, monkeypatch, capsys):
+    """Before: `error: feature_backfill: No space left on device`, saying what but not where."""
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("CRYPTOCAST_HOME", str(home))
+    monkeypatch.setattr(atomic.os, "write", full)
+    with pytest.raises(OSError) as exc:
+        LocalFeatureStore(home).get_or_create_feature_group(SOL).insert(candles(ALL))
+    assert exc.value.errno == errno.ENOSPC
+    assert exc.value.filename and exc.value.filename.startswith(str(home / "feature_store" / "solana_v1"))
+    assert not [p for p in home.rglob("*.tmp")]
 
 
 def test_export_to_a_file_in_a_missing_directory_is_one_line(api, tmp_path, capsys):

@@ -19,6 +19,7 @@ import feature_backfill
 import feature_pipeline
 from conftest import error_lines, run_main, snapshot
 from fakeapi import BINANCE_PATH
+from grouprows import remove_rows
 
 
 def binance_csv(path: Path, candles: pd.DataFrame, scale: float = 1.0) -> Path:
@@ -100,6 +101,24 @@ def test_an_export_that_disagrees_with_the_overlap_is_refused_then_replaced_on_r
     assert cryptocast_main(["rollback", "solana", "--to", str(newest.version - 1)]) == 0
     pd.testing.assert_frame_equal(LocalFeatureStore(home).get_feature_group(SOLANA).read(), before,
                                   check_exact=True)
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_a_few_rows_of_the_other_asset_in_a_solana_export_are_refused(api, home, stocked, tmp_path, capsys,
+                                                                      replace):
+    """Before: the asset checks compare medians, so three BTC rows at the end of a SOL export were taken (with
+    --replace over stored days; without it, as new days after the stored ones)."""
+    sol, btc = complete(api.history["solana"]), complete(api.history["bitcoin"])
+    mixed = pd.concat([sol.iloc[:-3], btc.iloc[-3:]], ignore_index=True)
+    if not replace:  # the stored rows stop before the pasted ones, which are new days
+        remove_rows(LocalFeatureStore(home).get_feature_group(SOLANA),
+                    [str(d.date()) for d in btc["day"].iloc[-3:]])
+        stocked = snapshot(home)
+    path = binance_csv(tmp_path / "SOLUSDT_1d.csv", mixed)
+    line = refused(capsys, home, stocked, *(["--replace"] if replace else []), "--solana-csv", str(path))
+    first = btc["day"].iloc[-3].date()
+    assert line.startswith(f"error: feature_backfill: csv SOLUSDT_1d.csv: close {btc['close'].iloc[-3]:g} on {first} ")
+    assert "rows of another asset? nothing written" in line
 
 
 def test_a_small_difference_still_needs_replace(api, home, stocked, tmp_path, capsys):

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from cryptocast import features
-from cryptocast.errors import DataValidationError
+from cryptocast.errors import DataValidationError, SourceError
+from cryptocast.sources import parsing
 
 import feature_backfill
 import feature_pipeline
@@ -49,6 +50,15 @@ def test_an_unparseable_date_is_an_error_naming_file_line_and_value(api, home, t
     path = binance_csv(tmp_path, [GOOD_CANDLES[0], bad + GOOD_CANDLES[1][10:], GOOD_CANDLES[2]])
     line = backfill_fails(capsys, home, "--solana-csv", str(path))
     assert line == (f"error: feature_backfill: csv sol.csv line 3: date {bad!r} is not a date in YYYY-MM-DD form")
+
+
+@pytest.mark.parametrize("bad", ["\uff12\uff10\uff12\uff14-01-02",
+                                 "\u0662\u0660\u0662\u0664-\u0660\u0661-\u0660\u0662"],
+                         ids=["fullwidth digits", "arabic-indic digits"])
+def test_a_date_in_other_scripts_digits_is_not_yyyy_mm_dd(bad):
+    """Before: regex \\d matched any Unicode digit and pandas read them, so such a 'date' was taken."""
+    with pytest.raises(SourceError, match=f"x line 3: date {bad!r} is not a date in YYYY-MM-DD form"):
+        parsing.iso_days(pd.Series(["2024-01-01", bad]), parsing.csv_line("x"))
 
 
 def test_a_csv_day_before_any_market_existed_is_refused(api, home, tmp_path, capsys):
