@@ -28,10 +28,13 @@ matured since training onto the stored state, without TensorFlow and without ret
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +46,8 @@ from cryptocast.modeling.portable import CorruptModelError
 LEVELS = tuple(FORECAST_QUANTILES.values())
 CALIBRATION_FILE = "calibration.json"
 FORMAT = "cryptocast-calibration"
+MAX_SCORE = 1e3  # larger is a damaged file: a 90% one-day fall in a calm week (2%/day) scores ~115
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 FORMAT_VERSION = 2
 ESTIMATORS = ("range", "returns")
 
@@ -188,24 +193,46 @@ class State:
                 raise ValueError(f"levels {doc['levels']} are not {list(LEVELS)}")
             config = doc["config"] if doc["format_version"] == FORMAT_VERSION else _from_v1(doc["config"])
             state = cls(_checked(CalibrationConfig(**config)), horizons)
-            tau = np.asarray(doc["tau"], dtype=float)
+            tau = _numbers(doc["tau"])
             if tau.shape != state.tau.shape or not np.isfinite(tau).all():
                 raise ValueError(f"tau must be {state.tau.shape} finite numbers")
             if len(doc["scores"]) != horizons:
                 raise ValueError(f"scores must hold {horizons} horizons, got {len(doc['scores'])}")
             for h, values in enumerate(doc["scores"]):
-                values = np.asarray(values, dtype=float)
-                if values.ndim != 1 or not np.isfinite(values).all():
+                values = _numbers(values)
+                if values.ndim != 1 or not (np.abs(values) <= MAX_SCORE).all():
                     raise ValueError(f"scores of horizon {h + 1} must be a list of finite numbers")
                 if len(values) < state.config.min_scores:
                     raise ValueError(f"horizon {h + 1} has {len(values)} scores, fewer than the "
                                      f"{state.config.min_scores} a quantile needs")
                 state.scores[h].extend(values.tolist())
             state.tau = tau
-            last_origin = pd.Timestamp(doc["last_origin"])
+            last_origin = _day("last_origin", doc["last_origin"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptModelError(f"{path}: {type(exc).__name__}: {exc}") from None
         return state, last_origin
+
+
+def _numbers(values: Any) -> np.ndarray:
+    """A JSON list (or list of lists) of numbers as floats; `true` is a writer's bug, not 1.0: it becomes NaN."""
+    def number(v: Any) -> Any:
+        return np.nan if isinstance(v, bool) else v
+
+    if not isinstance(values, list):
+        return np.asarray(number(values), dtype=float)
+    return np.asarray([[number(v) for v in row] if isinstance(row, list) else number(row) for row in values],
+                      dtype=float)
+
+
+def _day(name: str, value: Any) -> pd.Timestamp:
+    """A YYYY-MM-DD day from this century, the only kind training writes."""
+    try:
+        day = dt.date.fromisoformat(value) if isinstance(value, str) and DAY.fullmatch(value) else None
+    except ValueError:
+        day = None
+    if day is None or day.year < 2000:
+        raise ValueError(f"{name} {value!r} is not a day")
+    return pd.Timestamp(day)
 
 
 def _from_v1(config: dict) -> dict:

@@ -207,6 +207,14 @@ def test_the_state_round_trips_through_its_file(tmp_path):
     (lambda d: d.__setitem__("levels", [0.1, 0.9]), "levels [0.1, 0.9] are not"),
     (lambda d: d.pop("config"), "KeyError: 'config'"),
     (lambda d: d.__setitem__("format_version", 9), "not a cryptocast-calibration v1 or v2 file"),
+    # found by the adversarial pass: each was an unexpected exit 2, a silent acceptance or three lines
+    (lambda d: d.__setitem__("last_origin", "NaT"), "last_origin 'NaT' is not a day"),
+    (lambda d: d.__setitem__("last_origin", 20240501), "last_origin 20240501 is not a day"),
+    (lambda d: d.__setitem__("last_origin", "0001-01-01"), "last_origin '0001-01-01' is not a day"),
+    (lambda d: d["tau"][1].__setitem__(2, True), "tau must be (10, 9) finite numbers"),
+    (lambda d: d["scores"][3].__setitem__(0, True), "scores of horizon 4 must be a list of finite numbers"),
+    (lambda d: d["scores"][6].__setitem__(1, 1e300), "scores of horizon 7 must be a list of finite numbers"),
+    (lambda d: d["config"].__setitem__("window", True), "config must hold finite numbers"),
 ])
 def test_a_damaged_state_file_is_a_corrupt_model(tmp_path, edit, problem):
     _, path = state_file(tmp_path, edit)
