@@ -24,6 +24,7 @@ from cryptocast.logs import redact
 BACKENDS = ("auto", "local", "hopsworks")
 # Feature-group time-travel formats hsfs 5.2 documents for `get_or_create_feature_group`; DELTA is its default.
 HOPSWORKS_FORMATS = ("DELTA", "HUDI", "ICEBERG")
+ISO_DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # ASCII digits: \d would match any script's digits
 EARLIEST_DAY = dt.date(2009, 1, 3)  # Bitcoin's first block: no crypto market has a day before it
 MAX_SHOWN_CHARS = 32  # a longer value in an error may be a pasted key: say how long it is, not what
 
@@ -138,11 +139,21 @@ def _shown(name: str, value: str) -> str:
     return f"{name}={value!r}" if len(value) <= MAX_SHOWN_CHARS else f"{name}=(a {len(value)}-character value)"
 
 
-def _parse_date(name: str, value: str, earliest: dt.date) -> dt.date:
+def parse_day(text: object) -> dt.date | None:
+    """A day written exactly as YYYY-MM-DD in ASCII digits, else None. `date.fromisoformat` alone also
+    takes 20240101 and 2024-W01-1, and `\\d` any script's digits: every day read from text goes through here."""
+    if not isinstance(text, str) or not re.fullmatch(ISO_DAY, text):
+        return None
     try:
-        day = dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(text)
     except ValueError:
-        raise SettingsError(f"{_shown(name, value)} is not a date in YYYY-MM-DD form") from None
+        return None
+
+
+def _parse_date(name: str, value: str, earliest: dt.date) -> dt.date:
+    day = parse_day(value)
+    if day is None:
+        raise SettingsError(f"{_shown(name, value)} is not a date in YYYY-MM-DD form")
     if day < earliest:
         raise SettingsError(f"{_shown(name, value)} is before {earliest} (no market data exists earlier)")
     return day

@@ -28,9 +28,7 @@ matured since training onto the stored state, without TensorFlow and without ret
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import re
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,12 +40,12 @@ import pandas as pd
 from cryptocast import evaluation
 from cryptocast.features import FORECAST_QUANTILES
 from cryptocast.modeling.portable import CorruptModelError
+from cryptocast.settings import parse_day
 
 LEVELS = tuple(FORECAST_QUANTILES.values())
 CALIBRATION_FILE = "calibration.json"
 FORMAT = "cryptocast-calibration"
 MAX_SCORE = 1e3  # larger is a damaged file: a 90% one-day fall in a calm week (2%/day) scores ~115
-DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 FORMAT_VERSION = 2
 ESTIMATORS = ("range", "returns")
 
@@ -226,10 +224,7 @@ def _numbers(values: Any) -> np.ndarray:
 
 def _day(name: str, value: Any) -> pd.Timestamp:
     """A YYYY-MM-DD day from this century, the only kind training writes."""
-    try:
-        day = dt.date.fromisoformat(value) if isinstance(value, str) and DAY.fullmatch(value) else None
-    except ValueError:
-        day = None
+    day = parse_day(value)
     if day is None or day.year < 2000:
         raise ValueError(f"{name} {value!r} is not a day")
     return pd.Timestamp(day)

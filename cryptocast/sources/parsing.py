@@ -15,12 +15,12 @@ import pandas as pd
 
 from cryptocast.errors import SourceError
 from cryptocast.features import is_boolean
+from cryptocast.settings import ISO_DAY, parse_day
 
 DAY_S = 86_400
 # Epoch units told apart by magnitude: below 1e11 seconds (until the year 5138), then milliseconds,
 # then microseconds (Binance's spot data dumps from 2025 on, and its API with timeUnit=MICROSECOND).
 EPOCH_UNITS = ((1e11, 1), (1e14, 1_000), (1e17, 1_000_000))
-ISO_DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # ASCII digits: \d would match any script's digits
 
 Where = Callable[[int], str]
 
@@ -58,9 +58,7 @@ def iso_days(values: pd.Series, where: Where, column: str = "date") -> pd.Series
 
 
 def _date_problem(text: str) -> str:
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
+    if parse_day(text) is None:
         return "is not a date in YYYY-MM-DD form"
     return "is outside the years 1678..2261"  # a real calendar day that no day of market data can be
 

@@ -127,6 +127,9 @@ def test_invalid_backend(tmp_path, bad):
         ("CRYPTOCAST_AS_OF", "01/03/2024"),
         ("CRYPTOCAST_HISTORY_START", "2018-13-01"),
         ("CRYPTOCAST_HISTORY_START", "soon"),
+        ("CRYPTOCAST_AS_OF", "20240101"),  # date.fromisoformat takes these on 3.11; the message says YYYY-MM-DD
+        ("CRYPTOCAST_AS_OF", "2024-W01-1"),
+        ("CRYPTOCAST_HISTORY_START", "２０２４-01-01"),
     ],
 )
 def test_invalid_dates(tmp_path, name, value):
