@@ -54,6 +54,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     )
 
 
+def _say(message: str, secrets: tuple[str, ...]) -> None:
+    """The one error line: a message from a library (pandas' parser errors end in a newline) is joined up here."""
+    print(redact("error: " + " ".join(message.split()), secrets), file=sys.stderr)
+
+
 def execute(args: argparse.Namespace, step: Callable[[Settings], None], name: str, quiet: bool = False) -> int:
     """Run one step; return the exit code. Expected failures print exactly one line.
 
@@ -74,19 +79,19 @@ def execute(args: argparse.Namespace, step: Callable[[Settings], None], name: st
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except CryptocastError as exc:
-        print(redact(f"error: {name}: {exc}", secrets), file=sys.stderr)
+        _say(f"{name}: {exc}", secrets)
         return 1
     except KeyboardInterrupt:  # every write is atomic, so stopping here leaves each group old or new
         print(f"error: {name}: interrupted (Ctrl-C); each group is as it was or fully written", file=sys.stderr)
         return 130
     except OSError as exc:  # the machine, not the code: disk full, permissions, a path that is not a file
         where = f": {exc.filename}" if exc.filename else ""
-        print(redact(f"error: {name}: {exc.strerror or exc}{where}", secrets), file=sys.stderr)
+        _say(f"{name}: {exc.strerror or exc}{where}", secrets)
         return 1
     except Exception as exc:  # a bug: still one line by default, the traceback with --verbose
         if args.verbose:
             log.exception("unexpected failure")
-        print(redact(f"error: {name}: unexpected {type(exc).__name__}: {exc}", secrets), file=sys.stderr)
+        _say(f"{name}: unexpected {type(exc).__name__}: {exc}", secrets)
         return 2
     if not quiet:
         log.info("%s: done in %.1fs", name, time.monotonic() - started)

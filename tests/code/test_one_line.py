@@ -18,6 +18,7 @@ from werkzeug import Response
 
 from cryptocast import atomic, cli
 from cryptocast.__main__ import main as cryptocast_main
+from cryptocast.errors import SourceError
 from cryptocast.stores.local import LocalFeatureStore
 
 import feature_backfill
@@ -147,3 +148,22 @@ def test_ctrl_c_before_a_step_starts_is_one_line_too():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert run.returncode in (130, -signal.SIGINT)
     assert run.stderr.splitlines() == ["error: interrupted (Ctrl-C) before anything was read or written"]
+
+
+@pytest.mark.parametrize("error", [
+    SourceError("csv sol.csv: Error tokenizing data. C error: Expected 7 fields in line 3, saw 8\n"),
+    OSError(errno.EIO, "Input/output\nerror", "a\nfile"),
+    ValueError("first line\n  second line"),
+])
+def test_a_message_with_line_breaks_is_still_one_line(tmp_path, monkeypatch, capsys, error):
+    """pandas' parser errors end in a newline: the CSV import printed a blank second line on stderr."""
+    monkeypatch.setenv("CRYPTOCAST_HOME", str(tmp_path / "home"))
+
+    def fails(settings):
+        raise error
+
+    args = cli.parser(None).parse_args([])
+    assert cli.execute(args, fails, "feature_backfill") in (1, 2)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if not line[:4].isdigit()]
+    assert len(lines) == 1 and lines[0].startswith("error: feature_backfill: ") and err.endswith("\n"), err
