@@ -60,7 +60,7 @@ def recalibrate(state: calibration.State, last_origin: pd.Timestamp, store: Feat
                  "calibration", len(rows), MIN_MATURED)
         return 0
     horizons = rows["horizon"].to_numpy()
-    scores = np.log(actual / rows["point"].to_numpy()) / spread
+    scores = calibration.scores(actual, rows["point"].to_numpy(), spread)
     quantiles = rows[list(FORECAST_QUANTILES)].to_numpy(dtype=float)
     below = np.where(np.isnan(quantiles), np.nan, actual[:, None] <= quantiles)
     for h, score, row_below in zip(horizons, scores, below, strict=True):

@@ -17,6 +17,7 @@ import pandas as pd
 
 from cryptocast.errors import SourceError
 from cryptocast.sources.parsing import (
+    DAY_S,
     Where,
     csv_line,
     epoch_days,
@@ -66,7 +67,7 @@ def _drop_partial_last_day(frame: pd.DataFrame, raw: pd.DataFrame, where: Where,
     if trade.isna().iloc[0]:
         return frame
     last_trade = int(epoch_seconds(trade, lambda i: where(last), "LAST_TRADE_TIMESTAMP")[0])
-    day_end = frame.loc[last, "day"].timestamp() + 86_400
+    day_end = frame.loc[last, "day"].timestamp() + DAY_S
     if last_trade < day_end - PARTIAL_DAY_MARGIN_S:
         log.warning("%s: dropped partial day %s (last trade %s UTC)", origin, frame.loc[last, "day"].date(),
                     pd.Timestamp(last_trade, unit="s").strftime("%H:%M"))

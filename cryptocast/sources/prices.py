@@ -19,7 +19,6 @@ from cryptocast.sources.parsing import Where, epoch_days, item
 
 log = logging.getLogger(__name__)
 
-DAY_S = 86_400
 # A full history is 1-3 pages; an API that ignores its paging parameters must not keep a run asking.
 MAX_PAGES = 100
 CRYPTOCOMPARE_INSTRUMENTS = {"solana": "SOL-USD", "bitcoin": "BTC-USD"}
