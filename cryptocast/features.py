@@ -193,6 +193,10 @@ def _target_day_rule(df: pd.DataFrame) -> list[Rule]:
 FORECAST_QUANTILES = {"q2_5": 0.025, "q5": 0.05, "q10": 0.1, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q90": 0.9,
                       "q95": 0.95, "q97_5": 0.975}
 FORECAST_RANGES = {0.8: ("q10", "q90"), 0.9: ("q5", "q95"), 0.95: ("q2_5", "q97_5")}
+# The 80% and 95% ranges' bounds under the names version 1 of solana_forecasts gave them (lower_80 ..
+# upper_95), which the page's forecast rows keep: name -> the quantile column that is that bound.
+BOUND_COLUMNS = {f"{side}_{level * 100:g}": column for level in (0.8, 0.95)
+                 for side, column in zip(("lower", "upper"), FORECAST_RANGES[level], strict=True)}
 
 
 def _forecast_rules(df: pd.DataFrame) -> list[Rule]:

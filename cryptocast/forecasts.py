@@ -12,10 +12,8 @@ import datetime as dt
 
 import pandas as pd
 
-from cryptocast.features import FORECAST_QUANTILES, FORECASTS, FORECASTS_V1, empty_frame
+from cryptocast.features import BOUND_COLUMNS, FORECAST_QUANTILES, FORECASTS, FORECASTS_V1, empty_frame
 from cryptocast.stores.base import FeatureStore
-
-V1_AS_QUANTILES = {"lower_95": "q2_5", "lower_80": "q10", "upper_80": "q90", "upper_95": "q97_5"}
 
 
 def read_forecasts(store: FeatureStore, start: dt.date | None = None, end: dt.date | None = None) -> pd.DataFrame:
@@ -35,7 +33,7 @@ def read_forecasts(store: FeatureStore, start: dt.date | None = None, end: dt.da
 
 def as_v2(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows of either version in the v2 columns (v1's bounds become quantiles, the rest NaN)."""
-    out = rows.rename(columns=V1_AS_QUANTILES)
+    out = rows.rename(columns=BOUND_COLUMNS)
     for name in FORECAST_QUANTILES:
         if name not in out.columns:
             out[name] = float("nan")

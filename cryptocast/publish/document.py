@@ -54,16 +54,13 @@ from typing import Any
 import pandas as pd
 
 from cryptocast.dataset import HORIZON
-from cryptocast.features import FORECAST_QUANTILES, FORECAST_RANGES
+from cryptocast.features import BOUND_COLUMNS, FORECAST_QUANTILES, FORECAST_RANGES
 from cryptocast.publish import charts
 from cryptocast.publish.formats import days_list, money, pct
 from cryptocast.publish.gather import SiteInputs
 from cryptocast.registry import ModelVersion, is_finite_number
 from cryptocast.settings import Settings
 
-# The page's ranges: lower_L/upper_L (L in %) -> the quantile column that is that bound.
-RANGE_KEYS = {f"{side}_{level * 100:g}": column for level in (0.8, 0.95)
-              for side, column in zip(("lower", "upper"), FORECAST_RANGES[level], strict=True)}
 NO_MODEL = "No model is in production yet: run training_pipeline.py."
 FORECASTS_CSV = "solana_forecasts.csv"
 EVALUATION_REPORT = "bench/results/backtest.md"
@@ -94,7 +91,7 @@ def latest_forecast(forecasts: pd.DataFrame, closes: pd.Series, last_complete: d
         "last_close": None if close is None or pd.isna(close) else float(close),
         "model_version": int(rows["model_version"].iloc[-1]),
         "rows": [{"horizon": int(r["horizon"]), "target_day": r["target_day"].strftime("%Y-%m-%d"),
-                  "point": float(r["point"]), **{k: float(r[column]) for k, column in RANGE_KEYS.items()},
+                  "point": float(r["point"]), **{k: float(r[column]) for k, column in BOUND_COLUMNS.items()},
                   **{k: number(r[k]) for k in FORECAST_QUANTILES}} for _, r in rows.iterrows()],
     }
 
