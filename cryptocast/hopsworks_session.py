@@ -101,8 +101,8 @@ class HopsworksSession:
     def _one_line(self, step: str, exc: BaseException) -> CryptocastError:
         if isinstance(exc, CryptocastError):
             return exc
-        detail = " ".join((_rest_detail(exc) or str(exc)).split())
-        if len(detail) > MAX_DETAIL:
+        detail = redact(" ".join((_rest_detail(exc) or str(exc)).split()), self.settings.secrets)
+        if len(detail) > MAX_DETAIL:  # after redaction: a cut through an echoed key would keep its first part
             detail = detail[:MAX_DETAIL] + " ..."
         line = f"hopsworks: {step} failed: {type(exc).__name__}{': ' + detail if detail else ''}{_hint(step, exc)}"
         return StoreError(redact(line, self.settings.secrets))

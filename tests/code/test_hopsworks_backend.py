@@ -19,6 +19,7 @@ from hopsworks_common.client.exceptions import FeatureStoreException
 from hopsworks_common.constants import HOSTS
 
 from cryptocast import __main__ as cryptocast_main
+from cryptocast import hopsworks_session
 from cryptocast.errors import StoreError
 from cryptocast.features import FEATURE_VIEW, SOLANA
 from cryptocast.registry import INPUT_EXAMPLE, open_model_registry
@@ -65,6 +66,16 @@ def test_a_key_echoed_in_an_error_is_redacted(on_hopsworks, capsys):
                                "error 160040: invalid api key *** (check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and "
                                "HOPSWORKS_HOST)")
     assert API_KEY not in out + err
+
+
+def test_a_key_echoed_where_a_long_error_is_cut_leaks_no_part_of_it(on_hopsworks, capsys):
+    """The detail was cut at 300 characters before redaction: a key straddling the cut kept its first half."""
+    message = "x" * (hopsworks_session.MAX_DETAIL - 70) + f" invalid api key {API_KEY} and more"
+    on_hopsworks.fail("hopsworks.login", rest_error(401, "Unauthorized", 160040, message))
+    assert run_main(feature_backfill.main) == 1
+    out, err = output(capsys)
+    assert API_KEY[: len(API_KEY) // 2] not in out + err
+    assert "***" in only_error(err)
 
 
 def test_empty_host_project_and_port_in_the_environment_never_reach_the_connection(on_hopsworks, monkeypatch,
