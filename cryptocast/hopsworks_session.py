@@ -33,7 +33,7 @@ from cryptocast.settings import Settings
 T = TypeVar("T")
 MAX_DETAIL = 300
 LOGIN_HINT = "check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and HOPSWORKS_HOST"
-SCOPE_HINT = "the API key lacks a scope this call needs: see README, Run on Hopsworks"
+SCOPE_HINT = "the API key lacks a scope this call needs: see guide/hopsworks.md"
 
 _logins: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # (host, project, key) -> (hopsworks module, Project)
 

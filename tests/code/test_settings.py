@@ -338,7 +338,7 @@ README_MODEL_NAMES = {"CRYPTOCAST_LSTM_UNITS": ("units", "16", 16),
 
 
 def test_readme_names_the_model_settings_the_code_reads(tmp_path):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "guide" / "usage.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| `CRYPTOCAST_LSTM_UNITS`"))
     names = ["CRYPTOCAST_LSTM_UNITS"] + [f"CRYPTOCAST_LSTM{n}" for n in re.findall(r"`(_[A-Z_]+)`", row)]
     assert set(names) == set(README_MODEL_NAMES)

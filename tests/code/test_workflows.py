@@ -583,8 +583,8 @@ def test_store_writers_share_one_queueing_group():
     assert concurrency_problems([load(p) for p in WORKFLOW_FILES]) == []
 
 
-def test_the_readme_states_githubs_queueing_rules():
-    readme = (REPO / "README.md").read_text()
+def test_the_publishing_guide_states_githubs_queueing_rules():
+    readme = (REPO / "guide" / "publishing.md").read_text()
     assert "waits for it, never cancels it" not in readme, "GitHub cancels a waiting run by default"
     assert "one running and one pending run per group" in readme and "`queue: max`" in readme
 
