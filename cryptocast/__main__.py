@@ -63,7 +63,7 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cryptocast", description="Inspect the cryptocast store.")
+    parser = cli.Parser(prog="python -m cryptocast", description="Inspect the cryptocast store.")
     commands = parser.add_subparsers(dest="command", required=True)
     status_cmd = commands.add_parser(
         "status", parents=[cli.common_flags()], help="backend, groups, versions, rows, days, holes and models",

@@ -7,8 +7,10 @@ A day an upstream keeps not having becomes a known hole (`holes.py`) and is not 
 
 Stored rows change only through `backfill(..., replace=True)` (feature_backfill.py --replace): the
 daily update asks only for missing days, so an upstream revision of a past candle is never taken
-silently, and an import that looks like another asset, or that disagrees with what is stored, is
-refused (that group fails alone) before anything of it is written.
+silently. Whatever the path (backfill, CSV import, daily update), the rows a run would write pass
+the same guards (`sources/guards.py`: another asset, a step too large across any gap, a key in a
+text field, a disagreement with the store); a refused group fails alone, before anything of it is
+written.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from cryptocast.errors import CryptocastError, DataValidationError, SourceError
-from cryptocast.features import BITCOIN, DAY, INGESTED_GROUPS, SOLANA, GroupSpec, missing_days, validate
+from cryptocast.errors import CryptocastError, DataValidationError, SourceError, StoreError
+from cryptocast.features import DAY, INGESTED_GROUPS, GroupSpec, missing_days, validate
 from cryptocast.holes import HoleBook
 from cryptocast.settings import Settings
 from cryptocast.sources.csv_exports import load_export
 from cryptocast.sources.fear_greed import FearGreed
+from cryptocast.sources.guards import PRICE_GROUPS, Batch, closes, refusals
 from cryptocast.sources.http import HttpClient
 from cryptocast.sources.prices import price_source
 from cryptocast.stores import FeatureStore, open_feature_store
@@ -36,22 +38,6 @@ from cryptocast.stores import FeatureStore, open_feature_store
 log = logging.getLogger(__name__)
 
 MAX_REQUESTS_PER_GROUP = 20
-# SOL has always closed below 1/100 of BTC; a SOL close not below BTC's / 1.5 is the wrong asset.
-MAX_SOL_BTC_RATIO = 1 / 1.5
-# Two venues quote the same asset within a percent or so; more is another asset, or broken data.
-MAX_OVERLAP_DISAGREEMENT = 0.10
-# One asset's close from one day to the next: at most 1.46x up and 0.58x down in the real SOL and BTC
-# history; a 3x step is another asset's rows pasted into the export.
-MAX_DAILY_STEP = 3.0
-ASSETS = {SOLANA.name: "SOL", BITCOIN.name: "BTC"}
-
-
-@dataclass
-class Batch:
-    spec: GroupSpec
-    rows: pd.DataFrame
-    origin: str
-    from_export: bool = False  # a CSV export: nothing in it says which asset it holds
 
 
 class Upstream:
@@ -191,113 +177,51 @@ def backfill(settings: Settings, csv_files: dict[str, Path] | None = None, repla
         for spec in INGESTED_GROUPS:
             with failures.guard():
                 batches.append(_read_backfill(settings, spec, csv_files.get(spec.name), upstream, holes))
-        for batch in checked_imports(store, batches, replace, failures):
-            with failures.guard():  # a refused rewrite of stored rows fails that group alone
-                _write(store, batch, replace)
-        holes.save()
+        stored = {spec.name: _stored_rows(store, spec) for spec in INGESTED_GROUPS}
+        _write_all(store, guarded(batches, stored, replace, settings, failures), replace, failures)
+        _save_holes(holes)
         failures.raise_any()
 
 
-def checked_imports(store: FeatureStore, batches: list[Batch], replace: bool, failures: Failures) -> list[Batch]:
-    """The batches that may be written: not the other asset's prices, nor prices disagreeing with the store.
-
-    Binance exports carry no symbol, so `--solana-csv BTCUSDT_1d.csv` is an easy mistake; it must
-    fail with one line before anything of those groups is written (the other groups carry on). An
-    export with no day in common with the other asset (stored or in this run) cannot be checked, so it
-    is refused too. A real disagreement may be overwritten with `replace`; swapped assets may not.
-    """
-    prices = {b.spec.name: b for b in batches if b.spec in (SOLANA, BITCOIN)}
+def guarded(batches: list[Batch], stored: dict[str, pd.DataFrame | None], replace: bool, settings: Settings,
+            failures: Failures) -> list[Batch]:
+    """The batches the ingest guards (`sources/guards.py`) let through; each refusal is a failure of its group."""
+    closes_by_group = {name: closes(rows) for name, rows in stored.items() if name in PRICE_GROUPS}
     refused: set[str] = set()
-    compared = True
-    if prices:
-        with failures.guard():
-            try:
-                compared = _refuse_swapped_assets(store, prices)
-            except DataValidationError:
-                refused |= set(prices)
-                raise
-    for batch in prices.values() if not compared else ():
-        if batch.from_export:  # an API names its symbol; an export could be any asset's
-            other = BITCOIN.name if batch.spec == SOLANA else SOLANA.name
-            refused.add(batch.spec.name)
-            failures.add(f"{batch.spec.name} from {batch.origin}: no {other} rows (stored or read in this run) to "
-                         f"check that it holds {ASSETS[batch.spec.name]} prices; nothing written (import {other} "
-                         "first, or in the same run)")
-    for batch in prices.values():
-        if batch.spec.name not in refused:
-            with failures.guard():
-                try:
-                    stored = _closes(store, {}, batch.spec)[0]
-                    _refuse_steps(batch, stored)  # even with --replace, as swapped assets are
-                    if not replace:
-                        _refuse_disagreement(batch, stored)
-                except DataValidationError:
-                    refused.add(batch.spec.name)
-                    raise
+    for refusal in refusals(batches, closes_by_group, replace, settings.secrets):
+        failures.add(refusal.message)
+        refused |= refusal.groups
     return [b for b in batches if b.spec.name not in refused]
 
 
-def _refuse_swapped_assets(store: FeatureStore, prices: dict[str, Batch]) -> bool:
-    """Refuse SOL closes that are not far below BTC's; False when there is no common day to compare on."""
-    sol, btc = (_closes(store, prices, spec) for spec in (SOLANA, BITCOIN))
-    common = sol[0].index.intersection(btc[0].index)
-    if not len(common):
-        return False
-    ratio = float((sol[0][common] / btc[0][common]).median())
-    if ratio >= MAX_SOL_BTC_RATIO:
-        raise DataValidationError(
-            f"{sol[1]} and {btc[1]}: SOL closes at {ratio:.2f}x BTC on {len(common)} common day(s), but SOL has "
-            "always closed far below BTC: is one the other asset's export? nothing written")
-    return True
+def _write_all(store: FeatureStore, batches: list[Batch], replace: bool, failures: Failures) -> None:
+    """Write each batch; a failure of the store itself (a full disk) stops the run, saying what was written."""
+    written: list[str] = []
+    for batch in batches:
+        try:
+            with failures.guard():  # a refused rewrite of stored rows fails that group alone
+                _write(store, batch, replace)
+                written.append(f"{batch.spec.name} v{batch.spec.version}")
+        except (OSError, StoreError) as exc:
+            problem = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+            done = f"written in this run: {', '.join(written)}" if written else "no group written in this run"
+            raise StoreError(f"{problem} (writing {batch.spec.name} v{batch.spec.version}, left as it was; "
+                             f"{done}; run again to finish)") from exc
 
 
-def _closes(store: FeatureStore, batches: dict[str, Batch], spec: GroupSpec) -> tuple[pd.Series, str]:
-    """Close by day of this run's batch for `spec` if there is one, else of the stored rows; and where from."""
-    if spec.name in batches:
-        return batches[spec.name].rows.set_index(DAY)["close"], f"{spec.name} from {batches[spec.name].origin}"
-    group = store.get_feature_group(spec)
-    rows = group.read() if group else None
-    closes = pd.Series(dtype=float) if rows is None else rows.set_index(DAY)["close"]
-    return closes, f"the stored {spec.name} rows"
+def _save_holes(holes: HoleBook) -> None:
+    """The known-holes record is written last; its failure says that every group before it was written."""
+    try:
+        holes.save()
+    except (OSError, StoreError) as exc:
+        problem = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StoreError(f"{problem} (writing the known-holes record, left as it was; the groups read without "
+                         "error were written; run again to finish)") from exc
 
 
-def _refuse_steps(batch: Batch, stored: pd.Series) -> None:
-    """Refuse a close that jumps more than `MAX_DAILY_STEP` from the day before (or after) it.
-
-    The asset checks compare medians, so a few rows of the other asset in an otherwise right export
-    (appended new days, or a --replace) passed them; no single day of one asset moves this far.
-    """
-    ours = batch.rows.set_index(DAY)["close"]
-    kept = stored[~stored.index.isin(ours.index)]
-    closes = (pd.concat([kept, ours]) if len(kept) else ours).sort_index()
-    days = closes.index.to_series()
-    step = (closes / closes.shift(1)).where(days.diff() == pd.Timedelta(days=1))
-    mine = days.isin(ours.index) | days.shift(1).isin(ours.index)
-    bad = mine & ((step > MAX_DAILY_STEP) | (step < 1 / MAX_DAILY_STEP))
-    if bad.any():
-        day = days[bad].iloc[0]
-        before = day - pd.Timedelta(days=1)
-        raise DataValidationError(
-            f"{batch.origin}: close {closes[day]:g} on {day.date()} after {closes[before]:g} on {before.date()} "
-            f"({closes[day] / closes[before]:.2f}x in one day, more than one asset ever moves): rows of another "
-            "asset? nothing written")
-
-
-def _refuse_disagreement(batch: Batch, stored: pd.Series) -> None:
-    ours = batch.rows.set_index(DAY)["close"]
-    common = ours.index.intersection(stored.index)
-    if not len(common):
-        return
-    gap = float((ours[common] / stored[common] - 1).abs().median())
-    if gap > MAX_OVERLAP_DISAGREEMENT:
-        raise DataValidationError(
-            f"{batch.origin}: its closes differ from the stored {batch.spec.name} rows by a median {gap:.0%} on "
-            f"{len(common)} overlapping day(s); nothing written (another asset's export? --replace overwrites "
-            "the stored rows, as a commit that can be rolled back)")
-
-
-def _update_group(store: FeatureStore, upstream: Upstream, holes: HoleBook, spec: GroupSpec,
-                  stored: pd.Series, end: pd.Timestamp) -> None:
+def _read_update(upstream: Upstream, holes: HoleBook, spec: GroupSpec, stored: pd.Series,
+                 end: pd.Timestamp) -> Batch | None:
+    """The rows of the days `spec` is missing (not its known holes), fetched; None when it has all of them."""
     origin = upstream.origin(spec)
     known = holes.known(spec.name, origin)
     missing = missing_days(stored, stored.min(), end)
@@ -305,7 +229,7 @@ def _update_group(store: FeatureStore, upstream: Upstream, holes: HoleBook, spec
     skipped = f" ({len(missing) - len(wanted)} known upstream hole(s) not asked for)" if known & set(missing) else ""
     if not wanted:
         log.info("%s: up to date through %s%s", spec.name, end.date(), skipped)
-        return
+        return None
     rows = _fetch_days(upstream, spec, wanted)
     log.info("%s: %d day(s) missing, %d fetched from %s%s", spec.name, len(wanted), len(rows), origin, skipped)
     newest = max(stored.max(), rows[DAY].max()) if len(rows) else stored.max()
@@ -314,30 +238,38 @@ def _update_group(store: FeatureStore, upstream: Upstream, holes: HoleBook, spec
         log.warning("%s: %d day(s) not available upstream, left as holes: %s", spec.name, len(inside),
                     _shown_days(inside))
         holes.record(spec.name, origin, inside)
-    if len(rows):
-        _write(store, Batch(spec, rows, origin))
     _warn_if_late(spec, origin, newest, end)
+    return Batch(spec, rows, origin) if len(rows) else None
 
 
-def _stored_days(store: FeatureStore, spec: GroupSpec) -> pd.Series:
+def _stored_rows(store: FeatureStore, spec: GroupSpec) -> pd.DataFrame | None:
     group = store.get_feature_group(spec)
-    return group.read()[DAY] if group else pd.Series(dtype="datetime64[ns]")
+    return group.read() if group else None
 
 
 def update(settings: Settings) -> None:
-    """Bring every group up to the last complete day, fetching only the days that are missing."""
+    """Bring every group up to the last complete day, fetching only the days that are missing.
+
+    Every group is read first, then the guards see them together (SOL is checked against BTC), then
+    each group that passed is written.
+    """
     store = open_feature_store(settings)
     end = pd.Timestamp(settings.last_complete_day)
     upstream = Upstream(settings)
     with store.lock():
-        stored = {spec.name: _stored_days(store, spec) for spec in INGESTED_GROUPS}
+        stored = {spec.name: _stored_rows(store, spec) for spec in INGESTED_GROUPS}
+        days = {name: rows[DAY] if rows is not None else pd.Series(dtype="datetime64[ns]")
+                for name, rows in stored.items()}
         holes, failures = HoleBook(store, settings), Failures()
-        empty = [f"{spec.name} v{spec.version}" for spec in INGESTED_GROUPS if stored[spec.name].empty]
+        empty = [f"{spec.name} v{spec.version}" for spec in INGESTED_GROUPS if days[spec.name].empty]
         if empty:  # the other groups still update: an empty one needs a backfill, not a blocked store
             failures.add(f"feature group{'s' if len(empty) > 1 else ''} {', '.join(empty)} "
                          f"{'are' if len(empty) > 1 else 'is'} empty: run feature_backfill.py first")
-        for spec in (spec for spec in INGESTED_GROUPS if not stored[spec.name].empty):
+        batches = []
+        for spec in (spec for spec in INGESTED_GROUPS if not days[spec.name].empty):
             with failures.guard():
-                _update_group(store, upstream, holes, spec, stored[spec.name], end)
-        holes.save()
+                batch = _read_update(upstream, holes, spec, days[spec.name], end)
+                batches += [batch] if batch is not None else []
+        _write_all(store, guarded(batches, stored, False, settings, failures), False, failures)
+        _save_holes(holes)
         failures.raise_any()

@@ -2,20 +2,54 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
 
 REDACTED = "***"
+# Terminal escape sequences (colours, cursor moves, titles) and the other control characters: an API's
+# error text must not repaint the operator's terminal or hide a line.
+CONTROL = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _forms(secret: str) -> set[str]:
+    """The ways a key can be written out: as given, trimmed, escaped as Python or JSON would, and
+    percent-encoded as in a URL; each without its whitespace (the pattern allows any between characters)."""
+    bare = secret.strip()
+    forms = {bare, quote(bare, safe=""), quote_plus(bare), bare.encode("unicode_escape").decode("ascii"),
+             json.dumps(bare)[1:-1]}
+    return {"".join(form.split()) for form in forms} - {""}
+
+
+@functools.lru_cache(maxsize=8)
+def _pattern(secrets: tuple[str, ...]) -> re.Pattern | None:
+    """One regex for every form of every secret, whitespace (a newline an echo split it with) allowed between
+    characters; longest first, so a form inside another is never left half-shown."""
+    forms = sorted({form for s in secrets if s and s.strip() for form in _forms(s)}, key=len, reverse=True)
+    return re.compile("|".join(r"\s*".join(map(re.escape, form)) for form in forms)) if forms else None
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret in `text`; used on log records and on the final error line."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
+    """Replace every secret in `text`, in any form and split anywhere by whitespace; used on log records
+    and on the final error line."""
+    pattern = _pattern(tuple(secrets))
+    return text if pattern is None else pattern.sub(REDACTED, text)
+
+
+def holds_secret(text: str, secrets: Iterable[str]) -> bool:
+    """Whether `text` contains a secret in any form `redact` would scrub."""
+    pattern = _pattern(tuple(secrets))
+    return pattern is not None and pattern.search(text) is not None
+
+
+def printable(text: str) -> str:
+    """`text` without terminal escape sequences and control characters (tabs and newlines kept)."""
+    return CONTROL.sub("", text)
 
 
 class RedactingFilter(logging.Filter):
@@ -26,12 +60,11 @@ class RedactingFilter(logging.Filter):
         self.secrets = tuple(s for s in secrets if s)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            record.msg = redact(record.getMessage(), self.secrets)
-            record.args = None
-            if record.exc_info:
-                record.exc_text = redact(logging.Formatter().formatException(record.exc_info), self.secrets)
-                record.exc_info = None
+        record.msg = printable(redact(record.getMessage(), self.secrets))
+        record.args = None
+        if self.secrets and record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info), self.secrets)
+            record.exc_info = None
         return True
 
 

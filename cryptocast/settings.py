@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -83,6 +84,23 @@ HTTP_BOUNDS = {  # env name -> (type, lowest, highest)
     "CRYPTOCAST_HOLE_ASKS": (int, 1, 100),
     "CRYPTOCAST_HOLE_DAYS": (int, 0, 3650),
 }
+# Model and backtest settings a model can be trained with: outside these a run fails only after minutes
+# (HEADS=0, a backtest longer than any history), or trains nothing and is promoted (EPOCHS=0).
+MODEL_BOUNDS = {
+    "CRYPTOCAST_LSTM_UNITS": (int, 1, 1024),
+    "CRYPTOCAST_LSTM_HEADS": (int, 1, 64),
+    "CRYPTOCAST_LSTM_DROPOUT": (float, 0, 0.9),
+    "CRYPTOCAST_LSTM_EPOCHS": (int, 1, 10_000),
+    "CRYPTOCAST_LSTM_BATCH_SIZE": (int, 1, 65_536),
+    "CRYPTOCAST_LSTM_LEARNING_RATE": (float, 1e-6, 1),
+    "CRYPTOCAST_LSTM_PATIENCE": (int, 0, 1000),
+    "CRYPTOCAST_LSTM_SEED": (int, 0, 2**32 - 1),
+    "CRYPTOCAST_BACKTEST_DAYS": (int, 10, 3650),
+    "CRYPTOCAST_REFIT_EVERY": (int, 0, 3650),
+}
+KEY_SETTINGS = ("CRYPTO_API_KEY", "HOPSWORKS_API_KEY")
+URL_SETTINGS = ("CRYPTOCOMPARE_URL", "BINANCE_URL", "FEAR_GREED_URL")
+KEY_LIKE = re.compile(r"[A-Za-z0-9]{16,}")  # a run of 16 letters and digits: what API keys are made of
 
 
 @dataclass(frozen=True)
@@ -135,8 +153,11 @@ class Settings:
 
 
 def _shown(name: str, value: str) -> str:
-    """`NAME='value'` for an error line; a long value could be a pasted key, so only its length is told."""
-    return f"{name}={value!r}" if len(value) <= MAX_SHOWN_CHARS else f"{name}=(a {len(value)}-character value)"
+    """`NAME='value'` for an error line; a long value, or one with a key-like run of letters and digits, could
+    be a pasted key, so only its length is told."""
+    if len(value) <= MAX_SHOWN_CHARS and not KEY_LIKE.search(value):
+        return f"{name}={value!r}"
+    return f"{name}=(a {len(value)}-character value)"
 
 
 def parse_day(text: object) -> dt.date | None:
@@ -174,12 +195,44 @@ def _parse_number(name: str, value: str, kind: type) -> float | int:
 
 
 def _parse_bounded(name: str, value: str) -> float | int:
-    """A number inside the range the README states: outside it a run could hang or be banned."""
-    kind, lowest, highest = HTTP_BOUNDS[name]
+    """A number inside the range the README states: outside it a run could hang, be banned, or train nothing."""
+    kind, lowest, highest = {**HTTP_BOUNDS, **MODEL_BOUNDS}[name]
     number = _to_number(name, value, kind)
     if not (math.isfinite(number) and lowest <= number <= highest):
         raise SettingsError(f"{_shown(name, value)} must be between {lowest} and {highest}")
     return number
+
+
+def _parse_key(name: str, value: str) -> str:
+    """A key as it must go into a header: printable ASCII without spaces. A pasted newline would be sent
+    (and echoed by errors) as part of it; a non-ASCII character cannot be sent at all. Never shown."""
+    if any(c.isspace() for c in value):
+        where = "around" if value.strip() and not any(c.isspace() for c in value.strip()) else "in"
+        raise SettingsError(f"{name} has whitespace {where} it (a pasted newline or space?): remove it "
+                            "(the key is not shown)")
+    odd = next((i for i, c in enumerate(value) if not (c.isascii() and c.isprintable())), None)
+    if odd is not None:
+        raise SettingsError(f"{name} has a character that is not printable ASCII at position {odd + 1}: API keys "
+                            "are ASCII (the key is not shown)")
+    return value
+
+
+def _parse_url(name: str, value: str) -> str:
+    """An http(s) base URL with a host a request can be made to; checked here so a typo fails before any
+    group is fetched, with one line naming the setting."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises for a port that is not a number in 0..65535
+        host = parts.hostname or ""
+        host.encode("idna")  # raises for a label over 63 characters or an unencodable name
+    except (ValueError, UnicodeError) as exc:
+        raise SettingsError(f"{_shown(name, value)} is not a URL: {str(exc)[:80]}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise SettingsError(f"{_shown(name, value)} is not an http(s) URL with a host, like https://api.example.com")
+    if len(host) > 253 or any(c.isspace() or not c.isprintable() for c in value) or port == 0:
+        raise SettingsError(f"{_shown(name, value)} is not a usable URL (a host over 253 characters, a space, or "
+                            "port 0)")
+    return value.rstrip("/")
 
 
 def _parse_positive(name: str, value: str) -> float:
@@ -291,9 +344,9 @@ def _resolve(merged: dict[str, str], real_today: dt.date, notes: tuple[str, ...]
         as_of=as_of,
         today=real_today,
         history_start=_parse_date("CRYPTOCAST_HISTORY_START", merged["CRYPTOCAST_HISTORY_START"], EARLIEST_DAY),
-        cryptocompare_url=merged["CRYPTOCOMPARE_URL"].rstrip("/"),
-        binance_url=merged["BINANCE_URL"].rstrip("/"),
-        fear_greed_url=merged["FEAR_GREED_URL"].rstrip("/"),
+        cryptocompare_url=_parse_url("CRYPTOCOMPARE_URL", merged["CRYPTOCOMPARE_URL"]),
+        binance_url=_parse_url("BINANCE_URL", merged["BINANCE_URL"]),
+        fear_greed_url=_parse_url("FEAR_GREED_URL", merged["FEAR_GREED_URL"]),
         http_timeout=float(_parse_bounded("CRYPTOCAST_HTTP_TIMEOUT", merged["CRYPTOCAST_HTTP_TIMEOUT"])),
         http_retries=_parse_bounded("CRYPTOCAST_HTTP_RETRIES", merged["CRYPTOCAST_HTTP_RETRIES"]),
         http_backoff=float(_parse_bounded("CRYPTOCAST_HTTP_BACKOFF", merged["CRYPTOCAST_HTTP_BACKOFF"])),
@@ -302,15 +355,15 @@ def _resolve(merged: dict[str, str], real_today: dt.date, notes: tuple[str, ...]
         http_max_bytes=_parse_bounded("CRYPTOCAST_HTTP_MAX_MB", merged["CRYPTOCAST_HTTP_MAX_MB"]) * 2**20,
         hole_asks=_parse_bounded("CRYPTOCAST_HOLE_ASKS", merged["CRYPTOCAST_HOLE_ASKS"]),
         hole_days=_parse_bounded("CRYPTOCAST_HOLE_DAYS", merged["CRYPTOCAST_HOLE_DAYS"]),
-        crypto_api_key=merged.get("CRYPTO_API_KEY", ""),
-        hopsworks_api_key=hopsworks_key,
+        crypto_api_key=_parse_key("CRYPTO_API_KEY", merged.get("CRYPTO_API_KEY", "")),
+        hopsworks_api_key=_parse_key("HOPSWORKS_API_KEY", hopsworks_key),
         hopsworks_project=merged.get("HOPSWORKS_PROJECT", ""),
         hopsworks_host=merged.get("HOPSWORKS_HOST", ""),
         hopsworks_timeout=_parse_positive("CRYPTOCAST_HOPSWORKS_TIMEOUT", merged["CRYPTOCAST_HOPSWORKS_TIMEOUT"]),
         hopsworks_format=_parse_format(merged["CRYPTOCAST_HOPSWORKS_FORMAT"]),
-        model={key: _parse_number(env, merged[env], kind) for env, (key, kind) in MODEL_SETTINGS.items()},
-        backtest_days=_parse_number("CRYPTOCAST_BACKTEST_DAYS", merged["CRYPTOCAST_BACKTEST_DAYS"], int),
-        refit_every=max(1, _parse_number("CRYPTOCAST_REFIT_EVERY", merged["CRYPTOCAST_REFIT_EVERY"], int)),
+        model={key: _parse_bounded(env, merged[env]) for env, (key, _) in MODEL_SETTINGS.items()},
+        backtest_days=_parse_bounded("CRYPTOCAST_BACKTEST_DAYS", merged["CRYPTOCAST_BACKTEST_DAYS"]),
+        refit_every=max(1, _parse_bounded("CRYPTOCAST_REFIT_EVERY", merged["CRYPTOCAST_REFIT_EVERY"])),
         notes=notes,
         repository_url=_repository_url(merged),
     )

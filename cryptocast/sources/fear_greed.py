@@ -45,7 +45,10 @@ class FearGreed:
         body = self.http.get_json(ORIGIN, self.url, {"limit": limit, "format": "json"})
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise SourceError(f"{ORIGIN}: malformed response: expected an object with a 'data' list")
-        error = (body.get("metadata") or {}).get("error")
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise SourceError(f"{ORIGIN}: malformed response: 'metadata' is a {type(metadata).__name__}, not an object")
+        error = metadata.get("error")
         if error:
             raise SourceError(f"{ORIGIN}: API error: {error}")
         if not body["data"]:

@@ -25,11 +25,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
 from cryptocast.errors import SourceError
-from cryptocast.logs import redact
+from cryptocast.logs import printable, redact
 from cryptocast.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ class HttpClient:
             return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise SourceError(f"{where}: malformed JSON in response ({len(body)} bytes)") from None
+        except RecursionError:
+            raise SourceError(f"{where}: malformed JSON in response (nested too deep, {len(body)} bytes)") from None
 
     def _get(self, where: str, url: str, params: Mapping[str, Any],
              headers: Mapping[str, str] | None) -> tuple[requests.Response, bytes]:
@@ -114,9 +117,14 @@ class HttpClient:
                 log.info("%s: %s, retrying (attempt %d)", where, type(exc).__name__, attempts + 1)
                 retry.sleep()
                 continue
+            except (requests.RequestException, Urllib3Error, ValueError, UnicodeError) as exc:
+                # not worth retrying (a redirect loop, a bad encoding or header, a redirect to file://),
+                # and not the store's problem: this source fails, the other groups carry on
+                raise SourceError(f"{where}: request failed: {type(exc).__name__}: "
+                                  f"{self._clean(str(exc))}") from None
             if not retry.is_retry("GET", response.status_code, "Retry-After" in response.headers):
                 return response, body
-            wait = retry.get_retry_after(response.raw)
+            wait = self._retry_after(retry, response, where)
             if wait is not None and wait > self.retry_after_max:
                 raise SourceError(f"{where}: HTTP {response.status_code} {response.reason}: asked to retry after "
                                   f"{wait:g} s, more than CRYPTOCAST_HTTP_RETRY_AFTER_MAX={self.retry_after_max:g}"
@@ -127,6 +135,19 @@ class HttpClient:
                 return response, body
             log.info("%s: HTTP %d, retrying (attempt %d)", where, response.status_code, attempts + 1)
             retry.sleep(response.raw)
+
+    def _retry_after(self, retry: Retry, response: requests.Response, where: str) -> float | None:
+        """The wait a `Retry-After` asks for; a value that is neither seconds nor a date fails the request."""
+        try:
+            return retry.get_retry_after(response.raw)
+        except InvalidHeader:
+            shown = self._clean(response.headers.get("Retry-After", ""))[:40]
+            raise SourceError(f"{where}: HTTP {response.status_code} {response.reason}: Retry-After {shown!r} is "
+                              "neither a whole number of seconds nor a date") from None
+
+    def _clean(self, text: str) -> str:
+        """Upstream or library text fit for one line: no secret, no terminal escapes, not too long."""
+        return printable(redact(text, self.secrets))[:ERROR_TEXT_CHARS]
 
     def _next(self, retry: Retry, where: str, url: str, attempts: int, error: Exception) -> Retry:
         """The policy after a failed attempt; when it is spent, the one-line error."""
@@ -166,10 +187,10 @@ class HttpClient:
         """The API's own error text, if it sent one in JSON: redacted, then trimmed to stay one short line."""
         try:
             parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return ""
         if isinstance(parsed, dict):
             for key in ("msg", "Message", "message", "Err"):
                 if parsed.get(key):
-                    return f": {redact(str(parsed[key]), self.secrets)[:ERROR_TEXT_CHARS]}"
+                    return f": {self._clean(str(parsed[key]))}"
         return ""
