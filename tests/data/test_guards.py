@@ -91,9 +91,10 @@ def test_the_update_measures_the_step_from_the_last_stored_close_across_a_hole(a
 
 
 def sol_with_bitcoin_after_a_hole(api) -> pd.DataFrame:
-    """SOL's export missing 2024-01-26, with BTC's rows from 2024-01-27 on (finding 2)."""
+    """SOL's export missing 2024-02-20, with BTC's rows from 2024-02-21 on (finding 2): few enough that the
+    median of SOL/BTC still looks like SOL."""
     sol, btc = complete(api.history["solana"]), complete(api.history["bitcoin"])
-    hole = pd.Timestamp("2024-01-26")
+    hole = pd.Timestamp("2024-02-20")
     return pd.concat([sol[sol["day"] < hole], btc[btc["day"] > hole]], ignore_index=True)
 
 
@@ -101,15 +102,15 @@ def test_a_one_day_hole_does_not_hide_bitcoin_rows_in_an_import_into_an_empty_st
     path = binance_csv(tmp_path / "SOLUSDT_1d.csv", sol_with_bitcoin_after_a_hole(api))
     assert run_main(feature_backfill.main, "--solana-csv", str(path)) == 1
     line = error_lines(capsys)[0]
-    assert "csv SOLUSDT_1d.csv: close " in line and "on 2024-01-27 after " in line and "on 2024-01-25" in line
+    assert "csv SOLUSDT_1d.csv: close " in line and "on 2024-02-21 after " in line and "on 2024-02-19" in line
     assert group_rows(home, SOLANA) is None and group_rows(home, BITCOIN) is not None
 
 
 @pytest.mark.parametrize("replace", [False, True])
 def test_a_one_day_hole_does_not_hide_bitcoin_rows_on_top_of_stored_rows(api, home, tmp_path, capsys, monkeypatch,
                                                                         replace):
-    """The store ends 2024-01-25; the export brings the same days, then BTC's rows as new days after its hole."""
-    monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-01-26")
+    """The store ends 2024-02-19; the export brings the same days, then BTC's rows as new days after its hole."""
+    monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-02-20")
     assert run_main(feature_backfill.main) == 0
     monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-03-01")
     before = group_rows(home, SOLANA)
