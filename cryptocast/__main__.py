@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -34,6 +36,8 @@ def _export(args: argparse.Namespace, settings: Settings) -> None:
     if args.out is not None and Path(args.out).resolve().is_relative_to(settings.home.resolve()):
         raise CryptocastError(f"--out {args.out!r} is inside the store ({settings.home}); export only reads it: "
                               "write the CSV elsewhere")
+    if args.out is not None:
+        _refuse_special_file(args.out)
     frame = export_frame(open_feature_store(settings), ALL_GROUPS[args.group])
     if args.out is None:
         frame.to_csv(sys.stdout, index=False)
@@ -42,6 +46,22 @@ def _export(args: argparse.Namespace, settings: Settings) -> None:
         atomic_write_bytes(Path(args.out), frame.to_csv(index=False).encode())
     except OSError as exc:
         raise CryptocastError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+
+
+def _refuse_special_file(out: str) -> None:
+    """--out is a new path or a regular file: the atomic write replaces what is there, so a device (/dev/full,
+    as root), a pipe or a symbolic link would be replaced by a plain file."""
+    try:
+        mode = os.lstat(out).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise CryptocastError(f"--out {out!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise CryptocastError(f"--out {out!r} is {kind}: export writes a new file or replaces a regular one "
+                              "(omit --out to write to stdout)")
 
 
 def _history(args: argparse.Namespace, settings: Settings) -> None:

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from cryptocast import evaluation
-from cryptocast.dataset import HORIZON, FeatureFrame, make_windows
+from cryptocast.dataset import HORIZON, LOOKBACK, FeatureFrame, make_windows
+from cryptocast.errors import DataValidationError
 from cryptocast.features import FORECAST_QUANTILES, FORECAST_RANGES
 from cryptocast.modeling import calibration
 from cryptocast.modeling.forecasters import Forecaster
@@ -48,11 +49,18 @@ class Backtest:
     warmup: Backtest | None = None  # our model alone at the origins before `origins`, for calibration only
 
 
+class NotEnoughHistory(DataValidationError, ValueError):
+    """Too little history to backtest: the training step's one line (exit 1) says how much it needs."""
+
+
 def backtest_origins(frame: FeatureFrame, days: int, warmup: int = 0) -> pd.DatetimeIndex:
     """The last `days` origins whose 10-day targets are all known, preceded by up to `warmup` more."""
     origins = make_windows(frame).origins
     if len(origins) < days + 60:
-        raise ValueError(f"only {len(origins)} complete windows; a {days}-day backtest needs {days + 60}")
+        raise NotEnoughHistory(
+            f"only {len(origins)} complete windows; a {days}-day backtest needs {days + 60} (60 to fit on first): "
+            f"about {days + 60 + LOOKBACK + HORIZON} days of history with every input, so backfill more history or "
+            "lower CRYPTOCAST_BACKTEST_DAYS")
     return origins[max(60, len(origins) - days - warmup):]
 
 

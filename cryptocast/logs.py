@@ -14,7 +14,9 @@ from urllib.parse import quote, quote_plus
 REDACTED = "***"
 # Terminal escape sequences (colours, cursor moves, titles) and the other control characters: an API's
 # error text must not repaint the operator's terminal or hide a line.
-CONTROL = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+CONTROL = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # an OSC sequence (a window title, a link)
+                     r"|\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]?"  # CSI (colours, cursor moves) and other escapes
+                     r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _forms(secret: str) -> set[str]:

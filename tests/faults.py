@@ -84,3 +84,24 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- Issue 20: what an unattended run meets over the years, each one line and exit 1 -----------------------
+# Cases for tests/code/test_faults_unattended.py (and the guards in tests/data/test_guards.py).
+
+# Settings with which no model can be trained (finding 5): refused when the settings are read.
+SETTINGS_THAT_CANNOT_TRAIN = {
+    "CRYPTOCAST_LSTM_UNITS": "0", "CRYPTOCAST_LSTM_HEADS": "0", "CRYPTOCAST_LSTM_DROPOUT": "1.5",
+    "CRYPTOCAST_LSTM_LEARNING_RATE": "1e308", "CRYPTOCAST_LSTM_SEED": "100000000000000000000",
+    "CRYPTOCAST_LSTM_EPOCHS": "0", "CRYPTOCAST_BACKTEST_DAYS": "0",
+}
+SETTINGS_THAT_CANNOT_TRAIN_TOO = {"CRYPTOCAST_BACKTEST_DAYS": "100000"}
+# Base URLs no request can be made to (finding 5): each was an unexpected exit 2.
+BAD_URLS = ("http://[::1", "http://" + "h" * 70_000 + ".example", "ftp://example.com", "example.com",
+            "http://example.com:99999", "http://exa mple.com")
+# Retry-After values that are neither seconds nor a date (finding 5).
+BAD_RETRY_AFTER = ("-5", "soon", "1.5")
+# Fear & Greed `metadata` that is not an object (finding 5).
+BAD_METADATA = ("maintenance", ["error"])
+# Keys a header cannot carry (finding 3 and 5): rejected before any request, never echoed.
+BAD_KEYS = ("k3y-0123456789abcdef\n", " k3y-0123456789abcdef", "k3y-0123\n456789abcdef", "k3y-0123456789abcdef€")

@@ -139,3 +139,26 @@ def fault_server(fault: Fault) -> Iterator[tuple[str, Stats]]:
         stop.set()
         server.shutdown()
         server.server_close()
+
+
+def raw_reply(head: bytes, body: bytes) -> Fault:
+    """Answer every request with `head` (status line and headers, without the blank line) and `body`."""
+    def fault(handler: Handler, stats: Stats) -> None:
+        handler.raw(head + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        stats.record(len(body))
+    return fault
+
+
+def redirect_to(location: str) -> Fault:
+    """302 to `location` on every request: to itself, a loop; to file://, a scheme no client may follow."""
+    return raw_reply(f"HTTP/1.1 302 Found\r\nLocation: {location}".encode(), b"")
+
+
+def bad_gzip() -> Fault:
+    """Says gzip, is not: the client's decoder fails."""
+    return raw_reply(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip", b"[1, 2, 3]")
+
+
+def deep_json(depth: int = 100_000) -> Fault:
+    """Valid JSON nested deeper than Python's recursion limit."""
+    return raw_reply(b"HTTP/1.1 200 OK\r\nContent-Type: application/json", b"[" * depth + b"]" * depth)

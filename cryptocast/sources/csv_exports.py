@@ -9,7 +9,9 @@ import with the file, line and value, never a silently shorter import.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import logging
 from pathlib import Path
 
@@ -39,13 +41,48 @@ FEAR_GREED_HEADER = ["date", "timestamp", "value", "classification"]
 FORMATS_FOR_GROUP = {"solana": ("cryptocompare", "binance", "binance_dump"),
                      "bitcoin": ("cryptocompare", "binance", "binance_dump"), "fear_greed": ("fear_greed",)}
 PARTIAL_DAY_MARGIN_S = 3600
+# A daily export is under 0.4 MB per asset (CryptoCompare's 35 columns since 2017); a century of days is
+# under 8 MB. More is not an export of ours (or /dev/zero), and pandas would hold ~6x its size in memory.
+MAX_CSV_BYTES = 32 * 2**20
 
 
 def _read(path: Path, header: int | None = 0) -> pd.DataFrame:
+    data = _bounded(path)
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], header=header)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        _same_width(data.decode("utf-8"), path)
+        return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_values=[""], header=header)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
         raise SourceError(f"csv {path}: cannot read: {type(exc).__name__}: {str(exc)[:160]}") from None
+
+
+def _bounded(path: Path) -> bytes:
+    """The file's bytes, refused past MAX_CSV_BYTES before more than that is read (a device never ends)."""
+    too_large = SourceError(f"csv {path}: larger than {MAX_CSV_BYTES // 2**20} MB: not a daily export")
+    try:
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise too_large
+        with open(path, "rb") as file:
+            data = file.read(MAX_CSV_BYTES + 1)
+    except OSError as exc:
+        raise SourceError(f"csv {path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_CSV_BYTES:
+        raise too_large
+    return data
+
+
+def _same_width(text: str, path: Path) -> None:
+    """Every line has as many fields as the first: pandas takes a first data row with one more field than the
+    header as an index column, and the error then named the wrong column ("date '2.85' is not a date")."""
+    width = None
+    rows = csv.reader(io.StringIO(text))
+    for row in rows:
+        if not row:
+            continue
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            raise SourceError(f"csv {path.name} line {rows.line_num}: {len(row)} fields, but the first line has "
+                              f"{width} (a stray or missing comma?)")
 
 
 def detect_format(columns: list[str]) -> str | None:

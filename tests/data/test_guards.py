@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from test_no_silent_rewrite import binance_csv, complete
 
 from cryptocast.features import BITCOIN, FEAR_GREED, SOLANA
 from cryptocast.sources.guards import max_step
@@ -18,7 +19,6 @@ from cryptocast.stores.local import LocalFeatureStore
 import feature_backfill
 import feature_pipeline
 from conftest import error_lines, group_rows, run_main, snapshot
-from test_no_silent_rewrite import binance_csv, complete
 
 SWITCH = pd.Timestamp("2024-02-20")  # the stocked store ends the day before
 
