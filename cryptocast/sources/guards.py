@@ -13,8 +13,9 @@ These checks need more than one row: the stored history, and the other asset.
 - **Steps, measured across gaps.** A close more than 3x (or under 1/3) of the last close before it,
   stored or in the same rows, is another asset's rows or a wrong scale (SOL x10): the real SOL and
   BTC histories never moved more than 1.46x up or 0.58x down in a day. Over a gap of g days the bound
-  widens as volatility does, to 3 * sqrt(g) (the real 30-day moves stay under 5x; 3 * sqrt(30) = 16),
-  so a one-day hole no longer hides a swap. `--replace` lets a step through.
+  widens as volatility does, to 3 * sqrt(g) (the real moves over up to 90 days stay at most 0.6 of it),
+  so a one-day hole no longer hides a swap. A gap over 90 days is not judged: SOL rose 36x in 120 days
+  of 2021 (the identity check above still applies). `--replace` lets a step through.
 - **An export must be checkable.** A price export with no day in common with the other asset cannot
   be told apart from the other asset's export: refused (import both, or the other one first).
 - **No silent disagreement.** An import whose closes differ from the stored ones by a median over
@@ -40,8 +41,10 @@ MAX_SOL_BTC_RATIO = 1 / 1.5
 # Two venues quote the same asset within a percent or so; more is another asset, or broken data.
 MAX_OVERLAP_DISAGREEMENT = 0.10
 # One asset's close from one day to the next: at most 1.46x up and 0.58x down in the real SOL and BTC
-# history; a 3x step is another asset's rows. Over g days: 3 * sqrt(g).
+# history; a 3x step is another asset's rows. Over g days: 3 * sqrt(g), for gaps up to MAX_GAP_JUDGED days
+# (real SOL and BTC moves over any such gap, 2017-2024, reach at most 0.6 of the bound).
 MAX_DAILY_STEP = 3.0
+MAX_GAP_JUDGED = 90
 ASSETS = {SOLANA.name: "SOL", BITCOIN.name: "BTC"}
 PRICE_GROUPS = tuple(ASSETS)
 TAKE_ANYWAY = "if they are right, feature_backfill.py --replace takes them"
@@ -66,8 +69,8 @@ class Refusal:
 
 
 def max_step(days: float) -> float:
-    """The largest factor one asset's close may move over `days` days."""
-    return MAX_DAILY_STEP * math.sqrt(max(days, 1.0))
+    """The largest factor one asset's close may move over `days` days (any, past MAX_GAP_JUDGED)."""
+    return MAX_DAILY_STEP * math.sqrt(max(days, 1.0)) if days <= MAX_GAP_JUDGED else math.inf
 
 
 def refusals(batches: Iterable[Batch], stored: Mapping[str, pd.Series], replace: bool,

@@ -122,8 +122,9 @@ def test_a_one_day_hole_does_not_hide_bitcoin_rows_on_top_of_stored_rows(api, ho
 
 def test_the_step_bound_widens_with_the_gap_but_never_lets_another_asset_through():
     assert max_step(1) == 3.0 and max_step(0.5) == 3.0
-    assert max_step(30) > 4.94  # the largest real 30-day move of SOL (2020-2024)
-    assert max_step(3650) < 1 / 0.0042  # BTC is always further from SOL than ten years of SOL's moves
+    assert max_step(30) > 4.94 and max_step(60) > 12.95  # the largest real 30- and 60-day moves of SOL (2020-2024)
+    assert max_step(90) < 1 / 0.0042  # BTC is always further from SOL than any judged gap allows
+    assert max_step(120) == float("inf")  # SOL rose 36x in 120 days of 2021: a gap that long is not judged
 
 
 def test_a_key_echoed_into_a_text_field_is_not_stored(api, home, stocked, capsys, monkeypatch):
@@ -140,3 +141,24 @@ def test_a_key_echoed_into_a_text_field_is_not_stored(api, home, stocked, capsys
     assert group_rows(home, SOLANA)["day"].max() == SWITCH - pd.Timedelta(days=1)
     store = LocalFeatureStore(home)
     assert store.get_feature_group(FEAR_GREED).read()["day"].max() == pd.Timestamp("2024-02-29")
+
+
+@pytest.mark.shared_data
+def test_the_real_histories_pass_every_guard_whatever_the_gap(shared_data):
+    """No false refusal: every real SOL and BTC close, 2017-2024, stored up to any day, then the rest after a hole."""
+    import datetime as dt
+
+    from cryptocast.features import validate
+    from cryptocast.sources.csv_exports import load_export
+    from cryptocast.sources.guards import Batch, refusals
+
+    today = dt.date(2026, 1, 1)
+    sol, btc = (validate(spec, load_export(spec.name, shared_data / "binance" / name, today), name)
+                for spec, name in ((SOLANA, "SOLUSDT_1d.csv"), (BITCOIN, "BTCUSDT_1d.csv")))
+    assert refusals([Batch(SOLANA, sol, "sol", True), Batch(BITCOIN, btc, "btc", True)], {}, False) == []
+    closes = sol.set_index("day")["close"]
+    for cut in range(30, len(sol) - 100, 97):
+        for hole in (0, 1, 7, 45, 89):
+            stored = {"solana": closes.iloc[:cut], "bitcoin": btc.set_index("day")["close"]}
+            new = sol.iloc[cut + hole:cut + hole + 10]
+            assert refusals([Batch(SOLANA, new, "api")], stored, False) == [], (cut, hole)

@@ -273,8 +273,9 @@ def test_re_running_with_another_horizon_replaces_its_chart(out, site_home):
 def test_a_horizon_outside_1_to_10_is_refused(site_home, tmp_path, value, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build(tmp_path / "docs", "--horizon", value)
-    assert exit_info.value.code == 2
-    assert "from 1 to 10" in capsys.readouterr().err
+    assert exit_info.value.code == 1  # a usage error is exit 1, one line (issue 20: exits are 0, 1, 130)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "from 1 to 10" in err[0]
     assert not (tmp_path / "docs").exists()
 
 
