@@ -13,11 +13,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import NoReturn
 
 from cryptocast.errors import CryptocastError
-from cryptocast.logs import printable, redact, setup_logging
+from cryptocast.logs import native_panics_hidden, printable, redact, setup_logging
 from cryptocast.settings import BACKENDS, Settings, load_settings
 
 log = logging.getLogger("cryptocast")
@@ -103,9 +103,10 @@ def _say(message: str, secrets: tuple[str, ...]) -> None:
 def execute(args: argparse.Namespace, step: Callable[[Settings], None], name: str, quiet: bool = False) -> int:
     """Run one step; return the exit code. Expected failures print exactly one line.
 
-    `quiet` keeps start/finish lines out of inspection commands whose stdout is the product.
+    `quiet` keeps start/finish lines out of inspection commands whose stdout is the product. A Rust panic's
+    own report (delta-rs) is kept off the screen unless --verbose: the store's one line names it.
     """
-    with stop_signals_as_interrupts():
+    with stop_signals_as_interrupts(), nullcontext() if args.verbose else native_panics_hidden():
         return _execute(args, step, name, quiet)
 
 

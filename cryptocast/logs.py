@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
 import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from urllib.parse import quote, quote_plus
 
 REDACTED = "***"
@@ -107,3 +110,50 @@ def setup_logging(secrets: Iterable[str] = (), verbose: bool = False) -> None:
     for handler in [h for h in root.handlers if isinstance(h, RedactingHandler)]:
         root.removeHandler(handler)
     root.addHandler(RedactingHandler(secrets, logging.WARNING))
+
+
+# A Rust panic (delta-rs) prints "thread '...' panicked at src/...rs:L:C:", its message, and a "note: run
+# with `RUST_BACKTRACE=1` ..." line (or a backtrace ending in another "note:") straight to fd 2, beside the
+# one line the store makes of the PanicException.
+RUST_PANIC_START = re.compile(rb"thread '[^']*' panicked at ")
+RUST_PANIC_MAX_LINES = 400
+
+
+def _forward_without_panics(source: int, target: int) -> None:
+    """Copy lines from `source` to `target`, leaving out each Rust panic report."""
+    skipping = 0
+    with os.fdopen(source, "rb", buffering=0) as pipe:
+        for line in iter(pipe.readline, b""):
+            if RUST_PANIC_START.match(line):
+                skipping = RUST_PANIC_MAX_LINES
+            if skipping:
+                skipping = 0 if line.startswith(b"note: ") else skipping - 1
+                continue
+            try:
+                os.write(target, line)
+            except OSError:
+                pass
+
+
+@contextmanager
+def native_panics_hidden() -> Iterator[None]:
+    """For the block, fd 2 passes through a filter that drops Rust panic reports, line by line as written
+    (no log line waits). Python's own lines go the same way, so their order is kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    source, sink = os.pipe()
+    os.dup2(sink, 2)
+    os.close(sink)
+    forwarder = threading.Thread(target=_forward_without_panics, args=(source, saved), daemon=True)
+    forwarder.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end (unless a child process still holds it)
+        forwarder.join(timeout=5)
+        if not forwarder.is_alive():  # else a child still writes through it: leave its target open
+            os.close(saved)

@@ -19,7 +19,7 @@ import pytest
 
 from cryptocast import cli, ingest
 from cryptocast.__main__ import main as cryptocast_main
-from cryptocast.errors import CryptocastError, SettingsError, SourceError
+from cryptocast.errors import CryptocastError, SettingsError, SourceError, StoreError
 from cryptocast.features import FEAR_GREED, SOLANA
 from cryptocast.logs import redact
 from cryptocast.settings import load_settings
@@ -288,3 +288,31 @@ def test_a_full_disk_after_one_group_says_which_groups_were_written(api, stocked
     line = one_line(capsys)
     assert line == ("error: feature_pipeline: No space left on device: /store/bitcoin_v1/part.parquet (writing "
                     "bitcoin v1, left as it was; written in this run: solana v1; run again to finish)")
+
+
+RUST_PANIC = (b"thread '<unnamed>' panicked at /root/.cargo/registry/src/delta_kernel-0.6/src/log_segment.rs:231:9:\n"
+              b"assertion failed: checkpoint.version <= end_version\n"
+              b"note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n")
+
+
+def test_a_rust_panic_prints_only_our_line(tmp_path, monkeypatch, capfd):
+    """Before: delta-rs' panic hook wrote its report to fd 2 beside the store's one line. Other native output
+    (before and after it) still passes."""
+    monkeypatch.setenv("CRYPTOCAST_HOME", str(tmp_path / "home"))
+
+    def panicking(settings):
+        os.write(2, b"native text before\n" + RUST_PANIC + b"native text after\n")
+        raise StoreError("feature group solana v1: PanicException: assertion failed: checkpoint.version <= "
+                         "end_version")
+
+    assert cli.execute(cli.parser(None).parse_args([]), panicking, "status", quiet=True) == 1
+    err = capfd.readouterr().err
+    assert "panicked at" not in err and "RUST_BACKTRACE" not in err
+    lines = err.splitlines()  # (pytest's capfd takes sys.stderr's writes apart from fd 2's: order across them varies)
+    assert [line for line in lines if not line.startswith("error:")] == ["native text before", "native text after"]
+    assert error_lines_of(lines) == ["error: status: feature group solana v1: PanicException: assertion failed: "
+                                     "checkpoint.version <= end_version"]
+
+
+def error_lines_of(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("error:")]
