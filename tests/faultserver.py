@@ -8,6 +8,7 @@ hang: the server gives up after `GIVE_UP_S` seconds or `GIVE_UP_BYTES` bytes.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import threading
@@ -15,6 +16,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from cryptocast.errors import SourceError
+from cryptocast.settings import load_settings
+from cryptocast.sources.http import HttpClient
 
 GIVE_UP_S = 20.0
 GIVE_UP_BYTES = 256 * 2**20
@@ -162,3 +170,22 @@ def bad_gzip() -> Fault:
 def deep_json(depth: int = 100_000) -> Fault:
     """Valid JSON nested deeper than Python's recursion limit."""
     return raw_reply(b"HTTP/1.1 200 OK\r\nContent-Type: application/json", b"[" * depth + b"]" * depth)
+
+
+KEY = "cc-secret-0123456789abcdef"
+
+
+def http_client(base: str, **env: str) -> HttpClient:
+    """The real client aimed at `base`, with small limits (1 s, 1 MB, no retries unless asked) and a key set."""
+    environ = {"CRYPTOCAST_HTTP_TIMEOUT": "1", "CRYPTOCAST_HTTP_RETRIES": "0", "CRYPTOCAST_HTTP_BACKOFF": "0",
+               "CRYPTOCAST_HTTP_MAX_MB": "1", "CRYPTO_API_KEY": KEY, "BINANCE_URL": base, "FEAR_GREED_URL": base,
+               **env}
+    return HttpClient(load_settings(environ=environ, dotenv_path=Path(__file__).parent / "no.env",
+                                    today=dt.date(2026, 1, 1)))
+
+
+def request_failure(base: str, headers: dict[str, str] | None = None, **env: str) -> str:
+    """The one-line SourceError a GET of `base`/x ends in."""
+    with pytest.raises(SourceError) as info:
+        http_client(base, **env).get_json("src", f"{base}/x", {}, headers)
+    return str(info.value)

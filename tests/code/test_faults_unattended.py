@@ -25,7 +25,6 @@ from cryptocast.logs import redact
 from cryptocast.settings import load_settings
 from cryptocast.sources import csv_exports
 from cryptocast.sources.fear_greed import FearGreed
-from cryptocast.sources.http import HttpClient
 
 import feature_backfill
 import feature_pipeline
@@ -39,21 +38,9 @@ from faults import (
     SETTINGS_THAT_CANNOT_TRAIN,
     SETTINGS_THAT_CANNOT_TRAIN_TOO,
 )
-from faultserver import bad_gzip, deep_json, fault_server, redirect_to, statuses
-
-KEY = "k3y-0123456789abcdef"
-
-
-def client(base: str, **env: str) -> HttpClient:
-    environ = {"CRYPTOCAST_HTTP_TIMEOUT": "2", "CRYPTOCAST_HTTP_RETRIES": "0", "CRYPTOCAST_HTTP_BACKOFF": "0",
-               "CRYPTO_API_KEY": KEY, "BINANCE_URL": base, "FEAR_GREED_URL": base, **env}
-    return HttpClient(load_settings(environ=environ, dotenv_path=SHARED_DATA / "no.env", today=dt.date(2026, 1, 1)))
-
-
-def failure(base: str, headers: dict | None = None) -> str:
-    with pytest.raises(SourceError) as info:
-        client(base).get_json("src", f"{base}/x", {}, headers)
-    return str(info.value)
+from faultserver import KEY, bad_gzip, deep_json, fault_server, redirect_to, statuses
+from faultserver import http_client as client
+from faultserver import request_failure as failure
 
 
 def one_line(capsys) -> str:

@@ -20,10 +20,10 @@ from cryptocast.settings import load_settings
 from cryptocast.sources.http import HttpClient
 from cryptocast.sources.prices import Binance, CryptoCompare
 
-from conftest import SHARED_DATA
 from fakeapi import BINANCE_PATH, CC_PATH
 from faultserver import (
     DRIP_EVERY_S,
+    KEY,
     drip_body,
     drip_headers,
     endless_body,
@@ -32,20 +32,12 @@ from faultserver import (
     serve_gzip,
     statuses,
 )
-
-KEY = "cc-secret-0123456789abcdef"
-
-
-def client(base: str, **env: str) -> HttpClient:
-    environ = {"CRYPTOCAST_HTTP_TIMEOUT": "1", "CRYPTOCAST_HTTP_RETRIES": "0", "CRYPTOCAST_HTTP_BACKOFF": "0",
-               "CRYPTOCAST_HTTP_MAX_MB": "1", "CRYPTO_API_KEY": KEY, "BINANCE_URL": base, **env}
-    return HttpClient(load_settings(environ=environ, dotenv_path=SHARED_DATA / "no.env", today=dt.date(2026, 1, 1)))
-
-
-def failure(base: str, **env: str) -> str:
-    with pytest.raises(SourceError) as info:
-        client(base, **env).get_json("src", f"{base}/x", {})
-    return str(info.value)
+from faultserver import (
+    http_client as client,
+)
+from faultserver import (
+    request_failure as failure,
+)
 
 
 @pytest.fixture
