@@ -98,7 +98,7 @@ SETTINGS_THAT_CANNOT_TRAIN = {
 SETTINGS_THAT_CANNOT_TRAIN_TOO = {"CRYPTOCAST_BACKTEST_DAYS": "100000"}
 # Base URLs no request can be made to (finding 5): each was an unexpected exit 2.
 BAD_URLS = ("http://[::1", "http://" + "h" * 70_000 + ".example", "ftp://example.com", "example.com",
-            "http://example.com:99999", "http://exa mple.com")
+            "http://example.com:99999", "http://exa mple.com", "0123456789abcdef" * 4)  # the last: a key pasted
 # Retry-After values that are neither seconds nor a date (finding 5).
 BAD_RETRY_AFTER = ("-5", "soon", "1.5")
 # Fear & Greed `metadata` that is not an object (finding 5).

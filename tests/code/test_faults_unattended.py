@@ -111,12 +111,15 @@ def test_training_on_too_little_history_says_how_much_it_needs(api, stocked, cap
     assert "unexpected" not in line
 
 
-@pytest.mark.parametrize("url", BAD_URLS, ids=["ipv6", "huge-host", "ftp", "no-scheme", "port", "space"])
+@pytest.mark.parametrize("url", BAD_URLS, ids=["ipv6", "huge-host", "ftp", "no-scheme", "port", "space", "a-key"])
 def test_a_base_url_no_request_can_be_made_to_is_one_line(api, url, monkeypatch, capsys):
+    """Before: 'unexpected ValueError: Invalid IPv6 URL' (exit 2), or requests' error echoing the whole value
+    (a key pasted there among them) at any length."""
     monkeypatch.setenv("BINANCE_URL", url)
     assert run_main(feature_pipeline.main) == 1
     line = one_line(capsys)
     assert line.startswith("error: feature_pipeline: BINANCE_URL=") and len(line) < 300
+    assert "0123456789abcdef" not in line
 
 
 @pytest.mark.parametrize("value", BAD_RETRY_AFTER)
