@@ -256,9 +256,14 @@ def _parse_format(value: str) -> str:
 
 
 def _parse_home(value: str) -> Path:
-    """An empty value would silently mean the working directory; refuse it instead."""
+    """An empty value would silently mean the working directory; refuse it instead. A name no file system
+    takes (a component over 255 bytes, a path over 4096) would fail later with an error echoing it whole,
+    and such a value is more likely a pasted key than a directory: refused here, by its length only."""
     if not value.strip():
         raise SettingsError("CRYPTOCAST_HOME is empty; name a directory for the local store (default .cryptocast)")
+    if len(value.encode()) > 4096 or any(len(part.encode()) > 255 for part in Path(value).parts):
+        raise SettingsError(f"{_shown('CRYPTOCAST_HOME', value)} is not a usable directory name (a name over 255 "
+                            "bytes, or a path over 4096)")
     return Path(value).expanduser()
 
 

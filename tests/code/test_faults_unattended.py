@@ -306,3 +306,12 @@ def test_a_rust_panic_prints_only_our_line(tmp_path, monkeypatch, capfd):
 
 def error_lines_of(lines: list[str]) -> list[str]:
     return [line for line in lines if line.startswith("error:")]
+
+
+def test_a_home_no_file_system_takes_is_refused_without_echoing_it(tmp_path, monkeypatch, capsys):
+    """Before: a 70,000-character CRYPTOCAST_HOME (a pasted key?) came back whole in 'File name too long: ...'."""
+    pasted = "0123456789abcdef" * 4375
+    monkeypatch.setenv("CRYPTOCAST_HOME", str(tmp_path / pasted))
+    assert cryptocast_main(["status"]) == 1
+    line = one_line(capsys)
+    assert line.startswith("error: status: CRYPTOCAST_HOME=(a ") and "0123456789abcdef" not in line
