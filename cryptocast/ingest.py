@@ -177,7 +177,7 @@ def backfill(settings: Settings, csv_files: dict[str, Path] | None = None, repla
         for spec in INGESTED_GROUPS:
             with failures.guard():
                 batches.append(_read_backfill(settings, spec, csv_files.get(spec.name), upstream, holes))
-        stored = {spec.name: _stored_rows(store, spec) for spec in INGESTED_GROUPS}
+        stored = {spec.name: _stored_rows(store, spec) for spec in INGESTED_GROUPS if spec.name in PRICE_GROUPS}
         _write_all(store, guarded(batches, stored, replace, settings, failures), replace, failures)
         _save_holes(holes)
         failures.raise_any()
@@ -203,10 +203,12 @@ def _write_all(store: FeatureStore, batches: list[Batch], replace: bool, failure
                 _write(store, batch, replace)
                 written.append(f"{batch.spec.name} v{batch.spec.version}")
         except (OSError, StoreError) as exc:
+            if isinstance(exc, StoreError) and not written:
+                raise  # its line names the group; nothing else to add
             problem = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc)
             done = f"written in this run: {', '.join(written)}" if written else "no group written in this run"
-            raise StoreError(f"{problem} (writing {batch.spec.name} v{batch.spec.version}, left as it was; "
-                             f"{done}; run again to finish)") from exc
+            raise StoreError(f"{problem} (while writing {batch.spec.name} v{batch.spec.version}; {done}; "
+                             "run again to finish)") from exc
 
 
 def _save_holes(holes: HoleBook) -> None:
@@ -215,8 +217,8 @@ def _save_holes(holes: HoleBook) -> None:
         holes.save()
     except (OSError, StoreError) as exc:
         problem = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise StoreError(f"{problem} (writing the known-holes record, left as it was; the groups read without "
-                         "error were written; run again to finish)") from exc
+        raise StoreError(f"{problem} (while writing the known-holes record, after the groups; run again to "
+                         "finish)") from exc
 
 
 def _read_update(upstream: Upstream, holes: HoleBook, spec: GroupSpec, stored: pd.Series,

@@ -276,8 +276,8 @@ def test_a_full_disk_after_one_group_says_which_groups_were_written(api, stocked
     monkeypatch.setattr(ingest, "_write", write)
     assert run_main(feature_pipeline.main) == 1
     line = one_line(capsys)
-    assert line == ("error: feature_pipeline: No space left on device: /store/bitcoin_v1/part.parquet (writing "
-                    "bitcoin v1, left as it was; written in this run: solana v1; run again to finish)")
+    assert line == ("error: feature_pipeline: No space left on device: /store/bitcoin_v1/part.parquet (while "
+                    "writing bitcoin v1; written in this run: solana v1; run again to finish)")
 
 
 RUST_PANIC = (b"thread '<unnamed>' panicked at /root/.cargo/registry/src/delta_kernel-0.6/src/log_segment.rs:231:9:\n"
