@@ -135,15 +135,26 @@ def _forward_without_panics(source: int, target: int) -> None:
                 pass
 
 
+def _own_stderr() -> int | None:
+    """A copy of fd 2 to forward to, or None: off the main thread fd 2 is not ours to redirect, and a
+    daemon may have closed it."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    sys.stderr.flush()
+    try:
+        return os.dup(2)
+    except OSError:
+        return None
+
+
 @contextmanager
 def native_panics_hidden() -> Iterator[None]:
     """For the block, fd 2 passes through a filter that drops Rust panic reports, line by line as written
     (no log line waits). Python's own lines go the same way, so their order is kept."""
-    if threading.current_thread() is not threading.main_thread():
+    saved = _own_stderr()
+    if saved is None:
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
     source, sink = os.pipe()
     os.dup2(sink, 2)
     os.close(sink)

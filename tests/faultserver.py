@@ -3,7 +3,9 @@ HTTP client against (a drip in the headers or the body, an endless body, a gzip 
 
 Each fault writes raw bytes, so it can break HTTP where a framework would not let it (a header that never
 ends). Every fault is bounded in time and size, so a client that fails to stop it makes a test fail, never
-hang: the server gives up after `GIVE_UP_S` seconds or `GIVE_UP_BYTES` bytes.
+hang: the server gives up after `GIVE_UP_S` seconds or `GIVE_UP_BYTES` bytes. Issue 20 adds raw replies
+(redirect loops, a redirect to file://, a false gzip, JSON nested too deep) and `http_client`, the real
+client aimed at such a server with small limits.
 """
 
 from __future__ import annotations
