@@ -10,6 +10,9 @@ A run is unattended for years, so every way an upstream can misbehave has a limi
   backoff capped at 30 s, `Retry-After` honoured: Binance bans clients that ignore it). A server asking
   to wait longer than `CRYPTOCAST_HTTP_RETRY_AFTER_MAX` fails the request at once instead.
 - Keys travel in headers, never in the URL; an API's error text is redacted before it is shortened.
+- Every other failure of a request (a redirect loop or a redirect to file://, a bad content encoding, a
+  `Retry-After` that is neither seconds nor a date, JSON nested too deep) fails that source with one
+  line naming it, never the whole run; upstream text loses its terminal escapes before it is shown.
 """
 
 from __future__ import annotations
