@@ -53,6 +53,12 @@ DEFAULTS = {
     "CRYPTOCAST_LSTM_SEED": "42",
     "CRYPTOCAST_BACKTEST_DAYS": "365",
     "CRYPTOCAST_REFIT_EVERY": "30",
+    "CRYPTOCAST_HEALTH_DAYS": "90",
+    "CRYPTOCAST_HEALTH_MIN_DAYS": "30",
+    "CRYPTOCAST_HEALTH_LEVEL": "0.95",
+    "CRYPTOCAST_DRIFT_DAYS": "30",
+    "CRYPTOCAST_DRIFT_PSI": "2.0",
+    "CRYPTOCAST_FROZEN_DAYS": "5",
     "CRYPTOCAST_HOPSWORKS_TIMEOUT": "900",
     "CRYPTOCAST_HOPSWORKS_FORMAT": "DELTA",
     "CRYPTOCAST_REPOSITORY_URL": "",
@@ -82,6 +88,14 @@ HTTP_BOUNDS = {  # env name -> (type, lowest, highest)
     "CRYPTOCAST_HTTP_MAX_MB": (int, 1, 1024),
     "CRYPTOCAST_HOLE_ASKS": (int, 1, 100),
     "CRYPTOCAST_HOLE_DAYS": (int, 0, 3650),
+}
+HEALTH_BOUNDS = {  # env name -> (type, lowest, highest): the model-health thresholds (cryptocast/health.py)
+    "CRYPTOCAST_HEALTH_DAYS": (int, 14, 365),
+    "CRYPTOCAST_HEALTH_MIN_DAYS": (int, 1, 365),
+    "CRYPTOCAST_HEALTH_LEVEL": (float, 0.5, 0.999),
+    "CRYPTOCAST_DRIFT_DAYS": (int, 7, 365),
+    "CRYPTOCAST_DRIFT_PSI": (float, 0.01, 100),
+    "CRYPTOCAST_FROZEN_DAYS": (int, 2, 365),
 }
 
 
@@ -115,6 +129,12 @@ class Settings:
     refit_every: int = 30
     notes: tuple[str, ...] = field(default=(), repr=False)  # warnings for the log: old or unknown names
     repository_url: str = ""  # the site links to it; "" = not known
+    health_days: int = 90  # live scores: forecasts whose outcome became known in the last this many days
+    health_min_days: int = 30  # fewer matured forecast days than this: a live check says it cannot tell yet
+    health_level: float = 0.95  # central level of the backtest's bootstrap range a live score must lie in
+    drift_days: int = 30  # input drift: the last this many days against the training window
+    drift_psi: float = 2.0  # population-stability index above this: an input has drifted
+    frozen_days: int = 5  # an input with the same value this many days running is frozen
 
     @property
     def last_complete_day(self) -> dt.date:
@@ -175,7 +195,7 @@ def _parse_number(name: str, value: str, kind: type) -> float | int:
 
 def _parse_bounded(name: str, value: str) -> float | int:
     """A number inside the range the README states: outside it a run could hang or be banned."""
-    kind, lowest, highest = HTTP_BOUNDS[name]
+    kind, lowest, highest = {**HTTP_BOUNDS, **HEALTH_BOUNDS}[name]
     number = _to_number(name, value, kind)
     if not (math.isfinite(number) and lowest <= number <= highest):
         raise SettingsError(f"{_shown(name, value)} must be between {lowest} and {highest}")
@@ -313,4 +333,5 @@ def _resolve(merged: dict[str, str], real_today: dt.date, notes: tuple[str, ...]
         refit_every=max(1, _parse_number("CRYPTOCAST_REFIT_EVERY", merged["CRYPTOCAST_REFIT_EVERY"], int)),
         notes=notes,
         repository_url=_repository_url(merged),
+        **{name.removeprefix("CRYPTOCAST_").lower(): _parse_bounded(name, merged[name]) for name in HEALTH_BOUNDS},
     )
