@@ -29,6 +29,7 @@ and carries on.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import time
@@ -62,6 +63,7 @@ SEED = 21
 PSI_BINS = 5
 PSI_FLOOR = 1e-4  # an empty bin counts as this share, so one empty bin does not make the index infinite
 BACKTEST_ARTIFACT = "backtest_forecasts.csv"
+INPUT_PROFILE = "input_profile.json"  # written by training: each input's bins and shares in the training window
 
 HEALTH = GroupSpec(
     "model_health",
@@ -265,21 +267,32 @@ def live_checks(forecasts: pd.DataFrame, closes: pd.Series, ranges: dict[str, Ra
 # Inputs
 
 
-def psi(reference: np.ndarray, recent: np.ndarray, bins: int = PSI_BINS) -> float:
-    """Population-stability index of `recent` against `reference`, in bins at the reference's quantiles.
+def profile(reference: np.ndarray, bins: int = PSI_BINS) -> dict:
+    """The reference's bins (edges at its quantiles) and its share in each: what PSI compares with.
 
-    sum((p_recent - p_ref) * ln(p_recent / p_ref)): 0 when the shares match, growing as they part.
     Ties (a bounded index, a price that did not move) merge bins, so a value repeated in the
-    reference does not split into empty bins.
+    reference does not split into empty bins. Shares are smoothed by half a count per bin, so an
+    empty bin does not make the index infinite.
     """
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+    return {"edges": edges.tolist(), "shares": _shares(edges, reference).tolist(), "days": len(reference)}
 
-    def shares(values: np.ndarray) -> np.ndarray:
-        counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-        return (counts + 0.5) / (len(values) + 0.5 * len(counts))
 
-    ref, now = shares(reference), shares(recent)
+def _shares(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+    return (counts + 0.5) / (len(values) + 0.5 * len(counts))
+
+
+def psi_against(reference: dict, recent: np.ndarray) -> float:
+    """Population-stability index of `recent` against a reference `profile`:
+    sum((p_recent - p_ref) * ln(p_recent / p_ref)), 0 when the shares match, growing as they part."""
+    ref = np.asarray(reference["shares"], dtype=float)
+    now = _shares(np.asarray(reference["edges"], dtype=float), recent)
     return float(np.sum((now - ref) * np.log(now / ref)))
+
+
+def psi(reference: np.ndarray, recent: np.ndarray) -> float:
+    return psi_against(profile(reference), recent)
 
 
 def frozen_run(values: pd.Series) -> tuple[int, pd.Timestamp | None]:
@@ -303,44 +316,54 @@ def scale_free(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({f: frame[f] if f.endswith("_return") else frame[f].diff() for f in FEATURES})
 
 
-def input_checks(frame: pd.DataFrame, training: tuple[pd.Timestamp, pd.Timestamp], day: pd.Timestamp,
-                 limits: Thresholds) -> list[dict]:
+def input_profile(frame: pd.DataFrame, training: tuple[pd.Timestamp, pd.Timestamp]) -> dict:
+    """Each input's reference `profile` over the training window's input days (stored with a version as
+    `input_profile.json`, so the daily check reads 30 days, not the whole history)."""
+    first, last = training
+    reference = scale_free(frame).loc[first - pd.Timedelta(days=LOOKBACK - 1): last]
+    return {"training_window": {"first_origin": str(first.date()), "last_origin": str(last.date())},
+            "features": {f: profile(reference[f].dropna().to_numpy(float)) for f in FEATURES
+                         if reference[f].notna().sum() >= 2 * PSI_BINS}}
+
+
+def input_checks(frame: pd.DataFrame, reference: dict | None, day: pd.Timestamp, limits: Thresholds) -> list[dict]:
     """Drift (PSI) and frozen-value rows for each model input: recent days against the training window.
 
-    `frame` is the feature frame's daily table (`dataset.features_from_view`); `training` the first and
-    last origin of the production fit (its input days start LOOKBACK - 1 days before the first).
+    `frame` is the feature frame's daily table (`dataset.features_from_view`) covering at least the last
+    `drift_days` + 1 days; `reference` an `input_profile` of the production version's training window
+    (None: the version records no training window, so drift cannot be told; frozen inputs still can).
     """
-    first, last = training
-    reference = frame.loc[first - pd.Timedelta(days=LOOKBACK - 1): last]
+    window = reference["training_window"] if reference else {"first_origin": "?", "last_origin": "?"}
     recent_first = day - pd.Timedelta(days=limits.drift_days - 1)
     recent = frame.loc[recent_first:day]
-    changes = scale_free(frame)
+    changes = scale_free(frame).loc[recent_first:day]
     out = []
     for feature in FEATURES:
-        ref = changes.loc[reference.index, feature].dropna().to_numpy(float)
-        now = changes.loc[recent.index, feature].dropna().to_numpy(float)
+        now = changes[feature].dropna().to_numpy(float)
         form = "" if feature.endswith("_return") else " (daily changes)"
-        window = f"{recent_first.date()}..{day.date()} ({len(now)} days) vs {first.date()}..{last.date()} (training)"
-        if len(now) < limits.drift_days // 2 or len(ref) < 2 * PSI_BINS:
-            out.append(_check(day, f"drift {feature}", INPUT, None, None, None, window, UNKNOWN,
-                              f"{feature}: {len(now)} recent and {len(ref)} training days with a value: too few "
-                              "to compare"))
+        known = reference["features"].get(feature) if reference else None
+        span = f"{recent_first.date()}..{day.date()} ({len(now)} days) vs {window['first_origin']}.." \
+               f"{window['last_origin']} (training)"
+        if len(now) < limits.drift_days // 2 or known is None:
+            why = ("the production version records no training window" if reference is None else
+                   f"{len(now)} recent days with a value{'' if known else ' and too few in the training window'}")
+            out.append(_check(day, f"drift {feature}", INPUT, None, None, None, span, UNKNOWN,
+                              f"{feature}: {why}: cannot compare"))
         else:
-            index = psi(ref, now)
+            index = psi_against(known, now)
             verdict = OK if index <= limits.psi else FAIL
-            out.append(_check(day, f"drift {feature}", INPUT, index, None, limits.psi, window, verdict,
+            out.append(_check(day, f"drift {feature}", INPUT, index, None, limits.psi, span, verdict,
                               f"{feature}{form}: PSI {index:.2f} of the last {limits.drift_days} days against the "
                               f"training window, {'within' if verdict == OK else 'above'} {limits.psi:g}"))
         series = recent[feature] if feature in recent else pd.Series(dtype=float)
         run, since = frozen_run(series.loc[:day])
         last_value = series.dropna().iloc[-1] if series.notna().any() else None
         verdict = FAIL if run >= limits.frozen_days else OK if run else UNKNOWN
-        window = f"{recent_first.date()}..{day.date()}"
         detail = (f"{feature}: no value in the last {limits.drift_days} days" if not run else
                   f"{feature}: the same value ({last_value:.6g}) {run} day(s) running since {since.date()}, "
                   f"{'at or above' if verdict == FAIL else 'below'} the {limits.frozen_days} allowed")
-        out.append(_check(day, f"frozen {feature}", INPUT, float(run), None, float(limits.frozen_days - 1), window,
-                          verdict, detail))
+        out.append(_check(day, f"frozen {feature}", INPUT, float(run), None, float(limits.frozen_days - 1),
+                          f"{recent_first.date()}..{day.date()}", verdict, detail))
     return out
 
 
@@ -377,22 +400,41 @@ def with_since(rows: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(failing_since=since.where(failing, ""))
 
 
+def _stored_profile(version: ModelVersion) -> dict | None:
+    """The version's `input_profile.json` (None for versions trained before it was written)."""
+    path = version.path / INPUT_PROFILE
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        for item in doc["features"].values():
+            if len(item["shares"]) != len(item["edges"]) + 1 or min(item["shares"]) <= 0:
+                raise ValueError("every feature needs one share more than edges, all positive")
+        doc["training_window"]["first_origin"], doc["training_window"]["last_origin"]  # noqa: B018 - must exist
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CorruptModelError(f"{path}: {type(exc).__name__}: {exc}") from None
+    return doc
+
+
 def evaluate(store: FeatureStore, version: ModelVersion, day: dt.date, limits: Thresholds) -> pd.DataFrame:
-    """The day's health record, validated, with `failing_since` carried from the previous record."""
+    """The day's health record, validated, with `failing_since` carried from the previous record.
+
+    Reads the last `health_days` + 10 days of inputs and forecasts; the whole training window only for a
+    version without `input_profile.json` (trained before health existed).
+    """
     timestamp = pd.Timestamp(day)
     backtest, why = _backtest(version)
     ranges = backtest_ranges(backtest, limits.days, limits.level) if backtest is not None else None
-    training = training_window(version)
-    start = min(training[0] - pd.Timedelta(days=LOOKBACK), timestamp - pd.Timedelta(days=limits.days + 10)) \
-        if training else timestamp - pd.Timedelta(days=limits.days + 10)
+    reference, training = _stored_profile(version), training_window(version)
+    start = timestamp - pd.Timedelta(days=max(limits.days + 10, limits.drift_days + 1))
+    if reference is None and training is not None:
+        start = min(start, training[0] - pd.Timedelta(days=LOOKBACK))
     frame = read_feature_frame(store, start.date(), day).frame
     forecasts = read_forecasts(store, (timestamp - pd.Timedelta(days=limits.days + 10)).date(), day)
     rows = live_checks(forecasts, frame["sol_close"], ranges, timestamp, limits, why)
-    if training is None:
-        rows += [_check(timestamp, f"drift {feature}", INPUT, None, None, None, "", UNKNOWN,
-                        f"v{version.version} does not record its training window") for feature in FEATURES]
-    else:
-        rows += input_checks(frame, training, timestamp, limits)
+    if reference is None and training is not None:
+        reference = input_profile(frame, training)
+    rows += input_checks(frame, reference, timestamp, limits)
     record = pd.DataFrame(rows).assign(model_version=version.version)
     group = store.get_feature_group(HEALTH)
     previous = pd.DataFrame(columns=HEALTH.column_names)

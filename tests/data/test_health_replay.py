@@ -85,7 +85,8 @@ BREAKS = pd.Timestamp("2024-06-01")
 
 
 def checks(frame: pd.DataFrame, day: pd.Timestamp) -> dict[str, dict]:
-    return {r["health_check"]: r for r in health.input_checks(frame, TRAINING, day, health.Thresholds())}
+    reference = health.input_profile(frame, TRAINING)
+    return {r["health_check"]: r for r in health.input_checks(frame, reference, day, health.Thresholds())}
 
 
 def days_to_red(frame: pd.DataFrame, name: str) -> int:

@@ -3,6 +3,7 @@ the record's schema, and `failing_since` carried from day to day."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -135,13 +136,14 @@ def test_inputs_like_the_training_window_pass_and_a_frozen_feed_fails_on_the_fif
     frame = feature_frame()
     training = (frame.index[30], frame.index[300])
     day = frame.index[-1]
-    rows = by_name(health.input_checks(frame, training, day, health.Thresholds()))
+    reference = health.input_profile(frame, training)
+    rows = by_name(health.input_checks(frame, reference, day, health.Thresholds()))
     assert len(rows) == 2 * len(FEATURES)
     assert {r["verdict"] for r in rows.values()} == {health.OK}, [r["detail"] for r in rows.values()]
     frozen_from = frame.index[-30]
     frame.loc[frozen_from:, "fear_greed"] = 0.5
     for n in range(1, 31):
-        checks = by_name(health.input_checks(frame, training, frozen_from + pd.Timedelta(days=n - 1),
+        checks = by_name(health.input_checks(frame, reference, frozen_from + pd.Timedelta(days=n - 1),
                                              health.Thresholds()))
         assert checks["frozen fear_greed"]["verdict"] == (health.FAIL if n >= 5 else health.OK), n
     assert checks["drift fear_greed"]["verdict"] == health.FAIL
@@ -202,3 +204,22 @@ def test_the_json_and_the_lines_say_what_fails_since_when():
     assert page["status"] == "1 check(s) fail" and page["failing"][0]["since"] == "2024-04-28"
     assert page["sentence"].startswith("Live 80% ranges 1-3 days ahead held 50% of the last")
     assert health.as_json(rows[:0])["checks"] == [] and health.page_summary(rows[:0]) is None
+
+
+def test_without_a_training_window_drift_cannot_tell_but_frozen_inputs_still_show():
+    frame = feature_frame()
+    frame.loc[frame.index[-6]:, "sol_log_range"] = 0.0
+    rows = by_name(health.input_checks(frame, None, frame.index[-1], health.Thresholds()))
+    assert rows["drift sol_log_return"]["verdict"] == health.UNKNOWN
+    assert "records no training window" in rows["drift sol_log_return"]["detail"]
+    assert rows["frozen sol_log_range"]["verdict"] == health.FAIL and rows["frozen sol_log_return"]["verdict"] == "ok"
+
+
+def test_the_stored_profile_gives_the_same_psi_as_the_raw_reference():
+    frame = feature_frame()
+    reference = health.input_profile(frame, (frame.index[30], frame.index[300]))
+    raw = health.scale_free(frame).loc[frame.index[30] - pd.Timedelta(days=14): frame.index[300], "btc_log_range"]
+    recent = health.scale_free(frame)["btc_log_range"].iloc[-30:].to_numpy()
+    assert health.psi_against(reference["features"]["btc_log_range"], recent) == health.psi(raw.to_numpy(), recent)
+    assert reference["training_window"] == {"first_origin": "2023-01-31", "last_origin": "2023-10-28"}
+    assert json.loads(json.dumps(reference)) == reference
