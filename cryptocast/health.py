@@ -520,7 +520,7 @@ def page_summary(rows: pd.DataFrame) -> dict | None:
             f"{_limits('coverage_80', Range(lead['threshold_low'], lead['threshold_high'], math.nan))}."
     else:
         sentence = "Too few published forecasts have matured yet to judge the live ranges."
-    inputs_ok = all(c["verdict"] != FAIL for c in doc["checks"] if c["kind"] == INPUT)
+    inputs_ok = all(c["verdict"] == OK for c in doc["checks"] if c["kind"] == INPUT)
     sentence += " The model's inputs look like those it was trained on." if inputs_ok else ""
     status = {OK: "all checks pass", FAIL: f"{len(failing)} check(s) fail", UNKNOWN: "some checks cannot tell yet"}
     return {"day": doc["day"], "verdict": doc["verdict"], "status": status[doc["verdict"]],
