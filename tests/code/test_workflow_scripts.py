@@ -429,6 +429,8 @@ if args[:2] == ["issue", "list"]:
     data = os.environ["ISSUES"]
 elif args[0] == "api" and args[1].endswith("/jobs") and "/runs/" in args[1]:
     data = os.environ["JOBS"]
+elif args[:2] == ["run", "list"]:
+    data = os.environ["RUNS"]
 elif args[0] == "api" and args[1].endswith("/logs"):
     sys.stdout.write(open(os.environ["LOG"]).read() if args[1] == os.environ["LOG_PATH"] else "")
     sys.exit(0)
@@ -532,23 +534,9 @@ def test_report_fails_loudly(reporter):
 
 
 # ---------------------------------------------------------------------------------------------------
-# health.sh, against a stand-in gh: the model health issue and the retrain dispatch
+# health.sh, against the same stand-in gh: the model health issue and the retrain dispatch
 
 HEALTH_SH = SCRIPTS / "health.sh"
-FAKE_GH_HEALTH = """#!{python}
-import json, os, subprocess, sys
-args = sys.argv[1:]
-with open(os.environ["CALLS"], "a") as f:
-    f.write(json.dumps(args) + "\\n")
-jq = args[args.index("--jq") + 1] if "--jq" in args else None
-if args[:2] == ["issue", "list"]:
-    data = os.environ["ISSUES"]
-elif args[:2] == ["run", "list"]:
-    data = os.environ["RUNS"]
-else:
-    sys.exit(int(os.environ.get("WRITE_EXIT", "0")))
-sys.stdout.write(subprocess.run(["jq", "-r", jq], input=data, capture_output=True, text=True, check=True).stdout)
-"""
 HEALTH_ISSUE = "Model health"
 
 
@@ -568,7 +556,7 @@ def health_record(failing: dict[str, str] | None = None, verdict: str | None = N
 def health_sh(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "gh").write_text(FAKE_GH_HEALTH.format(python=sys.executable))
+    (bin_dir / "gh").write_text(FAKE_GH_JSON.format(python=sys.executable))
     (bin_dir / "gh").chmod(0o755)
     calls = tmp_path / "gh-calls"
 
