@@ -102,6 +102,8 @@ def test_export_history_and_rollback_of_model_health(served, monkeypatch, capsys
     assert {line.split(",")[0] for line in lines[1:]} == {"2024-02-19", "2024-02-20"} and len(lines) == 1 + 2 * 26
     assert cryptocast_main(["history", "model_health"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+    assert cryptocast_main(["verify"]) == 0  # empty statistics and all: every file matches its checksums
+    assert "model_health_v1: 2 commit(s)" in capsys.readouterr().out
     assert cryptocast_main(["rollback", "model_health", "--to", "0"]) == 0
     assert health_json(capsys)["day"] == "2024-02-19"
     assert cryptocast_main(["status", "--json"]) == 0
