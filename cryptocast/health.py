@@ -220,7 +220,7 @@ _WORDS = {"coverage_80": "80% ranges held", "coverage_95": "95% ranges held", "p
 
 
 def _figure(score: str, value: float) -> str:
-    return f"{value:.0%}" if score in NOMINAL else  f"{value:.2f}"
+    return f"{value:.0%}" if score in NOMINAL else f"{value:.2f}"
 
 
 def _limits(score: str, limits: Range) -> str:
