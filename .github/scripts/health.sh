@@ -4,7 +4,9 @@
 #   a check fails   open the "Model health" issue (or comment on the open one): each failing check, since
 #                   when, and what it found; and ask for a retrain (dispatch retrain.yml) unless one was
 #                   asked for in the last RETRAIN_EVERY_DAYS (7) days. The promotion gate in
-#                   training_pipeline.py still decides whether the new version serves.
+#                   training_pipeline.py still decides whether the new version serves. A day whose
+#                   failing checks are those of the issue's last post, and that asks for no retrain,
+#                   adds no comment (a drift lasting weeks is one comment a week, not one a day).
 #   all pass        comment on the open issue, if any, and close it: health has returned
 #   no record,      say so and do nothing (a check that cannot tell yet is not a failure)
 #   or unknowns
@@ -63,15 +65,27 @@ checks="$(jq -r '.checks[] | select(.verdict == "fail")
 
 since="$(last_dispatch)" || die "cannot list the retrain runs of $GH_REPO"
 now="$(date -u +%s)"
+dispatched=false
 if [[ -n "$since" ]] && (( now - $(date -u -d "$since" +%s) < every * 86400 )); then
   retrain="A retrain was already asked for at $since (less than $every days ago); not again."
 else
+  dispatched=true
   gh workflow run retrain.yml --repo "$GH_REPO" >/dev/null || die "cannot dispatch retrain.yml"
   retrain="Asked for a retrain (retrain.yml); the promotion gate decides whether the new version serves."
 fi
 
-body="$(printf '%s: model health fails (model v%s).\n\n%s\n\n%s\n\n%s\n' "$day" \
-  "$(jq -r '.model_version' <<<"$record")" "$checks" "$retrain" "$RUN_URL")"
+# The failing checks, as a marker the next day compares with (hidden in the rendered issue).
+marker="<!-- failing: $(jq -r '[.checks[] | select(.verdict == "fail") | .check] | sort | join(",")' <<<"$record") -->"
+body="$(printf '%s: model health fails (model v%s).\n\n%s\n\n%s\n\n%s\n%s\n' "$day" \
+  "$(jq -r '.model_version' <<<"$record")" "$checks" "$retrain" "$RUN_URL" "$marker")"
+if [[ -n "$number" && "$dispatched" == false ]]; then
+  last="$(gh issue view "$number" --repo "$GH_REPO" --json body,comments \
+    --jq '([.body] + [.comments[].body]) | last')" || die "cannot read issue #$number"
+  if [[ "$last" == *"$marker"* ]]; then
+    say "health $day: fail; the same checks as issue #$number last said; no comment"
+    exit 0
+  fi
+fi
 if [[ -n "$number" ]]; then
   gh issue comment "$number" --repo "$GH_REPO" --body "$body" >/dev/null
   say "health $day: fail; commented on issue #$number; ${retrain%%;*}"

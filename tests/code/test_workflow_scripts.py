@@ -431,6 +431,8 @@ elif args[0] == "api" and args[1].endswith("/jobs") and "/runs/" in args[1]:
     data = os.environ["JOBS"]
 elif args[:2] == ["run", "list"]:
     data = os.environ["RUNS"]
+elif args[:2] == ["issue", "view"]:
+    data = os.environ["ISSUE"]
 elif args[0] == "api" and args[1].endswith("/logs"):
     sys.stdout.write(open(os.environ["LOG"]).read() if args[1] == os.environ["LOG_PATH"] else "")
     sys.exit(0)
@@ -560,11 +562,13 @@ def health_sh(tmp_path):
     (bin_dir / "gh").chmod(0o755)
     calls = tmp_path / "gh-calls"
 
-    def run(record: dict | str, issues: list[dict], runs: list[dict] | None = None,
+    def run(record: dict | str, issues: list[dict], runs: list[dict] | None = None, posts: tuple[str, ...] = ("",),
             **env: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
         calls.write_text("")
+        issue = {"body": posts[0], "comments": [{"body": text} for text in posts[1:]]}
         full = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls),
-                "ISSUES": json.dumps(issues), "RUNS": json.dumps(runs or []), "GH_REPO": "owner/repo",
+                "ISSUES": json.dumps(issues), "RUNS": json.dumps(runs or []), "ISSUE": json.dumps(issue),
+                "GH_REPO": "owner/repo",
                 "RUN_URL": "https://github.com/owner/repo/actions/runs/888",
                 "HEALTH_JSON": record if isinstance(record, str) else json.dumps(record), **env}
         done = subprocess.run(["bash", str(HEALTH_SH)], capture_output=True, text=True, env=full, timeout=60)
@@ -593,7 +597,7 @@ def test_a_failing_check_opens_the_health_issue_and_asks_for_a_retrain(health_sh
     assert text.startswith("2026-11-29: model health fails (model v7).")
     assert "- **coverage_80 h1-3** since 2026-11-20: coverage_80 h1-3 is off [2026-09-01..2026-11-29" in text
     assert "- **frozen sol_log_range** since 2026-11-20" in text and "frozen fear_greed" not in text
-    assert "the promotion gate decides" in text and text.rstrip().endswith("/actions/runs/888")
+    assert "the promotion gate decides" in text and "/actions/runs/888\n<!-- failing: " in text
     assert dispatches(calls) == [["workflow", "run", "retrain.yml", "--repo", "owner/repo"]]
 
 
@@ -605,6 +609,23 @@ def test_a_retrain_is_asked_for_at_most_once_a_week(health_sh):
     assert "A retrain was already asked for at " in body(writes(calls)[0]) and "not again" in body(writes(calls)[0])
     done, calls = health_sh(record, [{"number": 12, "title": HEALTH_ISSUE}], [{"createdAt": days_ago(7.1)}])
     assert len(dispatches(ok(done) and calls)) == 1
+
+
+def test_the_same_failing_checks_comment_once_until_they_change_or_a_retrain_is_asked_for(health_sh):
+    record = health_record({"drift fear_greed": "input", "coverage_80 h1-3": "live"})
+    recent = [{"createdAt": days_ago(2)}]
+    done, calls = health_sh(record, [], recent)
+    (create,) = writes(calls)
+    assert body(create).rstrip().endswith("<!-- failing: coverage_80 h1-3,drift fear_greed -->")
+    same = ("older text", body(create))
+    done, calls = health_sh(record, [{"number": 12, "title": HEALTH_ISSUE}], recent, posts=same)
+    assert "the same checks as issue #12 last said; no comment" in ok(done) and writes(calls) == []
+    done, calls = health_sh(health_record({"drift fear_greed": "input"}), [{"number": 12, "title": HEALTH_ISSUE}],
+                            recent, posts=same)
+    assert "commented on issue #12" in ok(done)
+    done, calls = health_sh(record, [{"number": 12, "title": HEALTH_ISSUE}], [{"createdAt": days_ago(8)}],
+                            posts=same)
+    assert "commented on issue #12" in ok(done) and len(dispatches(calls)) == 1
 
 
 def test_health_returning_closes_the_issue_and_a_healthy_day_alone_writes_nothing(health_sh):
