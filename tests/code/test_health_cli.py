@@ -12,6 +12,7 @@ import pytest
 
 from cryptocast import health
 from cryptocast.__main__ import main as cryptocast_main
+from cryptocast.dataset import read_feature_frame
 from cryptocast.features import FORECAST_QUANTILES, FORECASTS
 from cryptocast.registry import open_model_registry
 from cryptocast.settings import load_settings
@@ -149,3 +150,30 @@ def test_the_same_record_on_the_hopsworks_double(on_hopsworks, served, capsys):
     assert run_main(inference_pipeline.main) == 0
     assert health_json(capsys) == doc
     assert set(FORECAST_QUANTILES) <= set(open_feature_store(load_settings()).get_feature_group(FORECASTS).read())
+
+
+def test_a_stored_input_profile_gives_the_record_the_training_window_gives(served, tmp_path, capsys):
+    """Versions trained now carry input_profile.json; older ones are profiled from the store: same verdicts."""
+    assert run_main(inference_pipeline.main) == 0
+    from_store = health_json(capsys)
+    settings = load_settings()
+    frame = read_feature_frame(open_feature_store(settings), None, settings.last_complete_day).frame
+    window = (pd.Timestamp(TRAINING["first_origin"]), pd.Timestamp(TRAINING["last_origin"]))
+    artifacts = write_serving_model(tmp_path / "profiled", 0, "2024-02-05")
+    backtest_artifact(served).to_csv(artifacts / health.BACKTEST_ARTIFACT, index=False, date_format="%Y-%m-%d")
+    (artifacts / health.INPUT_PROFILE).write_text(json.dumps(health.input_profile(frame, window)))
+    open_model_registry(settings).register_and_promote(MODEL_NAME, artifacts, {"rel_mae_mean": 1.0}, "test",
+                                                       {"training_window": TRAINING})
+    assert run_main(inference_pipeline.main) == 0
+    profiled = health_json(capsys)
+    assert profiled["model_version"] == 2
+    drift = [(c["check"], c["statistic"], c["verdict"]) for c in from_store["checks"] if c["check"].startswith("drift")]
+    assert drift == [(c["check"], c["statistic"], c["verdict"]) for c in profiled["checks"]
+                     if c["check"].startswith("drift")]
+    damaged = write_serving_model(tmp_path / "damaged", 0, "2024-02-05")
+    (damaged / health.INPUT_PROFILE).write_text('{"features": {"fear_greed": {"edges": [0.5], "shares": [1]}}}')
+    open_model_registry(settings).register_and_promote(MODEL_NAME, damaged, {"rel_mae_mean": 1.0}, "test",
+                                                       {"training_window": TRAINING})
+    assert run_main(inference_pipeline.main) == 0
+    assert f"health: not recorded: CorruptModelError: {open_model_registry(settings).production(MODEL_NAME).path}" \
+        in capsys.readouterr().err
