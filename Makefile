@@ -49,6 +49,7 @@ bench: $(BIN)/.dev
 	$(BIN)/python bench/calibration.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/envs.py
+	$(BIN)/python bench/health.py
 
 clean:
 	rm -rf $(VENV)

@@ -1,7 +1,7 @@
-"""`python -m cryptocast status|export|history|rollback|verify|doctor`: look inside the store, undo a write,
-or check a backend end to end.
+"""`python -m cryptocast status|export|history|rollback|verify|doctor|health`: look inside the store, undo a
+write, check a backend end to end, or read the model's latest health record.
 
-status, export and verify never change the store; rollback adds a commit (so it can be undone).
+status, export, verify and health never change the store; rollback adds a commit (so it can be undone).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import stat
 import sys
 from pathlib import Path
 
-from cryptocast import cli, commits, doctor
+from cryptocast import cli, commits, doctor, health
 from cryptocast.atomic import atomic_write_bytes
 from cryptocast.errors import CryptocastError
 from cryptocast.settings import Settings
@@ -82,6 +82,11 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> None:
     doctor.doctor(settings)
 
 
+def _health(args: argparse.Namespace, settings: Settings) -> None:
+    rows = health.latest(open_feature_store(settings))
+    print(json.dumps(health.as_json(rows), indent=2) if args.json else "\n".join(health.format_lines(rows)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(prog="python -m cryptocast", description="Inspect the cryptocast store.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,9 +113,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="check every stored file against its recorded checksums (local backend)")
     commands.add_parser("doctor", parents=[cli.common_flags()],
                         help="try every kind of call the pipeline makes on scratch objects, then delete them")
+    health_cmd = commands.add_parser(
+        "health", parents=[cli.common_flags()], help="the latest model health record, one line per check",
+        description="The newest day's model_health record (written by inference_pipeline.py): live scores of "
+                    "matured forecasts against the backtest's range, input drift and frozen inputs; each check "
+                    "with its statistic, threshold, window and verdict (ok, fail, unknown). Reads only.")
+    health_cmd.add_argument("--json", action="store_true", help="machine-readable output (a stable contract)")
     args = parser.parse_args(argv)
     action = {"status": _status, "export": _export, "history": _history, "rollback": _rollback,
-              "verify": _verify, "doctor": _doctor}[args.command]
+              "verify": _verify, "doctor": _doctor, "health": _health}[args.command]
     return cli.execute(args, lambda settings: action(args, settings), args.command,
                        quiet=args.command not in ("rollback", "doctor"))
 

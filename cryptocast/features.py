@@ -32,6 +32,7 @@ class Column:
     name: str
     dtype: str  # one of: date, float, int, str
     description: str
+    nullable: bool = False  # a float that may be empty (NaN): a figure that could not be computed
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,7 @@ def _day_label(df: pd.DataFrame, mask: pd.Series) -> str:
 def _coerce(df: pd.DataFrame, column: Column, origin: str) -> pd.Series:
     values = df[column.name]
     missing = values.isna()
-    if missing.any():
+    if missing.any() and not (column.nullable and column.dtype == "float"):
         raise DataValidationError(f"{origin} {_day_label(df, missing)}: missing value for '{column.name}'")
     if column.dtype == "date":
         days = pd.to_datetime(values, errors="coerce", format="mixed")
@@ -274,7 +275,7 @@ def _coerce(df: pd.DataFrame, column: Column, origin: str) -> pd.Series:
         flags = pd.Series(is_boolean(values), index=df.index)
         raise DataValidationError(f"{origin} {_day_label(df, flags)}: '{column.name}' is a boolean, not a number")
     numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna() | ~np.isfinite(numbers.astype(float))
+    bad = ~missing & (numbers.isna() | ~np.isfinite(numbers.astype(float)))
     if bad.any():
         raise DataValidationError(f"{origin} {_day_label(df, bad)}: '{column.name}' is not a finite number")
     if column.dtype == "int":

@@ -15,6 +15,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from cryptocast import health
 from cryptocast.dataset import (
     FEATURES,
     HORIZON,
@@ -132,4 +133,16 @@ def infer(settings: Settings) -> None:
     with store.lock():
         rows = forecast_rows(version, store, settings.last_complete_day)
         result = store.get_or_create_feature_group(FORECASTS).insert(rows, replace=True)
-    log.info("%s v%d: %s", FORECASTS.name, FORECASTS.version, result)
+        log.info("%s v%d: %s", FORECASTS.name, FORECASTS.version, result)
+        _record_health(settings, store, version)
+
+
+def _record_health(settings: Settings, store: FeatureStore, version: ModelVersion) -> None:
+    """The day's health record, after the forecast is stored: health never stops the forecast.
+
+    A failure to compute it is logged as one warning line; `health` then shows the previous day's record.
+    """
+    try:
+        health.record_health(settings, store, version)
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the forecast is stored and must be published
+        log.warning("health: not recorded: %s: %s", type(exc).__name__, exc)

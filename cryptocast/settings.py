@@ -54,6 +54,12 @@ DEFAULTS = {
     "CRYPTOCAST_LSTM_SEED": "42",
     "CRYPTOCAST_BACKTEST_DAYS": "365",
     "CRYPTOCAST_REFIT_EVERY": "30",
+    "CRYPTOCAST_HEALTH_DAYS": "90",
+    "CRYPTOCAST_HEALTH_MIN_DAYS": "30",
+    "CRYPTOCAST_HEALTH_LEVEL": "0.95",
+    "CRYPTOCAST_DRIFT_DAYS": "30",
+    "CRYPTOCAST_DRIFT_PSI": "2.0",
+    "CRYPTOCAST_FROZEN_DAYS": "5",
     "CRYPTOCAST_HOPSWORKS_TIMEOUT": "900",
     "CRYPTOCAST_HOPSWORKS_FORMAT": "DELTA",
     "CRYPTOCAST_REPOSITORY_URL": "",
@@ -101,6 +107,14 @@ MODEL_BOUNDS = {
 KEY_SETTINGS = ("CRYPTO_API_KEY", "HOPSWORKS_API_KEY")
 URL_SETTINGS = ("CRYPTOCOMPARE_URL", "BINANCE_URL", "FEAR_GREED_URL")
 KEY_LIKE = re.compile(r"[A-Za-z0-9]{16,}")  # a run of 16 letters and digits: what API keys are made of
+HEALTH_BOUNDS = {  # env name -> (type, lowest, highest): the model-health thresholds (cryptocast/health.py)
+    "CRYPTOCAST_HEALTH_DAYS": (int, 14, 365),
+    "CRYPTOCAST_HEALTH_MIN_DAYS": (int, 1, 365),
+    "CRYPTOCAST_HEALTH_LEVEL": (float, 0.5, 0.999),
+    "CRYPTOCAST_DRIFT_DAYS": (int, 7, 365),
+    "CRYPTOCAST_DRIFT_PSI": (float, 0.01, 100),
+    "CRYPTOCAST_FROZEN_DAYS": (int, 2, 365),
+}
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,12 @@ class Settings:
     refit_every: int = 30
     notes: tuple[str, ...] = field(default=(), repr=False)  # warnings for the log: old or unknown names
     repository_url: str = ""  # the site links to it; "" = not known
+    health_days: int = 90  # live scores: forecasts whose outcome became known in the last this many days
+    health_min_days: int = 30  # fewer matured forecast days than this: a live check says it cannot tell yet
+    health_level: float = 0.95  # central level of the backtest's bootstrap range a live score must lie in
+    drift_days: int = 30  # input drift: the last this many days against the training window
+    drift_psi: float = 2.0  # population-stability index above this: an input has drifted
+    frozen_days: int = 5  # an input with the same value this many days running is frozen
 
     @property
     def last_complete_day(self) -> dt.date:
@@ -196,7 +216,7 @@ def _parse_number(name: str, value: str, kind: type) -> float | int:
 
 def _parse_bounded(name: str, value: str) -> float | int:
     """A number inside the range the README states: outside it a run could hang, be banned, or train nothing."""
-    kind, lowest, highest = {**HTTP_BOUNDS, **MODEL_BOUNDS}[name]
+    kind, lowest, highest = {**HTTP_BOUNDS, **MODEL_BOUNDS, **HEALTH_BOUNDS}[name]
     number = _to_number(name, value, kind)
     if not (math.isfinite(number) and lowest <= number <= highest):
         raise SettingsError(f"{_shown(name, value)} must be between {lowest} and {highest}")
@@ -371,4 +391,5 @@ def _resolve(merged: dict[str, str], real_today: dt.date, notes: tuple[str, ...]
         refit_every=max(1, _parse_bounded("CRYPTOCAST_REFIT_EVERY", merged["CRYPTOCAST_REFIT_EVERY"])),
         notes=notes,
         repository_url=_repository_url(merged),
+        **{name.removeprefix("CRYPTOCAST_").lower(): _parse_bounded(name, merged[name]) for name in HEALTH_BOUNDS},
     )

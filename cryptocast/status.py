@@ -11,13 +11,14 @@ import pandas as pd
 from cryptocast.errors import StoreError
 from cryptocast.features import FORECASTS, INGESTED_GROUPS, GroupSpec, missing_days
 from cryptocast.forecasts import read_forecasts
+from cryptocast.health import HEALTH
 from cryptocast.holes import HoleBook
 from cryptocast.ingest import Upstream
 from cryptocast.registry import open_model_registry
 from cryptocast.settings import Settings
 from cryptocast.stores import FeatureStore
 
-ALL_GROUPS = {spec.name: spec for spec in (*INGESTED_GROUPS, FORECASTS)}
+ALL_GROUPS = {spec.name: spec for spec in (*INGESTED_GROUPS, FORECASTS, HEALTH)}
 
 
 def group_status(store: FeatureStore, spec: GroupSpec, settings: Settings) -> dict:

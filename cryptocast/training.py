@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryptocast import backtest
+from cryptocast import backtest, health
 from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, Windows, make_windows, read_feature_frame
 from cryptocast.features import FORECAST_QUANTILES
 from cryptocast.modeling import calibration
@@ -80,7 +80,7 @@ def input_example(windows: Windows) -> pd.DataFrame:
 
 
 def _write_artifacts(directory: Path, model: LstmForecaster, dist: backtest.Distributions, doc: dict,
-                     bt: backtest.Backtest, example: pd.DataFrame) -> None:
+                     bt: backtest.Backtest, example: pd.DataFrame, inputs: dict) -> None:
     from cryptocast.modeling.portable import export_network
 
     model.fitted.model.save(directory / "model.keras")
@@ -92,6 +92,7 @@ def _write_artifacts(directory: Path, model: LstmForecaster, dist: backtest.Dist
     backtest_forecasts(bt, dist.quantiles["calibrated"]).to_csv(directory / "backtest_forecasts.csv", index=False,
                                                                 date_format="%Y-%m-%d")
     example.to_csv(directory / INPUT_EXAMPLE, index=False, date_format="%Y-%m-%d")
+    (directory / health.INPUT_PROFILE).write_text(json.dumps(inputs, indent=2, allow_nan=False) + "\n")
 
 
 def train(settings: Settings) -> tuple[ModelVersion, bool]:
@@ -122,7 +123,8 @@ def train(settings: Settings) -> tuple[ModelVersion, bool]:
                                     "last_origin": str(windows.origins[-1].date()), "windows": len(windows.origins)},
                 "data_through": str(settings.last_complete_day), "fear_greed_filled_days": frame.fear_greed_filled}
     with tempfile.TemporaryDirectory() as tmp:
-        _write_artifacts(Path(tmp), production, dist, doc, bt, input_example(windows))
+        _write_artifacts(Path(tmp), production, dist, doc, bt, input_example(windows),
+                         health.input_profile(frame.frame, (windows.origins[0], windows.origins[-1])))
         description = (f"{config.heads} x LSTM({config.units}) ensemble on {len(FEATURES)} scale-free features, "
                        f"15 days in, 10 out, calibrated quantiles; "
                        f"backtest rel. MAE vs naive {doc['models']['lstm']['rel_mae_mean']:.3f}")

@@ -314,6 +314,7 @@ def forecast_document(inputs: SiteInputs, scored: pd.DataFrame, settings: Settin
         "outcomes": outcomes(inputs.forecasts, inputs.closes),
         "hindcast": {str(h): charts.hindcast_summary(scored, h) for h in hindcast_horizons(horizon)},
         "range_scores": range_scores(inputs.evaluation),
+        "health": inputs.health,
         "charts": [],
     }
 

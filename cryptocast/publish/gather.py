@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from cryptocast import health
 from cryptocast.features import BITCOIN, FEAR_GREED, FORECASTS, SOLANA, GroupSpec, empty_frame
 from cryptocast.forecasts import read_forecasts
 from cryptocast.modeling.portable import CorruptModelError
@@ -47,6 +48,7 @@ class SiteInputs:
     evaluation: dict | None
     history: dict | None
     backtest: pd.DataFrame | None  # scored, charts.SCORED_COLUMNS
+    health: dict | None = None  # the latest model_health record in words (`health.page_summary`), if any
 
 
 def _read(store: FeatureStore, spec: GroupSpec) -> pd.DataFrame:
@@ -176,4 +178,5 @@ def gather(settings: Settings) -> SiteInputs:
         evaluation=_artifact_json(path / "evaluation.json", evaluation_problem) if path else None,
         history=_artifact_json(path / "history.json", history_problem) if path else None,
         backtest=_artifact_backtest(path / "backtest_forecasts.csv") if path else None,
+        health=health.page_summary(health.latest(store)),
     )

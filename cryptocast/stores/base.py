@@ -90,7 +90,7 @@ def compare_rows(spec: GroupSpec, stored: pd.DataFrame, incoming: pd.DataFrame) 
     same = pd.Series(True, index=joined.index)
     for c in spec.column_names:
         if c not in key:
-            same &= joined[c] == joined[f"{c}_old"]
+            same &= (joined[c] == joined[f"{c}_old"]) | (joined[c].isna() & joined[f"{c}_old"].isna())
     return is_new.set_axis(incoming.index), (~is_new & ~same).set_axis(incoming.index)
 
 

@@ -55,6 +55,7 @@ LOG = "_delta_log"
 DATA_FILE = re.compile(r"([0-9]{4})-([0-9a-f]{64})\.parquet")
 LOG_FILE = re.compile(r"[0-9]{20}\.(json|checkpoint\.parquet)")
 PRIMARY_KEY, EVENT_TIME = "cryptocast.primary_key", "cryptocast.event_time"
+NULLABLE = "cryptocast.nullable"  # a float column that may hold NaN (a figure not computed yet)
 T = TypeVar("T")
 
 
@@ -111,6 +112,8 @@ def schema_json(spec: GroupSpec) -> dict:
             metadata[PRIMARY_KEY] = str(spec.primary_key.index(c.name))
         if c.name == spec.event_time:
             metadata[EVENT_TIME] = "true"
+        if c.nullable:
+            metadata[NULLABLE] = "true"
         fields.append({"name": c.name, "type": DELTA_TYPES[c.dtype], "nullable": True, "metadata": metadata})
     return {"type": "struct", "fields": fields}
 
@@ -122,7 +125,7 @@ def spec_from_table(name: str, description: str, schema: dict) -> GroupSpec:
     columns, keys, event_time = [], {}, ""
     for f in schema["fields"]:
         meta = f.get("metadata", {})
-        columns.append(Column(f["name"], dtypes[f["type"]], meta.get("comment", "")))
+        columns.append(Column(f["name"], dtypes[f["type"]], meta.get("comment", ""), meta.get(NULLABLE) == "true"))
         if PRIMARY_KEY in meta:
             keys[int(meta[PRIMARY_KEY])] = f["name"]
         if meta.get(EVENT_TIME) == "true":
@@ -171,6 +174,8 @@ def parquet_bytes(spec: GroupSpec, df: pd.DataFrame) -> bytes:
 def stats_json(spec: GroupSpec, df: pd.DataFrame) -> str:
     """Delta's per-file statistics, which readers such as DuckDB use to skip files; derived from the rows."""
     def scalar(column: Column, value: Any) -> Any:
+        if pd.isna(value):  # a nullable column with no value in this file: JSON has no NaN
+            return None
         if column.dtype == "date":
             return value.strftime("%Y-%m-%d")
         return {"float": float, "int": int, "str": str}[column.dtype](value)

@@ -76,7 +76,7 @@ def test_every_version_stays_readable(home):
     (["rollback", "solana", "--to", "9"], "error: rollback: feature group solana v1 has versions 0..2, not 9"),
     (["rollback", "solana", "--to", "-1"], "error: rollback: feature group solana v1 has versions 0..2, not -1"),
     (["rollback", "nosuch", "--to", "1"], "error: rollback: unknown group 'nosuch'; known: bitcoin, fear_greed, "
-                                          "solana, solana_forecasts, solana_v1"),
+                                          "model_health, solana, solana_forecasts, solana_v1"),
     (["history", "bitcoin"], "error: history: feature group bitcoin v1 does not exist in "),
 ])
 def test_bad_requests_are_one_line_and_change_nothing(home, capsys, args, message):

@@ -410,3 +410,20 @@ def test_a_repository_setting_that_is_not_a_repository_url_is_refused_without_ec
     with pytest.raises(SettingsError, match="CRYPTOCAST_REPOSITORY_URL is not") as error:
         load(tmp_path, environ={"CRYPTOCAST_REPOSITORY_URL": "ftp://user:hunter2@host/x"})
     assert "hunter2" not in str(error.value)
+
+
+def test_the_health_thresholds_have_documented_bounded_defaults(tmp_path):
+    from cryptocast.health import Thresholds
+    from cryptocast.settings import HEALTH_BOUNDS
+
+    usage = (Path(__file__).resolve().parents[2] / "guide" / "usage.md").read_text()
+    assert all(f"`{name}`" in usage for name in HEALTH_BOUNDS)
+    s = load(tmp_path)
+    assert Thresholds.from_settings(s) == Thresholds() == Thresholds(90, 30, 0.95, 30, 2.0, 5)
+    s = load(tmp_path, environ={"CRYPTOCAST_HEALTH_DAYS": "60", "CRYPTOCAST_DRIFT_PSI": "1.5",
+                                "CRYPTOCAST_FROZEN_DAYS": "3"})
+    assert (s.health_days, s.drift_psi, s.frozen_days) == (60, 1.5, 3) and s.notes == ()
+    for name, value in (("CRYPTOCAST_HEALTH_LEVEL", "1"), ("CRYPTOCAST_FROZEN_DAYS", "1"),
+                        ("CRYPTOCAST_HEALTH_DAYS", "ninety")):
+        with pytest.raises(SettingsError, match=name):
+            load(tmp_path, environ={name: value})

@@ -429,6 +429,10 @@ if args[:2] == ["issue", "list"]:
     data = os.environ["ISSUES"]
 elif args[0] == "api" and args[1].endswith("/jobs") and "/runs/" in args[1]:
     data = os.environ["JOBS"]
+elif args[:2] == ["run", "list"]:
+    data = os.environ["RUNS"]
+elif args[:2] == ["issue", "view"]:
+    data = os.environ["ISSUE"]
 elif args[0] == "api" and args[1].endswith("/logs"):
     sys.stdout.write(open(os.environ["LOG"]).read() if args[1] == os.environ["LOG_PATH"] else "")
     sys.exit(0)
@@ -528,4 +532,125 @@ def test_report_fails_loudly(reporter):
     done, _ = reporter("failure", [], RUN_ID="")
     assert done.returncode == 1 and "RUN_ID is not set" in done.stderr
     done, _ = reporter("failure", [], WRITE_EXIT="1")
+    assert done.returncode == 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# health.sh, against the same stand-in gh: the model health issue and the retrain dispatch
+
+HEALTH_SH = SCRIPTS / "health.sh"
+HEALTH_ISSUE = "Model health"
+
+
+def health_record(failing: dict[str, str] | None = None, verdict: str | None = None) -> dict:
+    """A `health --json` document; `failing` maps a check to its kind (live or input)."""
+    failing = failing or {}
+    checks = [{"check": name, "kind": kind, "statistic": 0.61, "threshold_low": 0.7, "threshold_high": 0.9,
+               "window": "2026-09-01..2026-11-29 (targets), 90 forecast days", "verdict": "fail",
+               "failing_since": "2026-11-20", "detail": f"{name} is off"} for name, kind in failing.items()]
+    checks.append({"check": "frozen fear_greed", "kind": "input", "statistic": 1.0, "threshold_low": None,
+                   "threshold_high": 4.0, "window": "w", "verdict": "ok", "failing_since": None, "detail": "fine"})
+    return {"day": "2026-11-29", "model_version": 7, "verdict": verdict or ("fail" if failing else "ok"),
+            "failing": list(failing), "checks": checks}
+
+
+@pytest.fixture
+def health_sh(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(FAKE_GH_JSON.format(python=sys.executable))
+    (bin_dir / "gh").chmod(0o755)
+    calls = tmp_path / "gh-calls"
+
+    def run(record: dict | str, issues: list[dict], runs: list[dict] | None = None, posts: tuple[str, ...] = ("",),
+            **env: str) -> tuple[subprocess.CompletedProcess, list[list[str]]]:
+        calls.write_text("")
+        issue = {"body": posts[0], "comments": [{"body": text} for text in posts[1:]]}
+        full = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls),
+                "ISSUES": json.dumps(issues), "RUNS": json.dumps(runs or []), "ISSUE": json.dumps(issue),
+                "GH_REPO": "owner/repo",
+                "RUN_URL": "https://github.com/owner/repo/actions/runs/888",
+                "HEALTH_JSON": record if isinstance(record, str) else json.dumps(record), **env}
+        done = subprocess.run(["bash", str(HEALTH_SH)], capture_output=True, text=True, env=full, timeout=60)
+        return done, [json.loads(line) for line in calls.read_text().splitlines()]
+
+    return run
+
+
+def dispatches(calls: list[list[str]]) -> list[list[str]]:
+    return [c for c in calls if c[:2] == ["workflow", "run"]]
+
+
+def days_ago(days: float) -> str:
+    import datetime as dt
+
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_failing_check_opens_the_health_issue_and_asks_for_a_retrain(health_sh):
+    record = health_record({"coverage_80 h1-3": "live", "frozen sol_log_range": "input"})
+    done, calls = health_sh(record, [{"number": 4, "title": "Scheduled daily run failed"}])
+    assert "opened an issue" in ok(done) and "Asked for a retrain" in done.stdout
+    (create,) = writes(calls)
+    assert create[create.index("--title") + 1] == HEALTH_ISSUE
+    text = body(create)
+    assert text.startswith("2026-11-29: model health fails (model v7).")
+    assert "- **coverage_80 h1-3** since 2026-11-20: coverage_80 h1-3 is off [2026-09-01..2026-11-29" in text
+    assert "- **frozen sol_log_range** since 2026-11-20" in text and "frozen fear_greed" not in text
+    assert "the promotion gate decides" in text and "/actions/runs/888\n<!-- failing: " in text
+    assert dispatches(calls) == [["workflow", "run", "retrain.yml", "--repo", "owner/repo"]]
+
+
+def test_a_retrain_is_asked_for_at_most_once_a_week(health_sh):
+    record = health_record({"drift fear_greed": "input"})
+    done, calls = health_sh(record, [{"number": 12, "title": HEALTH_ISSUE}], [{"createdAt": days_ago(3)}])
+    assert "commented on issue #12" in ok(done)
+    assert dispatches(calls) == []
+    assert "A retrain was already asked for at " in body(writes(calls)[0]) and "not again" in body(writes(calls)[0])
+    done, calls = health_sh(record, [{"number": 12, "title": HEALTH_ISSUE}], [{"createdAt": days_ago(7.1)}])
+    assert len(dispatches(ok(done) and calls)) == 1
+
+
+def test_the_same_failing_checks_comment_once_until_they_change_or_a_retrain_is_asked_for(health_sh):
+    record = health_record({"drift fear_greed": "input", "coverage_80 h1-3": "live"})
+    recent = [{"createdAt": days_ago(2)}]
+    done, calls = health_sh(record, [], recent)
+    (create,) = writes(calls)
+    assert body(create).rstrip().endswith("<!-- failing: coverage_80 h1-3,drift fear_greed -->")
+    same = ("older text", body(create))
+    done, calls = health_sh(record, [{"number": 12, "title": HEALTH_ISSUE}], recent, posts=same)
+    assert "the same checks as issue #12 last said; no comment" in ok(done) and writes(calls) == []
+    done, calls = health_sh(health_record({"drift fear_greed": "input"}), [{"number": 12, "title": HEALTH_ISSUE}],
+                            recent, posts=same)
+    assert "commented on issue #12" in ok(done)
+    done, calls = health_sh(record, [{"number": 12, "title": HEALTH_ISSUE}], [{"createdAt": days_ago(8)}],
+                            posts=same)
+    assert "commented on issue #12" in ok(done) and len(dispatches(calls)) == 1
+
+
+def test_health_returning_closes_the_issue_and_a_healthy_day_alone_writes_nothing(health_sh):
+    done, calls = health_sh(health_record(), [{"number": 12, "title": HEALTH_ISSUE}])
+    assert "closed issue #12" in ok(done)
+    assert [c[:3] for c in writes(calls)] == [["issue", "comment", "12"], ["issue", "close", "12"]]
+    assert dispatches(calls) == []
+    done, calls = health_sh(health_record(), [{"number": 4, "title": "Scheduled daily run failed"}])
+    assert "no open issue" in ok(done) and writes(calls) == [] and dispatches(calls) == []
+
+
+def test_checks_that_cannot_tell_yet_are_not_a_failure(health_sh):
+    done, calls = health_sh(health_record(verdict="unknown"), [])
+    assert "health 2026-11-29: unknown; no open issue" in ok(done)
+    assert writes(calls) == [] and dispatches(calls) == []
+
+
+def test_no_record_does_nothing(health_sh):
+    for record in ("", json.dumps({"day": None, "verdict": "unknown", "checks": []})):
+        done, calls = health_sh(record, [{"number": 12, "title": HEALTH_ISSUE}])
+        assert "no health record today; nothing to do" in ok(done) and calls == []
+
+
+def test_health_sh_fails_loudly(health_sh):
+    done, _ = health_sh(health_record(), [], GH_REPO="")
+    assert done.returncode == 1 and "error: health.sh: GH_REPO is not set" in done.stderr
+    done, _ = health_sh(health_record({"coverage_80 h1-3": "live"}), [], WRITE_EXIT="1")
     assert done.returncode == 1

@@ -313,10 +313,10 @@ def test_the_keepalive_job_covers_every_scheduled_workflow():
 
 WRITE_NEEDS = {  # a job may hold this write scope only if one of its steps does this
     "contents": lambda job: "store.sh push" in runs(job),
-    "actions": lambda job: "keepalive.sh" in runs(job),
+    "actions": lambda job: "keepalive.sh" in runs(job) or "health.sh" in runs(job),  # health.sh dispatches retrain
     "pages": lambda job: any(u.startswith("actions/deploy-pages@") for u in uses(job)),
     "id-token": lambda job: any(u.startswith("actions/deploy-pages@") for u in uses(job)),
-    "issues": lambda job: "report.sh" in runs(job),
+    "issues": lambda job: "report.sh" in runs(job) or "health.sh" in runs(job),
 }
 
 
@@ -366,7 +366,7 @@ def test_only_the_deploy_job_may_publish_pages_and_only_reporters_touch_issues()
         for name, job in load(path)["jobs"].items():
             granted = set(job.get("permissions", {}))
             assert not granted & {"pages", "id-token"} or (path.name, name) == ("daily.yml", "deploy")
-            assert "issues" not in granted or "report.sh" in runs(job)
+            assert "issues" not in granted or "report.sh" in runs(job) or "health.sh" in runs(job)
     assert workflow("daily.yml")["jobs"]["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
 
 
@@ -413,7 +413,7 @@ TOKEN = re.compile(r"\bgithub\.token\b|\bsecrets\.GITHUB_TOKEN\b")
 SECRET_VALUE = re.compile(r"\bsecrets\.(\w+)\b(?!\s*[!=]=)")  # a secret's value, not a test of its presence
 API_STEP = re.compile(r"^python [\w]+\.py\b|^python -m cryptocast\b|^\.github/scripts/store\.sh "
                       r"(backfill-if-empty|model-missing)\b")
-TOKEN_STEP = re.compile(r"^\.github/scripts/(store\.sh (pull|push)|keepalive\.sh|report\.sh)\b")
+TOKEN_STEP = re.compile(r"^\.github/scripts/(store\.sh (pull|push)|keepalive\.sh|report\.sh|health\.sh)\b")
 
 
 def secret_leaks(node, path: tuple = ()) -> list[str]:
@@ -864,8 +864,22 @@ def test_every_scheduled_workflow_reports_its_result(path):
     assert len(reporters) == 1
     name, job = reporters[0]
     assert job["if"] == "always() && github.event_name == 'schedule'"
-    assert set(needs(job)) == set(jobs) - {name, "keepalive"}, "it waits for every job of the day's work"
+    # keepalive is independent of the day's work; health reports the model, in its own issue (health.sh)
+    assert set(needs(job)) == set(jobs) - {name, "keepalive", "health"}, "it waits for every job of the day's work"
     assert job["permissions"] == {"issues": "write", "actions": "read", "contents": "read"}
     (step,) = [s for s in steps(job) if "report.sh" in s.get("run", "")]
     result = step["env"]["RESULT"]
     assert all(f"needs.{n}.result == 'success'" in result for n in needs(job))
+
+
+def test_the_health_job_acts_on_the_pipeline_record_apart_from_the_run_report():
+    jobs = workflow("daily.yml")["jobs"]
+    job = jobs["health"]
+    assert needs(job) == ["pipeline"] and "needs.pipeline.outputs.health != ''" in job["if"]
+    assert "github.event_name == 'schedule'" in job["if"]
+    assert job["permissions"] == {"issues": "write", "actions": "write", "contents": "read"}
+    (step,) = [s for s in steps(job) if "health.sh" in s.get("run", "")]
+    assert step["env"]["HEALTH_JSON"] == "${{ needs.pipeline.outputs.health }}"
+    assert jobs["pipeline"]["outputs"]["health"] == "${{ steps.health.outputs.json }}"
+    (record,) = [s for s in steps(jobs["pipeline"]) if s.get("id") == "health"]
+    assert record["continue-on-error"] is True and "python -m cryptocast health --json" in record["run"]

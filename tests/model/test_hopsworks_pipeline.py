@@ -53,7 +53,7 @@ def test_the_pipeline_on_hopsworks_matches_the_local_one(on_hopsworks, small_tra
     assert ("solana_features", 1) in on_hopsworks.views
     assert on_hopsworks.models[MODEL_NAME][1].feature_view is on_hopsworks.views[("solana_features", 1)]
     assert {g.name: len(g.rows) for g in on_hopsworks.groups.values()} == {
-        "solana": 416, "bitcoin": 416, "fear_greed": 416, "solana_forecasts": 10}
+        "solana": 416, "bitcoin": 416, "fear_greed": 416, "solana_forecasts": 10, "model_health": 26}
     window = pd.read_csv(open_model_registry(load_settings()).production(MODEL_NAME).path / INPUT_EXAMPLE)
     example = json.loads(on_hopsworks.files.data[f"Models/{MODEL_NAME}/1/input_example.json"])
     assert np.shape(example) == (15, 7) and example == window.drop(columns="day").to_numpy().tolist()

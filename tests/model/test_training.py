@@ -57,6 +57,11 @@ def test_training_registers_a_production_version_with_its_evidence(trained):
     assert len(backtest_rows) == report["origins"]["count"] * HORIZON
     quantiles = backtest_rows[list(FORECAST_QUANTILES)].to_numpy()
     assert np.isfinite(quantiles).all() and (np.diff(quantiles, axis=1) >= 0).all()
+    profile = json.loads((version.path / "input_profile.json").read_text())  # what daily health's drift check reads
+    assert profile["training_window"] == {k: version.metadata["training_window"][k]
+                                          for k in ("first_origin", "last_origin")}
+    assert set(profile["features"]) == set(version.metadata["features"])
+    assert all(len(f["shares"]) == len(f["edges"]) + 1 for f in profile["features"].values())
 
 
 def test_same_seed_same_model_and_the_promotion_rule(trained):
