@@ -14,7 +14,8 @@ git with the local store, in Hopsworks with that backend) and needs nothing from
 is append-only, one row per (group, source, day, day asked), so recording an ask never changes a
 stored row. A CSV import records the days its export lacks too (source "csv FILE"): never a known
 hole of an upstream, but the update does not ask for them while the group is otherwise up to date,
-so an offline run on exports that reach the last complete day needs no network. This module is its only reader and writer; the rest of the code sees `HoleBook`.
+so an offline run on exports that reach the last complete day needs no network. This module is its
+only reader and writer; the rest of the code sees `HoleBook`.
 """
 
 from __future__ import annotations

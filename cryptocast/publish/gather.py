@@ -47,6 +47,7 @@ class SiteInputs:
     evaluation: dict | None
     history: dict | None
     backtest: pd.DataFrame | None  # scored, charts.SCORED_COLUMNS
+    health: str | None = None  # one sentence on the model's live health, shown under the answer when set
 
 
 def _read(store: FeatureStore, spec: GroupSpec) -> pd.DataFrame:
