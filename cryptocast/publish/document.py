@@ -212,13 +212,13 @@ def verdict(metrics: dict | None, scores: dict | None = None) -> str:
     if rel is None:
         return "No backtest figures are recorded for this model, so nothing is known about its accuracy."
     if rel >= 1:
-        size = "as large as" if rel < 1.005 else f"{rel - 1:.0%} larger than"
+        size = "as large as" if rel < 1.0005 else f"{rel - 1:.1%} larger than"
         point = (f"The middle line does not beat \"no change\": in the backtest its average error is {size} that "
                  f"of the forecast \"the price stays where it is\", so read it as \"about where it is now\", not as a "
                  f"call on where the price goes.")
     else:
         point = (f"The middle line beats \"no change\" (the forecast \"the price stays where it is\"): in the "
-                 f"backtest its average error is {1 - rel:.0%} smaller.")
+                 f"backtest its average error is {1 - rel:.1%} smaller.")
     return f"{point} {range_verdict(scores) if scores else _coverage_verdict(metrics or {})}"
 
 

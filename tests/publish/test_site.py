@@ -153,7 +153,7 @@ def test_the_verdict_follows_the_backtest(shared):
     assert "Not financial advice" in (out / "index.html").read_text()
 
 
-@pytest.mark.parametrize(("rel", "says"), [(1.02, "its average error is 2% larger than that of the forecast"),
+@pytest.mark.parametrize(("rel", "says"), [(1.02, "its average error is 2.0% larger than that of the forecast"),
                                            (1.0, "its average error is as large as that of the forecast"),
                                            (0.9, "The middle line beats \"no change\""),
                                            (None, "nothing is known")])
