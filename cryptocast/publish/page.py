@@ -73,9 +73,10 @@ def same_as_naive_line(skipped: list[int]) -> str | None:
     """Said in words for the horizons whose error chart is not drawn: it would repeat naive's."""
     if not skipped:
         return None
-    return (f"At {', '.join(days(h) for h in skipped)} ahead the model's forecast was \"no change\" every time, so its "
-            f"errors are naive persistence's: {'no chart is' if len(skipped) == 1 else 'no charts are'} drawn for "
-            f"{'it' if len(skipped) == 1 else 'them'}.")
+    shown = f"{', '.join(map(str, skipped[:-1]))} and {skipped[-1]}" if len(skipped) > 1 else str(skipped[0])
+    charts = "no chart is drawn for it" if len(skipped) == 1 else "no charts are drawn for them"
+    return (f"At {shown} day{'s' if skipped != [1] else ''} ahead the model's forecast was \"no change\" every "
+            f"time, so its errors are naive persistence's: {charts}.")
 
 
 def _model_rows(model: dict) -> list[list[str]]:

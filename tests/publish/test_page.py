@@ -321,7 +321,7 @@ def test_a_hindcast_chart_that_would_repeat_naive_is_said_in_one_line(site_home,
     assert build(out) == 0
     doc = json.loads((out / "forecast.json").read_text())
     assert not [c for c in doc["charts"] if c["file"].startswith("hindcast")]
-    assert ("At 1 day, 5 days, 10 days ahead the model's forecast was \"no change\" every time, so its errors are "
+    assert ("At 1, 5 and 10 days ahead the model's forecast was \"no change\" every time, so its errors are "
             "naive persistence's: no charts are drawn for them.") in text_of((out / "details.html").read_text())
 
 
