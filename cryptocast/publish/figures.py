@@ -57,10 +57,8 @@ def _forecast_alt(closes: pd.Series, forecast: dict | None, unit: str) -> str:
     if forecast is None:
         return text + " There is no forecast yet."
     last = forecast["rows"][-1]
-    middle = (f", a 50% range of {money(last['q25'], unit)} to {money(last['q75'], unit)}"
-              if last.get("q25") is not None and last.get("q75") is not None else "")
     return (f"{text} {forecast['path']} Around it, a fan of ranges widens day by day from the last close. On "
-            f"{last['target_day']} the forecast is {money(last['point'], unit)}{middle}, an 80% range of "
+            f"{last['target_day']} the forecast is {money(last['point'], unit)}, an 80% range of "
             f"{money(last['lower_80'], unit)} to {money(last['upper_80'], unit)} and a 95% range of "
             f"{money(last['lower_95'], unit)} to {money(last['upper_95'], unit)}.")
 

@@ -333,3 +333,18 @@ def test_the_health_slot_is_one_line_under_the_answer_when_set(site_home, monkey
     assert doc["health"] == "Live: all well <b>."
     assert '<li id="health">Live: all well &lt;b&gt;.</li>' in pages
     assert pages.index('id="a-held"') < pages.index('id="health"') < pages.index('id="verdict"')
+
+
+def test_the_headline_quotes_the_live_track_record_once_it_is_long_enough():
+    """The backtest until `MIN_LIVE` published forecasts with ranges have matured at that horizon, then those."""
+    def rows(source: str, n: int, inside: int) -> pd.DataFrame:
+        actual = np.where(np.arange(n) < inside, 100.0, 200.0)  # outside the 90..110 range after `inside` rows
+        return pd.DataFrame({"forecast_day": pd.Timestamp("2024-01-01"), "target_day": pd.date_range("2024-01-02",
+                             periods=n), "horizon": 3, "point": 100.0, "q10": 90.0, "q90": 110.0, "q2_5": 80.0,
+                             "q97_5": 120.0, "naive": 100.0, "actual": actual, "source": source})
+
+    backtest = rows("backtest", 40, 30)
+    few = document.held(pd.concat([backtest, rows("published", document.MIN_LIVE - 1, 10)]))
+    assert few == {"3": {"source": "backtest", "n": 40, "coverage_80": 0.75, "coverage_95": 0.75}}
+    enough = document.held(pd.concat([backtest, rows("published", document.MIN_LIVE, 24)]))
+    assert enough["3"] == {"source": "published", "n": document.MIN_LIVE, "coverage_80": 0.8, "coverage_95": 0.8}
