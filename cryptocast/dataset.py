@@ -49,7 +49,8 @@ def build_features(solana: pd.DataFrame, bitcoin: pd.DataFrame, fear_greed: pd.D
 def features_from_view(rows: pd.DataFrame) -> FeatureFrame:
     """Put the view's rows on a complete daily calendar and compute the model's inputs."""
     if rows.empty or rows["btc_close"].isna().all():
-        raise DataValidationError("feature view: solana and bitcoin groups must not be empty")
+        raise DataValidationError("feature view: solana and bitcoin groups must not be empty: "
+                                  "run feature_backfill.py first")
     days = pd.date_range(rows["day"].min(), rows["day"].max(), freq="D", name="day")
     rows = rows.set_index("day").reindex(days)
     frame = pd.concat([rows[_CANDLE].add_prefix("sol_"), rows[[f"btc_{c}" for c in _CANDLE]]], axis=1)

@@ -12,7 +12,10 @@ Where the record lives: a tiny feature group, `upstream_holes`, written through 
 interface as every other group, so it survives between runs wherever the store does (committed to
 git with the local store, in Hopsworks with that backend) and needs nothing from either backend. It
 is append-only, one row per (group, source, day, day asked), so recording an ask never changes a
-stored row. This module is its only reader and writer; the rest of the code sees `HoleBook`.
+stored row. A CSV import records the days its export lacks too (source "csv FILE"): never a known
+hole of an upstream, but the update does not ask for them while the group is otherwise up to date,
+so an offline run on exports that reach the last complete day needs no network. This module is its
+only reader and writer; the rest of the code sees `HoleBook`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from cryptocast.settings import Settings
 from cryptocast.stores import FeatureStore
 
 log = logging.getLogger(__name__)
+
+CSV_SOURCE = "csv "  # the source of the days a CSV import lacked: "csv FILE"
 
 HOLES = GroupSpec(
     "upstream_holes",
@@ -61,6 +66,11 @@ class HoleBook:
         spans = asks.groupby("day")["asked_on"].agg(["count", "min", "max"])
         enough = (spans["count"] >= self.asks_needed) & ((spans["max"] - spans["min"]).dt.days >= self.days_needed)
         return set(spans.index[enough])
+
+    def absent_from_imports(self, group: str) -> set[pd.Timestamp]:
+        """Days of `group` that a CSV import (source "csv FILE") did not hold: the export's own holes."""
+        asks = self.asks[(self.asks["feature_group"] == group) & self.asks["source"].str.startswith(CSV_SOURCE)]
+        return set(asks["day"])
 
     def record(self, group: str, source: str, days: Iterable[pd.Timestamp]) -> None:
         """`source` answered without these days of `group` in this run."""

@@ -129,7 +129,8 @@ def infer(settings: Settings) -> None:
     store = open_feature_store(settings)
     version = open_model_registry(settings).production(MODEL_NAME)
     if version is None:
-        raise StoreError(f"no production version of model {MODEL_NAME}: run training_pipeline.py first")
+        step = "training_pipeline.py" if store.get_feature_group(SOLANA) else "feature_backfill.py"
+        raise StoreError(f"no production version of model {MODEL_NAME}: run {step} first")
     with store.lock():
         rows = forecast_rows(version, store, settings.last_complete_day)
         result = store.get_or_create_feature_group(FORECASTS).insert(rows, replace=True)

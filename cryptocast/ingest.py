@@ -26,7 +26,7 @@ import pandas as pd
 
 from cryptocast.errors import CryptocastError, DataValidationError, SourceError, StoreError
 from cryptocast.features import DAY, INGESTED_GROUPS, GroupSpec, missing_days, validate
-from cryptocast.holes import HoleBook
+from cryptocast.holes import CSV_SOURCE, HoleBook
 from cryptocast.settings import Settings
 from cryptocast.sources.csv_exports import load_export
 from cryptocast.sources.fear_greed import FearGreed
@@ -141,7 +141,7 @@ def _read_backfill(settings: Settings, spec: GroupSpec, csv_file: Path | None, u
     started = time.monotonic()
     end = settings.last_complete_day
     if csv_file is not None:
-        origin = f"csv {csv_file.name}"
+        origin = f"{CSV_SOURCE}{csv_file.name}"
         raw = load_export(spec.name, csv_file, settings.today)
         rows = validate(spec, within(raw, None, end), origin)
         if rows.empty:
@@ -157,8 +157,8 @@ def _read_backfill(settings: Settings, spec: GroupSpec, csv_file: Path | None, u
     if absent:
         log.warning("%s: %d day(s) absent in %s, kept as holes: %s", spec.name, len(absent), origin,
                     _shown_days(absent))
-    if csv_file is None:  # an export holds what it holds; only an upstream's answer says what it lacks
-        holes.record(spec.name, origin, absent)
+    holes.record(spec.name, origin, absent)  # an export's are "csv FILE"'s: never an upstream's known holes
+    if csv_file is None:
         _warn_if_late(spec, origin, rows[DAY].max(), pd.Timestamp(end))
     return Batch(spec, rows, origin, from_export=csv_file is not None)
 
@@ -169,6 +169,9 @@ def backfill(settings: Settings, csv_files: dict[str, Path] | None = None, repla
     `replace` lets the rows change stored ones (each change is logged, and the commit can be rolled back).
     """
     csv_files = csv_files or {}
+    absent = [f"--{group.replace('_', '-')}-csv {path}" for group, path in csv_files.items() if not path.is_file()]
+    if absent:  # before any request for the other groups: a typo costs no network retries
+        raise SourceError(f"no such file: {', '.join(absent)}; nothing written")
     store = open_feature_store(settings)
     upstream = Upstream(settings) if set(g.name for g in INGESTED_GROUPS) - set(csv_files) else None
     with store.lock():
@@ -227,8 +230,11 @@ def _read_update(upstream: Upstream, holes: HoleBook, spec: GroupSpec, stored: p
     origin = upstream.origin(spec)
     known = holes.known(spec.name, origin)
     missing = missing_days(stored, stored.min(), end)
-    wanted = [day for day in missing if day not in known]
-    skipped = f" ({len(missing) - len(wanted)} known upstream hole(s) not asked for)" if known & set(missing) else ""
+    # the days an import lacked are asked for only when the upstream is asked anyway (the group is behind)
+    imported = holes.absent_from_imports(spec.name) if stored.max() >= end else set()
+    wanted = [day for day in missing if day not in known and day not in imported]
+    skipped = (f" ({len(missing) - len(wanted)} known hole(s) not asked for)"
+               if (known | imported) & set(missing) else "")
     if not wanted:
         log.info("%s: up to date through %s%s", spec.name, end.date(), skipped)
         return None

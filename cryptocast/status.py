@@ -105,7 +105,7 @@ def export_table(spec: GroupSpec, rows: pd.DataFrame) -> pd.DataFrame:
     for c in spec.columns:
         if c.dtype == "date":
             df[c.name] = df[c.name].dt.strftime("%Y-%m-%d")
-        elif c.dtype == "float" and spec.name == FORECASTS.name:
-            df[c.name] = df[c.name].round(2)
+        elif c.dtype == "float" and spec.name == FORECASTS.name:  # "177.50", not "177.5": cents as text
+            df[c.name] = df[c.name].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
     keys = list(spec.primary_key)
     return df[keys + [c for c in df.columns if c not in keys]]

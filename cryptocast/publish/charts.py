@@ -61,8 +61,8 @@ SIZES = (NARROW, WIDE)
 SCALE = 2  # image pixels per CSS pixel
 DPI = 72 * SCALE
 HORIZONS = range(1, 11)
-# 30 days of history leave the 10-day fan a quarter of the width: ~70 CSS px on a 390 px phone (60 gave 40)
-FORECAST_HISTORY_DAYS = 30
+# 7 days of history as context: the 10-day fan, the subject, takes most of the width (30 days left it a quarter)
+FORECAST_HISTORY_DAYS = 7
 COLORS = {
     "actual": "#222222",
     "model": "#1f5fa8",
@@ -75,9 +75,10 @@ COLORS = {
     "miss": "#d9480f",
 }
 # The forecast's nested central ranges, widest first, each a pair of published quantiles; darker inside.
-FAN = {**dict(sorted(FORECAST_RANGES.items(), reverse=True)), 0.5: ("q25", "q75")}
-FAN_COLORS = {0.95: "#dce8f7", 0.9: "#bcd3ef", 0.8: "#94b8e4", 0.5: "#6b9bd6"}
-RANGE_TRACK_COLORS = {"backtest": {0.95: FAN_COLORS[0.95], 0.8: FAN_COLORS[0.8]},
+FAN = {level: FORECAST_RANGES[level] for level in (0.95, 0.8)}  # the ranges the headline and the table give
+FAN_COLORS = {0.95: "#c6dbf2", 0.8: "#7fa9dc"}  # one hue, darker toward the centre; the middle line darkest
+FAN_LABEL_COLORS = {0.95: "#3f5f86", 0.8: "#0b3d75"}  # 4.5:1 on white (WCAG AA)
+RANGE_TRACK_COLORS = {"backtest": {0.95: "#dce8f7", 0.8: "#94b8e4"},
                       "published": {0.95: "#fde5d2", 0.8: "#f7b98e"}}
 SOURCES = {"published": "published", "backtest": "walk-forward backtest, out of sample"}
 MODEL = "lstm"  # our model's name in evaluation.json
@@ -200,19 +201,19 @@ def _legend_below(fig: Figure, handles: list, labels: list[str], size: Size, col
 
 def forecast_chart(closes: pd.Series, forecast: pd.DataFrame | None, size: Size = NARROW, unit: str = "USDT",
                    days: int = FORECAST_HISTORY_DAYS) -> Figure:
-    """SOL closes (indexed by day) for the last `days` days and one forecast as a fan: its nested central
-    ranges, widest and palest first, growing from the known close at its origin, and the point path.
-
-    A forecast published before quantiles were (v1 rows) has only its 80% and 95% ranges: those are drawn.
+    """The forecast as a fan, the subject of the chart: its 95% and 80% ranges (the ones the headline and
+    the table give) in one hue darkening to the centre, widening from the known close at the origin,
+    and the middle line; the last `days` closes before it as context, and the last day's ranges
+    written beside it. Rows published before quantiles were (version 1) carry both ranges too.
     """
-    title = f"SOL: last {days} days and the 10-day forecast with its ranges"
+    title = f"SOL close ({unit}): the last {days} days and the next 10"
     has_forecast = forecast is not None and not forecast.empty
     if closes.empty and not has_forecast:
         return placeholder(title, "No SOL prices in the store yet: run feature_backfill.py.", size)
-    fig = _figure(size, (360, 420))
+    fig = _figure(size, (330, 380))
     ax = fig.add_subplot()
     recent = closes.sort_index().iloc[-days:]
-    ax.plot(recent.index, recent.to_numpy(), color=COLORS["actual"], label="SOL close")
+    ax.plot(recent.index, recent.to_numpy(), color=COLORS["actual"], lw=2.2)
     if has_forecast:
         rows = forecast.sort_values("horizon")
         origin = rows["forecast_day"].iloc[0]
@@ -226,17 +227,24 @@ def forecast_chart(closes: pd.Series, forecast: pd.DataFrame | None, size: Size 
             if rows[[low, high]].notna().all(axis=None):
                 ax.fill_between(x, columns[low], columns[high], color=FAN_COLORS[level], lw=0,
                                 label=f"{level:.0%} range")
-        ax.plot(x, columns["point"], color=COLORS["point"], marker="o", markersize=3.5, label="forecast")
+        ax.plot(x, columns["point"], color=COLORS["point"], lw=2, label="forecast")
+        last = rows.iloc[-1]
+        for level, (low, high) in FAN.items():
+            for column in (low, high):
+                ax.annotate(f"{last[column]:,.2f}", (x[-1], last[column]), xytext=(4, 0), textcoords="offset points",
+                            va="center", ha="left", fontsize=size.small if level == 0.95 else size.text,
+                            color=FAN_LABEL_COLORS[level], fontweight="bold" if level == 0.8 else "normal")
+        ax.set_xlim(recent.index.min() if len(recent) else x[0], x[-1] + pd.Timedelta(days=4.2))
         ax.axvline(origin, color=COLORS["naive"], ls=":", lw=1.2)
+        ax.text(origin, 1.0, " forecast →", transform=ax.get_xaxis_transform(), va="top", ha="left",
+                fontsize=size.small, color="#495057")
     else:
         ax.text(0.02, 0.04, "no forecast yet", transform=ax.transAxes, color="#495057")
     ax.set_title(size.wrap(title, size.title))
-    ax.set_ylabel(f"SOL close ({unit})")
     _price_axis(ax)
-    _date_axis(ax)
-    handles, labels = ax.get_legend_handles_labels()  # drawn: close, ranges widest first, forecast
-    order = [0, len(handles) - 1, *range(len(handles) - 2, 0, -1)] if has_forecast else range(len(handles))
-    _legend_below(fig, *_row_major([handles[i] for i in order], [labels[i] for i in order], 3), size, columns=3)
+    ends = [d for d in (recent.index.min() if len(recent) else None, origin if has_forecast else None,
+                        rows["target_day"].iloc[-1] if has_forecast else None) if d is not None]
+    ax.set_xticks(ends, [f"{d:%b %-d}" for d in ends])  # first day, forecast day, last day: nothing else to read
     return fig
 
 
@@ -303,6 +311,13 @@ def hindcast_summary(scored: pd.DataFrame, horizon: int) -> dict[str, dict]:
                for level, share in held.items()},
         }
     return summary
+
+
+def same_as_naive(scored: pd.DataFrame, horizon: int) -> bool:
+    """True when every scored forecast `horizon` days ahead is naive's to the cent: its error chart would
+    draw the model exactly on top of "no change", one fact twice, so the page says it in words instead."""
+    rows = scored[scored["horizon"] == horizon]
+    return bool(len(rows)) and bool(((rows["point"] - rows["naive"]).abs() < 0.005).all())
 
 
 def hindcast_chart(scored: pd.DataFrame, horizon: int, size: Size = NARROW, unit: str = "USDT") -> Figure:

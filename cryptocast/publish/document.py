@@ -18,10 +18,13 @@ Fields (dates are UTC days, YYYY-MM-DD; prices in `unit`):
                        mae_reduction_vs_original, baseline_rel_mae_mean, backtest_origins
                        {first, last, count}, ...), trained_through (the last day whose close the
                        fit saw, or null); null when no model is in production
-    verdict            one paragraph: what the backtest says the model can and cannot do
+    verdict            one paragraph: what the backtest says the model can and cannot do, generated
+                       from the scores (`verdict`): the ranges against every band peer scored
     forecast           the latest forecast_day's rows of `solana_forecasts`, or null when none:
                        forecast_day, days_old (last_complete_day - forecast_day), last_close (SOL
-                       close on forecast_day, null if unknown), model_version, path (one sentence
+                       close on forecast_day, null if unknown), model_version, widened (how many
+                       quantiles the page moved out so that no range narrows from one day to the
+                       next: `widen_with_horizon`; the CSV keeps them as published), path (one sentence
                        on the shape of the forecast: flat, rises, falls, or turns once), and
                        rows: one per horizon 1..10 with horizon, target_day, point, lower_80,
                        upper_80, lower_95, upper_95 (= q10, q90, q2_5, q97_5), and the quantiles
@@ -36,12 +39,17 @@ Fields (dates are UTC days, YYYY-MM-DD; prices in `unit`):
                        "backtest"): n, first_target_day, last_target_day, mae, naive_mae, ranged
                        (how many of them carry 80%/95% ranges), coverage_80, coverage_95 (the share
                        of those whose outcome fell inside; null when none carries ranges)
+    held               per horizon ("1".."10") that has any: how often past 80% / 95% ranges held the
+                       outcome, for the headline: source ("published" once MIN_LIVE published forecasts
+                       with ranges have matured at that horizon, else "backtest"), n, coverage_80,
+                       coverage_95
+    health             the latest model_health record in words (health.page_summary), or null
     range_scores       per way of drawing ranges the backtest scored ("calibrated": ours,
                        "fixed_band", "ewma_band"), averaged over horizons: coverage_80, coverage_95,
                        coverage_{80,95}_{calm,middle,wild} (by the origin's volatility tercile),
                        pinball, winkler_80, winkler_95, winkler_{80,95}_vs_fixed_band; null for a
                        model whose evaluation.json has no `distribution` (registered before it)
-    charts             the charts on the page, in order: file (wide), narrow_file, title, alt,
+    charts             the charts, in page order: page ("index" or "details"), file (wide), narrow_file, title, alt,
                        smallest_text_px (per file: its smallest font in image pixels)
 """
 
@@ -51,6 +59,7 @@ import datetime as dt
 import json
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cryptocast.dataset import HORIZON
@@ -62,6 +71,8 @@ from cryptocast.registry import ModelVersion, is_finite_number
 from cryptocast.settings import Settings
 
 NO_MODEL = "No model is in production yet: run training_pipeline.py."
+NO_DATA = "No model is in production yet, and the store holds no prices: run feature_backfill.py first."
+MIN_LIVE = 30  # matured published forecasts at a horizon before the headline quotes them instead of the backtest
 FORECASTS_CSV = "solana_forecasts.csv"
 EVALUATION_REPORT = "bench/results/backtest.md"
 OUTCOMES_PER_HORIZON = 7
@@ -83,17 +94,42 @@ def latest_forecast(forecasts: pd.DataFrame, closes: pd.Series, last_complete: d
     if forecasts.empty:
         return None
     origin = forecasts["forecast_day"].max()
-    rows = forecasts[forecasts["forecast_day"] == origin].sort_values("horizon")
+    rows, widened = widen_with_horizon(forecasts[forecasts["forecast_day"] == origin].sort_values("horizon"))
     close = closes.get(origin)
     return {
         "forecast_day": origin.strftime("%Y-%m-%d"),
         "days_old": (pd.Timestamp(last_complete) - origin).days,
         "last_close": None if close is None or pd.isna(close) else float(close),
         "model_version": int(rows["model_version"].iloc[-1]),
+        "widened": widened,
         "rows": [{"horizon": int(r["horizon"]), "target_day": r["target_day"].strftime("%Y-%m-%d"),
                   "point": float(r["point"]), **{k: float(r[column]) for k, column in BOUND_COLUMNS.items()},
                   **{k: number(r[k]) for k in FORECAST_QUANTILES}} for _, r in rows.iterrows()],
     }
+
+
+def widen_with_horizon(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The rows with no range narrower than the day before's, and how many quantiles that moved.
+
+    The calibration scales each horizon on its own, so a published edge can dip from one day to the
+    next (the 97.5% edge from day 6 to day 7, say) though uncertainty only grows with time. The
+    page shows every quantile at least as far from the point forecast, in log terms, as on the day
+    before: the upper ones a running maximum, the lower ones a running minimum. Headline, table
+    and fan chart all use these; the CSV keeps the rows as published.
+    """
+    out = rows.copy()
+    point = np.log(out["point"].to_numpy(dtype=float))
+    moved = 0
+    for name, level in FORECAST_QUANTILES.items():
+        if level == 0.5:
+            continue
+        offset = np.log(out[name].to_numpy(dtype=float)) - point
+        running = pd.Series(offset).cummax() if level > 0.5 else pd.Series(offset).cummin()
+        wider = running.to_numpy()  # NaN stays NaN (rows of version 1 have no such quantile)
+        changed = np.isfinite(offset) & (np.abs(wider - offset) > 1e-12)
+        moved += int(changed.sum())
+        out[name] = np.where(changed, out["point"].to_numpy(dtype=float) * np.exp(wider), out[name])
+    return out, moved
 
 
 def describe_path(forecast: dict, unit: str, rel_mae: float | None, shrinkage: float | None = None) -> str:
@@ -166,53 +202,86 @@ def _model_doc(model: ModelVersion | None) -> dict | None:
             "description": model.description, "metrics": model.metrics, "trained_through": _trained_through(model)}
 
 
-def verdict(metrics: dict | None) -> str:
-    """What the backtest says the model can and cannot do, in one paragraph a visitor can act on."""
+def verdict(metrics: dict | None, scores: dict | None = None) -> str:
+    """What the backtest says the model can and cannot do, generated from the scores the page shows.
+
+    Nothing here is written once for all: the point forecast is judged by its error against naive
+    persistence's, the ranges by `range_verdict` against every band peer the backtest scored.
+    """
     rel = number((metrics or {}).get("rel_mae_mean"))
     if rel is None:
         return "No backtest figures are recorded for this model, so nothing is known about its accuracy."
-    origins = (metrics or {}).get("backtest_origins")
-    period = (f" ({origins['first']} to {origins['last']}, {origins['count']} daily forecasts)"
-              if isinstance(origins, dict) and {"first", "last", "count"} <= set(origins) else "")
     if rel >= 1:
-        ranges = _ranges_verdict(metrics or {}, "The ranges are the useful part: its")
-        size = "as large as" if rel < 1.005 else f"{rel - 1:.0%} larger than"
-        return (f"In its backtest{period} the model does not beat naive persistence, the forecast \"the price stays "
-                f"where it is\": its average error is {size} naive's. Read the point forecast as \"about where it "
-                f"is now\", not as a call on where the price goes. {ranges}")
-    ranges = _ranges_verdict(metrics or {}, "Its")
-    return (f"In its backtest{period} the model beats naive persistence, the forecast \"the price stays where it "
-            f"is\": its average error is {1 - rel:.0%} smaller. {ranges}")
+        size = "as large as" if rel < 1.0005 else f"{rel - 1:.1%} larger than"
+        point = (f"The middle line does not beat \"no change\": in the backtest its average error is {size} that "
+                 f"of the forecast \"the price stays where it is\", so read it as \"about where it is now\", not as a "
+                 f"call on where the price goes.")
+    else:
+        point = (f"The middle line beats \"no change\" (the forecast \"the price stays where it is\"): in the "
+                 f"backtest its average error is {1 - rel:.1%} smaller.")
+    return f"{point} {range_verdict(scores) if scores else _coverage_verdict(metrics or {})}"
 
 
-def _ranges_verdict(metrics: dict, lead: str) -> str:
-    """How often the 80% and 95% ranges held in the backtest, against what they promise, and what that means."""
+# the scores the ranges are judged by (lower is better for each), with how the verdict names them
+RANGE_JUDGED_BY = (("winkler_80", "the interval score of the 80% range"),
+                   ("winkler_95", "the interval score of the 95% range"), ("pinball", "the pinball loss"))
+OURS = "calibrated"
+
+
+def range_verdict(scores: dict) -> str:
+    """Whether our ranges beat each band peer in `scores` (method -> the page's range scores), in plain words.
+
+    Generic over the peers: a new band in the backtest's report gets its clause without a change here.
+    A peer is beaten only when ours score lower on all of `RANGE_JUDGED_BY`; lower on none is a loss.
+    """
+    ours = scores.get(OURS)
+    peers = [name for name in scores if name != OURS]
+    if not ours or not peers:
+        return "The backtest scored no other way of drawing ranges, so how good these ranges are is not known."
+    clauses, beaten = [], []
+    for name in peers:
+        diffs = [(label, ours[key] / scores[name][key] - 1) for key, label in RANGE_JUDGED_BY
+                 if is_finite_number(ours.get(key)) and is_finite_number(scores[name].get(key)) and scores[name][key]]
+        if not diffs:
+            continue
+        label = charts.RANGE_METHOD_LABELS.get(name, name.replace("_", " "))
+        label = f"{'an' if label[0] in 'aeiouAEIO' else 'a'} {label}"
+        worse = [d for d in diffs if d[1] >= 0]
+        main = diffs[0]
+        if not worse:
+            beaten.append(name)
+            clauses.append(f"they beat {label} ({main[0]} {abs(main[1]):.1%} lower)")
+        elif len(worse) == len(diffs):
+            clauses.append(f"they do not beat {label} ({main[0]} {main[1]:.1%} higher, lower is better)")
+        else:
+            better = [d[0] for d in diffs if d[1] < 0]
+            clauses.append(f"against {label} they are mixed (better by {' and '.join(better)}, worse by "
+                           f"{' and '.join(d[0] for d in worse)})")
+    if not clauses:
+        return "How these ranges compare with other ways of drawing them is not recorded."
+    judged = "; ".join(clauses)
+    if "fixed_band" in peers and "fixed_band" not in beaten:  # the plainest band: not beating it is the news
+        return (f"The ranges do no better than a band of fixed width: on the backtest's own scores {judged}. Read "
+                f"them as a fair guide to how far SOL can move in that many days, not as finely tuned odds.")
+    if len(beaten) == len(clauses):
+        return f"The ranges are the useful part: on the backtest's own scores {judged}."
+    return f"On the backtest's own scores {judged}."
+
+
+def _coverage_verdict(metrics: dict) -> str:
+    """For versions whose report scored no band peers: how often the ranges held, in words only."""
     held = {level: number(metrics.get(f"coverage_{level}_mean")) for level in (80, 95)}
     if None in held.values():
         return "How often its ranges held is not recorded, so read them with care."
     off = {level: share - level / 100 for level, share in held.items()}
     if all(abs(d) <= COVERAGE_SLACK for d in off.values()):
-        judged = "about as often as they promise"
-    elif all(d >= -COVERAGE_SLACK for d in off.values()):
-        judged = "more often than they promise: they are wider than they need to be, on the cautious side"
-    elif all(d <= COVERAGE_SLACK for d in off.values()):
-        judged = "less often than they promise: expect outcomes outside them more often than that"
-    else:
-        judged = " and ".join(f"the {level}% ones {'more' if d > 0 else 'less'}" for level, d in off.items())
-        judged += " often than they promise"
-    return (f"{lead} 80% ranges held the outcome {held[80]:.0%} of the time and its 95% ranges {held[95]:.0%} in the "
-            f"backtest, {judged}.{_against_fixed_band(metrics)}")
-
-
-def _against_fixed_band(metrics: dict) -> str:
-    """Whether the ranges beat the plainest alternative, a fixed-width band, by the interval score (issue 9)."""
-    ratio = number(metrics.get("interval_score_80_vs_fixed_band_mean"))
-    if ratio is None:
-        return ""
-    if abs(ratio - 1) < 0.005:
-        return " By their interval score they are as good as a plain fixed-width band, no better."
-    better = "better" if ratio < 1 else "worse"
-    return f" By their interval score they are {abs(ratio - 1):.1%} {better} than a plain fixed-width band."
+        return "Its ranges held about as often as they promise in the backtest."
+    if all(d >= -COVERAGE_SLACK for d in off.values()):
+        return "Its ranges held more often than they promise in the backtest: wider than they need to be."
+    if all(d <= COVERAGE_SLACK for d in off.values()):
+        return "Its ranges held less often than they promise in the backtest: expect misses more often."
+    return "In the backtest its 80% ranges held " + ("more" if off[80] > 0 else "less") + " often than promised, " \
+        "its 95% ranges " + ("more" if off[95] > 0 else "less") + "."
 
 
 def _shrinkage(model: ModelVersion | None, version: int) -> float | None:
@@ -259,6 +328,25 @@ def scored_forecasts(inputs: SiteInputs) -> pd.DataFrame:
     return pd.concat([p for p in parts if not p.empty] or [charts.empty_scored()], ignore_index=True)
 
 
+def no_model(inputs: SiteInputs) -> str:
+    """Why there is no verdict yet, naming the first step actually missing."""
+    return NO_DATA if inputs.closes.empty else NO_MODEL
+
+
+def held(scored: pd.DataFrame) -> dict:
+    """Per horizon, how often past ranges held: the published track record once it has `MIN_LIVE`
+    matured forecasts with ranges, the walk-forward backtest until then (`source` says which)."""
+    out = {}
+    for horizon in range(1, HORIZON + 1):
+        summary = charts.hindcast_summary(scored, horizon)
+        live = summary.get("published", {})
+        found = live if live.get("ranged", 0) >= MIN_LIVE else summary.get("backtest")
+        if found and found.get("ranged"):
+            out[str(horizon)] = {"source": "published" if found is live else "backtest", "n": found["ranged"],
+                                 "coverage_80": found["coverage_80"], "coverage_95": found["coverage_95"]}
+    return out
+
+
 def publication(forecasts: pd.DataFrame, scored: pd.DataFrame) -> dict:
     """How much has been published, and whether any of it can be judged yet."""
     return {
@@ -293,6 +381,7 @@ def forecast_document(inputs: SiteInputs, scored: pd.DataFrame, settings: Settin
                       generated: dt.datetime) -> dict:
     """forecast.json without its `charts` list, which is known only once they are drawn."""
     metrics = inputs.model.metrics if inputs.model else None
+    scores = range_scores(inputs.evaluation)
     forecast = latest_forecast(inputs.forecasts, inputs.closes, settings.last_complete_day)
     if forecast:
         forecast["path"] = describe_path(forecast, inputs.unit, number((metrics or {}).get("rel_mae_mean")),
@@ -308,12 +397,13 @@ def forecast_document(inputs: SiteInputs, scored: pd.DataFrame, settings: Settin
         "links": _links(inputs.repository),
         "groups": inputs.groups,
         "model": _model_doc(inputs.model),
-        "verdict": verdict(metrics) if inputs.model else NO_MODEL,
+        "verdict": verdict(metrics, scores) if inputs.model else no_model(inputs),
         "forecast": forecast,
         "published": publication(inputs.forecasts, scored),
         "outcomes": outcomes(inputs.forecasts, inputs.closes),
         "hindcast": {str(h): charts.hindcast_summary(scored, h) for h in hindcast_horizons(horizon)},
-        "range_scores": range_scores(inputs.evaluation),
+        "range_scores": scores,
+        "held": held(scored),
         "health": inputs.health,
         "charts": [],
     }

@@ -14,6 +14,7 @@ from functools import partial
 import pandas as pd
 from matplotlib.figure import Figure
 
+from cryptocast.features import FORECAST_QUANTILES
 from cryptocast.publish import charts
 from cryptocast.publish.charts import NARROW, SIZES, WIDE, Rendered, Size
 from cryptocast.publish.document import number
@@ -32,6 +33,7 @@ class Chart:
     alt: str
     section: str
     renders: dict[str, Rendered]  # by Size.name
+    page: str = "details"  # "index" (the short main page) or "details" (the modeller's page)
 
     def file(self, size: Size = WIDE) -> str:
         return f"{self.name}.png" if size is WIDE else f"{self.name}-{size.name}.png"
@@ -41,7 +43,8 @@ class Chart:
 
     def entry(self) -> dict:
         """The chart as forecast.json lists it."""
-        return {"file": self.file(WIDE), "narrow_file": self.file(NARROW), "title": self.title, "alt": self.alt,
+        return {"page": self.page, "file": self.file(WIDE), "narrow_file": self.file(NARROW), "title": self.title,
+                "alt": self.alt,
                 "smallest_text_px": {self.file(s): round(self.renders[s.name].smallest_text_px, 1) for s in SIZES}}
 
 
@@ -54,10 +57,8 @@ def _forecast_alt(closes: pd.Series, forecast: dict | None, unit: str) -> str:
     if forecast is None:
         return text + " There is no forecast yet."
     last = forecast["rows"][-1]
-    middle = (f", a 50% range of {money(last['q25'], unit)} to {money(last['q75'], unit)}"
-              if last.get("q25") is not None and last.get("q75") is not None else "")
     return (f"{text} {forecast['path']} Around it, a fan of ranges widens day by day from the last close. On "
-            f"{last['target_day']} the forecast is {money(last['point'], unit)}{middle}, an 80% range of "
+            f"{last['target_day']} the forecast is {money(last['point'], unit)}, an 80% range of "
             f"{money(last['lower_80'], unit)} to {money(last['upper_80'], unit)} and a 95% range of "
             f"{money(last['lower_95'], unit)} to {money(last['upper_95'], unit)}.")
 
@@ -130,24 +131,33 @@ def _correlation_alt(market: pd.DataFrame) -> str:
             f"for SOL and BTC, points for Fear & Greed): {', '.join(values)}.")
 
 
-def _render(name: str, title: str, alt: str, section: str, draw: Callable[[Size], Figure]) -> Chart:
+def _render(name: str, title: str, alt: str, section: str, draw: Callable[[Size], Figure],
+            page: str = "details") -> Chart:
     started = time.monotonic()
     renders = {size.name: charts.render(draw, size) for size in SIZES}
     log.info("chart %s: %s in %.2fs", name, ", ".join(f"{s} {r.width}x{r.height} {len(r.png) // 1024} KB"
                                                        for s, r in renders.items()), time.monotonic() - started)
-    return Chart(name, title, alt, section, renders)
+    return Chart(name, title, alt, section, renders, page)
+
+
+def shown_rows(forecast: dict | None) -> pd.DataFrame | None:
+    """The forecast rows as the page shows them (widened, `document.widen_with_horizon`), for the fan chart."""
+    if forecast is None:
+        return None
+    rows = pd.DataFrame(forecast["rows"]).astype({k: float for k in FORECAST_QUANTILES})
+    rows["forecast_day"] = pd.Timestamp(forecast["forecast_day"])
+    rows["target_day"] = pd.to_datetime(rows["target_day"], format="%Y-%m-%d")
+    return rows
 
 
 def render_charts(inputs: SiteInputs, scored: pd.DataFrame, doc: dict) -> list[Chart]:
     """Every chart the page shows, in page order; the model's charts only when its artifacts exist."""
     forecast, unit, market = doc["forecast"], inputs.unit, inputs.market
-    origin_rows = (inputs.forecasts[inputs.forecasts["forecast_day"] == pd.Timestamp(forecast["forecast_day"])]
-                   if forecast else None)
     out = [_render("forecast", "Forecast", _forecast_alt(inputs.closes, forecast, unit), "forecast",
-                   partial(charts.forecast_chart, inputs.closes, origin_rows, unit=unit))]
+                   partial(charts.forecast_chart, inputs.closes, shown_rows(forecast), unit=unit), page="index")]
     out += [_render(f"hindcast_h{h}", f"{days(int(h))} ahead", _hindcast_alt(int(h), summary, unit), "track",
                     partial(charts.hindcast_chart, scored, int(h), unit=unit))
-            for h, summary in doc["hindcast"].items()]
+            for h, summary in doc["hindcast"].items() if not charts.same_as_naive(scored, int(h))]
     horizons = [int(h) for h in doc["hindcast"]]
     out.append(_render("ranges", "Ranges over time", _ranges_alt(doc["hindcast"]), "ranges",
                        partial(charts.ranges_chart, scored, horizons)))

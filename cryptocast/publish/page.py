@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from cryptocast.publish.charts import MODEL_LABELS, NARROW, RANGE_METHOD_LABELS, SOURCES, WIDE
-from cryptocast.publish.document import NO_MODEL, number
+from cryptocast.publish.document import number
 from cryptocast.publish.figures import Chart
 from cryptocast.publish.formats import amount, days, money, pct, price_range, utc
 
@@ -33,16 +33,50 @@ def _static(name: str) -> Markup:
     return Markup(resources.files("cryptocast.publish").joinpath("static", name).read_text(encoding="utf-8"))
 
 
-def _headline(forecast: dict, unit: str) -> dict:
-    """The default horizon's row, rendered so the page reads without JavaScript; the script re-renders on change."""
+def _headline(forecast: dict, unit: str, held: dict) -> dict:
+    """The default horizon's answer, rendered so the page reads without JavaScript; page.js re-renders it
+    the same way (`answer` there) when the selector changes."""
     horizons = [r["horizon"] for r in forecast["rows"]]
     horizon = HEADLINE_HORIZON if HEADLINE_HORIZON in horizons else horizons[-1]
     row = next(r for r in forecast["rows"] if r["horizon"] == horizon)
     last = forecast["last_close"]
-    return {"horizon": horizon, "target_day": row["target_day"], "point": money(row["point"], unit),
-            "change": pct(row["point"] / last - 1, signed=True) if last else "n/a", "last": money(last, unit),
-            "range_80": f"{money(row['lower_80'], unit)} to {money(row['upper_80'], unit)}",
-            "range_95": f"{money(row['lower_95'], unit)} to {money(row['upper_95'], unit)}"}
+    return {"horizon": horizon, "target_day": row["target_day"], "last": money(last, unit),
+            "low_80": amount(row["lower_80"]), "high_80": amount(row["upper_80"]),
+            "pct_80": (f"{pct(row['lower_80'] / last - 1, signed=True)} to "
+                       f"{pct(row['upper_80'] / last - 1, signed=True)}" if last else "n/a"),
+            "range_95": f"{amount(row['lower_95'])} to {money(row['upper_95'], unit)}",
+            "held": held_sentence(held.get(str(horizon)), horizon)}
+
+
+def held_sentence(held: dict | None, horizon: int) -> str:
+    """How often such a range held, and where that figure comes from (page.js writes the same sentence)."""
+    if not held or held.get("coverage_80") is None:
+        return f"No {days(horizon)} range has been judged yet."
+    where = ("this site's published forecasts" if held["source"] == "published" else
+             "the backtest (no published forecast counts yet)")
+    return (f"How often such ranges held: {pct(held['coverage_80'])} of {held['n']} times {days(horizon)} ahead, in "
+            f"{where}.")
+
+
+def track_line(published: dict) -> str:
+    """The live track record in one line: what has been published and whether any of it can be judged."""
+    if published["forecast_days"] == 0:
+        return "Nothing has been published yet, so nothing can be judged."
+    if published["matured"] == 0:
+        return (f"Forecasts published on {published['forecast_days']} day(s); none has reached its target day yet "
+                f"(the first matures on {published['first_target_day']}).")
+    return (f"Forecasts published on {published['forecast_days']} day(s); {published['matured']} forecast(s) have "
+            f"reached their target day.")
+
+
+def same_as_naive_line(skipped: list[int]) -> str | None:
+    """Said in words for the horizons whose error chart is not drawn: it would repeat naive's."""
+    if not skipped:
+        return None
+    shown = f"{', '.join(map(str, skipped[:-1]))} and {skipped[-1]}" if len(skipped) > 1 else str(skipped[0])
+    charts = "no chart is drawn for it" if len(skipped) == 1 else "no charts are drawn for them"
+    return (f"At {shown} day{'s' if skipped != [1] else ''} ahead the model's forecast was \"no change\" every "
+            f"time, so its errors are naive persistence's: {charts}.")
 
 
 def _model_rows(model: dict) -> list[list[str]]:
@@ -107,14 +141,15 @@ def _range_table(scores: dict, unit: str) -> tuple[list[str], list[dict]]:
     return ["backtest", *(RANGE_METHOD_LABELS.get(n, n) for n in names)], rows
 
 
-def _outcome_rows(outcomes: dict) -> list[dict]:
-    """Every horizon's recent outcomes, each row tagged with its horizon for the selector to show or hide."""
+def _outcome_rows(outcomes: dict, horizons: list[int]) -> list[dict]:
+    """The charted horizons' recent published outcomes, newest first."""
     rows = []
-    for horizon, found in outcomes.items():
+    for horizon in horizons:
+        found = outcomes.get(str(horizon), [])
         if not found:
-            rows.append({"horizon": int(horizon), "cells": ["none yet", "", "", "", ""]})
-        rows += [{"horizon": int(horizon), "cells": [
-            o["target_day"], amount(o["point"]), amount(o["actual"]), f"{o['error']:+,.2f}",
+            rows.append({"horizon": None, "cells": [horizon, "none yet", "", "", "", ""]})
+        rows += [{"horizon": None, "cells": [
+            horizon, o["target_day"], amount(o["point"]), amount(o["actual"]), f"{o['error']:+,.2f}",
             "yes" if o["inside_80"] else "no"]} for o in found]
     return rows
 
@@ -133,19 +168,33 @@ def _figure(chart: Chart, eager: bool) -> dict:
             "loading": "eager" if eager else "lazy"}
 
 
-def render_page(doc: dict, charts: list[Chart], payload: str) -> str:
-    """The whole page; `payload` is forecast.json's exact text, embedded for the script to read."""
+def first_step(doc: dict) -> str:
+    """The first step actually missing before there is a forecast to show."""
+    if not doc["groups"]["solana"]["rows"]:
+        return "the store holds no prices: run feature_backfill.py first."
+    if doc["model"] is None:
+        return "no model is in production: run training_pipeline.py, then inference_pipeline.py."
+    return "run inference_pipeline.py."
+
+
+def _context(doc: dict, charts: list[Chart], page: str) -> dict:
     forecast, unit = doc["forecast"], doc["unit"]
-    context = {
+    shown = [c for c in charts if c.page == page]
+    horizons = [int(h) for h in doc["hindcast"]]
+    drawn = {c.name for c in charts}
+    return {
         "doc": doc,
-        "figures": [_figure(chart, eager=i == 0) for i, chart in enumerate(charts)],
+        "figures": [_figure(chart, eager=i == 0) for i, chart in enumerate(shown)],
         "narrow_screen": NARROW_SCREEN,
         "generated": utc(doc["generated_utc"]),
-        "headline": _headline(forecast, unit) if forecast else None,
+        "first_step": first_step(doc),
+        "headline": _headline(forecast, unit, doc["held"]) if forecast else None,
+        "track_line": track_line(doc["published"]),
+        "same_as_naive": same_as_naive_line([h for h in horizons if charts and f"hindcast_h{h}" not in drawn]),
         "forecast_rows": [{"horizon": r["horizon"], "cells": [
-            r["target_day"], r["horizon"], amount(r["point"]), price_range(r["lower_80"], r["upper_80"]),
-            price_range(r["lower_95"], r["upper_95"])]} for r in forecast["rows"]] if forecast else [],
-        "outcome_rows": _outcome_rows(doc["outcomes"]),
+            r["target_day"], price_range(r["lower_80"], r["upper_80"]), price_range(r["lower_95"], r["upper_95"])]}
+            for r in forecast["rows"]] if forecast else [],
+        "outcome_rows": _outcome_rows(doc["outcomes"], horizons),
         "range_table": _range_table(doc["range_scores"], unit) if doc["range_scores"] else None,
         "range_track": _range_track(doc["hindcast"]),
         "model_rows": [{"horizon": None, "cells": row} for row in _model_rows(doc["model"])] if doc["model"] else [],
@@ -154,9 +203,20 @@ def render_page(doc: dict, charts: list[Chart], payload: str) -> str:
             "n/a" if g["behind_days"] is None else g["behind_days"], len(g["missing_days"])]}
             for name, g in doc["groups"].items()],
         "markets": " and ".join(doc["sources"]["prices"]) or "no market yet",
-        "no_model": NO_MODEL,
+        "no_model": doc["verdict"],
         "css": _static("style.css"),
+    }
+
+
+def render_page(doc: dict, charts: list[Chart], payload: str) -> str:
+    """The main page; `payload` is forecast.json's exact text, embedded for the horizon selector to read."""
+    context = _context(doc, charts, "index") | {
         "script": _static("page.js"),
         "payload": Markup(payload),  # json_text escapes <, > and &: it cannot close the script element
     }
     return _environment().get_template("index.html").render(context)
+
+
+def render_details(doc: dict, charts: list[Chart]) -> str:
+    """The modeller's page: scores, past forecasts, training, market data; no script."""
+    return _environment().get_template("details.html").render(_context(doc, charts, "details"))

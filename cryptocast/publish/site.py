@@ -1,4 +1,5 @@
-"""The static dashboard: `index.html`, its charts, `forecast.json` and the forecasts as CSV, from the stores alone.
+"""The static dashboard, from the stores alone: `index.html` (the answer), `details.html` (the modeller's
+page), their charts, `forecast.json` and the forecasts as CSV.
 
 gather (read the stores) → document (forecast.json) → figures (the charts) → page (the template)
 → output (all-or-nothing publish). The page references no external resource and works both
@@ -18,7 +19,7 @@ from cryptocast.publish.document import FORECASTS_CSV, forecast_document, json_t
 from cryptocast.publish.figures import render_charts
 from cryptocast.publish.gather import gather
 from cryptocast.publish.output import prepare_directory, publish
-from cryptocast.publish.page import render_page
+from cryptocast.publish.page import render_details, render_page
 from cryptocast.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ def build_site(settings: Settings, out: Path, horizon: int = DEFAULT_HORIZON) ->
     doc["charts"] = [chart.entry() for chart in rendered]
     payload = json_text(doc)
     index = render_page(doc, rendered, payload)
+    details = render_details(doc, rendered)
     files = {name: png for chart in rendered for name, png in chart.files().items()} | {
         "forecast.json": payload.encode(), FORECASTS_CSV: inputs.forecasts_csv, "index.html": index.encode(),
-        ".nojekyll": b""}
+        "details.html": details.encode(), ".nojekyll": b""}
     started = time.monotonic()
     publish(out, files)
     log.info("site: %d files, %d KB, written to %s in %.2fs", len(files), sum(map(len, files.values())) // 1024, out,

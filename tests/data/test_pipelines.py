@@ -139,6 +139,7 @@ def test_export_of_forecasts_reads_both_versions_rounded_to_cents(api, home, tmp
     out = tmp_path / "forecasts.csv"
     assert cryptocast_main(["export", "solana_forecasts", "--out", str(out)]) == 0
     frame = pd.read_csv(out)
+    assert ",70.00," in out.read_text()  # cents as text: "70.00", not "70.0"
     assert list(frame.columns) == FORECASTS.column_names and len(frame) == 20
     assert frame["forecast_day"].unique().tolist() == ["2024-01-01", "2024-01-02"]
     assert set(frame["point"]) == {50.12, 70.0}

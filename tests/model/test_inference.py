@@ -227,6 +227,12 @@ def test_no_model_yet(api, capsys):
                                    "run training_pipeline.py first"]
 
 
+def test_no_model_on_an_empty_store_names_the_backfill(api, capsys):
+    assert run_main(inference_pipeline.main) == 1
+    assert error_lines(capsys) == ["error: inference_pipeline: no production version of model sol_lstm: "
+                                   "run feature_backfill.py first"]
+
+
 def test_inference_never_imports_tensorflow(ready, api):
     code = ("import sys, inference_pipeline; rc = inference_pipeline.main([]); "
             "assert rc == 0, rc; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "

@@ -24,7 +24,7 @@ from cryptocast.features import BITCOIN, FEAR_GREED, SOLANA, validate
 from cryptocast.modeling.calibration import LEVELS, CalibrationConfig, State
 from cryptocast.publish import gather
 from cryptocast.publish.document import forecast_document, json_text, scored_forecasts
-from cryptocast.publish.page import render_page
+from cryptocast.publish.page import render_details, render_page
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.settings import load_settings
 from cryptocast.stores.local import LocalFeatureStore
@@ -199,9 +199,18 @@ def shared(built_home, tmp_path_factory) -> tuple[Path, Path]:
     return root / "docs", home
 
 
+def details(out: Path) -> Page:
+    return Page((out / "details.html").read_text())
+
+
+def refs(out: Path) -> list[str]:
+    """Every src/href of both pages, the main page's first."""
+    return page(out).refs + details(out).refs
+
+
 def render_without_charts(generated: dt.datetime = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)) -> tuple[dict, str]:
-    """forecast.json and index.html for the current environment's store, without drawing the charts."""
+    """forecast.json and index.html + details.html for the current environment's store, without drawing the charts."""
     settings = load_settings()
     inputs = gather.gather(settings)
     doc = forecast_document(inputs, scored_forecasts(inputs), settings, 5, generated)
-    return doc, render_page(doc, [], json_text(doc))
+    return doc, render_page(doc, [], json_text(doc)) + render_details(doc, [])

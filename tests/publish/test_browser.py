@@ -13,6 +13,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -133,49 +134,95 @@ def screenshot(browser: webdriver.Chrome, name: str, width: int) -> None:
 
 def test_fits_the_width_every_chart_loads_readable_and_no_console_errors(opened):
     browser, doc, mode, width = opened
-    sizes = browser.execute_script("return [document.documentElement.scrollWidth, "
-                                   "document.documentElement.clientWidth, window.innerWidth];")
-    assert sizes[0] <= sizes[1] == width, f"horizontal scroll: {sizes}"
-    cut = browser.execute_script("return Array.from(document.querySelectorAll('.scroll'))"
-                                 ".filter(box => box.scrollWidth > box.clientWidth).map(box => box.firstChild.id);")
-    assert cut == [], f"tables wider than the screen: {cut}"
-    images = image_states(browser)
     text_px = {file: px for chart in doc["charts"] for file, px in chart["smallest_text_px"].items()}
-    expected = [c["narrow_file"] if width < 600 else c["file"] for c in doc["charts"]]
-    assert [i["file"] for i in images] == expected
-    names = {i["file"].removesuffix(".png").removesuffix("-narrow") for i in images}
+    for name in ("index", "details"):
+        if name != "index":
+            browser.find_element("id", "details-link").click()
+        sizes = browser.execute_script("return [document.documentElement.scrollWidth, "
+                                       "document.documentElement.clientWidth, window.innerWidth];")
+        assert sizes[0] <= sizes[1] == width, f"{name}: horizontal scroll: {sizes}"
+        cut = browser.execute_script("return Array.from(document.querySelectorAll('.scroll'))"
+                                     ".filter(box => box.scrollWidth > box.clientWidth).map(box => box.firstChild.id);")
+        assert cut == [], f"{name}: tables wider than the screen: {cut}"
+        images = image_states(browser)
+        expected = [c["narrow_file"] if width < 600 else c["file"] for c in doc["charts"] if c["page"] == name]
+        assert [i["file"] for i in images] == expected
+        assert all(i["complete"] and i["natural"] > 0 and i["alt"].strip() for i in images), images
+        for image in images:
+            shown_px = text_px[image["file"]] * image["shown"] / image["natural"]
+            assert shown_px >= MIN_TEXT_CSS_PX, (image["file"], round(shown_px, 1))
+        assert severe_console(browser) == []
+        screenshot(browser, f"{name}-{mode}-{width}.png", width)
+    names = {c["file"].removesuffix(".png") for c in doc["charts"]}
     assert {"forecast", "ranges", "scoreboard", "range_scores"} <= names  # the fan, coverage over time, the scores
-    assert all(i["complete"] and i["natural"] > 0 and i["alt"].strip() for i in images), images
-    for image in images:
-        shown_px = text_px[image["file"]] * image["shown"] / image["natural"]
-        assert shown_px >= MIN_TEXT_CSS_PX, (image["file"], round(shown_px, 1))
-    assert severe_console(browser) == []
-    screenshot(browser, f"dashboard-{mode}-{width}.png", width)
 
 
-def test_the_selector_updates_the_headline_and_the_outcomes(opened):
+FIRST_SCREEN = {390: 844, 1280: 900}  # an iPhone 12-15's viewport; a laptop's
+MAIN_PAGE_MAX = 4000  # CSS px at 390: about five phone screens
+# what the reader came for: the range sentence, each of its numbers, and the fan chart
+ANSWER = ("answer-sentence", "a-low", "a-high", "a-pct", "a-95", "a-held")
+NOMINAL = {"50%", "80%", "90%", "95%"}  # the ranges' names, not measurements
+
+
+def bottoms(browser: webdriver.Chrome, ids: tuple[str, ...]) -> dict[str, float]:
+    return browser.execute_script(
+        "return Object.fromEntries(arguments[0].map(id => [id, document.getElementById(id)"
+        ".getBoundingClientRect().bottom + window.scrollY]));", list(ids))
+
+
+def test_the_answer_and_the_fan_come_first_on_a_short_page(opened):
+    browser, doc, _, width = opened
+    found = bottoms(browser, ANSWER)
+    fan = browser.execute_script("var img = document.querySelector('#answer img'); return [img.currentSrc.split('/')"
+                                 ".pop(), img.getBoundingClientRect().bottom + window.scrollY, "
+                                 "img.getBoundingClientRect().width, document.querySelector('main').clientWidth];")
+    assert fan[0].removesuffix(".png").removesuffix("-narrow") == "forecast"
+    assert max(found.values()) <= FIRST_SCREEN[width] and fan[1] <= FIRST_SCREEN[width], (found, fan)
+    assert fan[2] >= 0.9 * fan[3] if width < 600 else fan[2] >= 700  # the chart at the column's full width
+    height = browser.execute_script("return document.documentElement.scrollHeight;")
+    if width < 600:
+        assert height <= MAIN_PAGE_MAX, height
+
+
+def test_no_chart_on_the_main_page_repeats_another_and_every_number_appears_once(opened):
+    browser, doc, _, width = opened
+    images = image_states(browser)
+    assert len(images) == 1 and images[0]["file"].startswith("forecast")  # one chart: nothing to repeat
+    shown = browser.execute_script("return document.querySelector('main').innerText;")  # closed <details> excluded
+    numbers = [n for n in re.findall(r"[-+]?\d[\d,]*\.\d+%?|\d+(?:\.\d+)?%", shown) if n not in NOMINAL]
+    repeated = {n for n in numbers if numbers.count(n) > 1}
+    assert numbers and not repeated, (repeated, shown)
+    # each figure at one precision: prices in cents, changes and shares to a tenth of a percent
+    assert all(re.fullmatch(r"[-+]?[\d,]+\.\d\d|[-+]?\d+\.\d%", n) for n in numbers), numbers
+
+
+def test_the_selector_updates_the_answer(opened):
     browser, doc, _, _ = opened
     rows = {row["horizon"]: row for row in doc["forecast"]["rows"]}
-    assert browser.find_element("id", "headline-result").get_attribute("aria-live") == "polite"
     select = Select(browser.find_element("id", "horizon"))
     shown = int(select.first_selected_option.get_attribute("value"))
-    assert browser.find_element("id", "h-target").text == rows[shown]["target_day"]
-    before = browser.find_element("id", "h-point").text
+    assert browser.find_element("id", "a-target").text == rows[shown]["target_day"]
+    before = browser.find_element("id", "a-high").text
 
     other = 1 if shown != 1 else 10
     select.select_by_value(str(other))
 
-    assert browser.find_element("id", "h-target").text == rows[other]["target_day"]
-    point = browser.find_element("id", "h-point").text
-    assert point != before and point == f"{rows[other]['point']:,.2f} {doc['unit']}"
-    assert browser.find_element("id", "h-80").text == (f"{rows[other]['lower_80']:,.2f} {doc['unit']} to "
-                                                       f"{rows[other]['upper_80']:,.2f} {doc['unit']}")
+    row, last = rows[other], doc["forecast"]["last_close"]
+    assert browser.find_element("id", "a-target").text == row["target_day"]
+    high = browser.find_element("id", "a-high").text
+    assert high != before and high == f"{row['upper_80']:,.2f}"
+    assert browser.find_element("id", "a-low").text == f"{row['lower_80']:,.2f}"
+    assert browser.find_element("id", "a-pct").text == f"{row['lower_80'] / last - 1:+.1%} to " \
+                                                       f"{row['upper_80'] / last - 1:+.1%}"
+    assert browser.find_element("id", "a-95").text == f"{row['lower_95']:,.2f} to {row['upper_95']:,.2f} {doc['unit']}"
+    held = doc["held"][str(other)]
+    where = "this site's published forecasts" if held["source"] == "published" else \
+        "the backtest (no published forecast counts yet)"
+    assert browser.find_element("id", "a-held").text == (f"How often such ranges held: {held['coverage_80']:.1%} of "
+                                                          f"{held['n']} times 1 day ahead, in {where}.")
+    browser.find_element("css selector", "#every-day summary").click()
     selected = browser.find_elements("css selector", "#forecast-table tr.selected")
     assert [tr.get_attribute("data-h") for tr in selected] == [str(other)]
-    assert browser.find_element("id", "o-days").text == "1 day"
-    visible = [tr.get_attribute("data-h") for tr in browser.find_elements("css selector", "#outcomes tbody tr")
-               if tr.is_displayed()]
-    assert visible == [str(other)] * len(doc["outcomes"][str(other)])
     assert severe_console(browser) == []
 
 
@@ -186,6 +233,7 @@ def test_the_csv_link_downloads_the_rows_export_writes(browser, shared, tmp_path
     downloads.mkdir()
     with open_site(browser, out, mode, WIDTHS[0]):
         browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        browser.find_element("css selector", "#every-day summary").click()
         link = browser.find_element("id", "csv")
         browser.execute_script("arguments[0].scrollIntoView();", link)
         link.click()

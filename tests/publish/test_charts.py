@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import matplotlib.colors
+import matplotlib.dates as mdates
 import matplotlib.text
 import numpy as np
 import pandas as pd
@@ -70,20 +71,26 @@ def band_edges(band) -> tuple[np.ndarray, np.ndarray]:
     return vertices[1:n + 1, 1], vertices[n + 2:2 * n + 2, 1][::-1]
 
 
-def test_the_forecast_is_a_fan_of_nested_ranges_from_its_quantiles():
+def test_the_forecast_is_a_fan_of_the_headlines_ranges_labelled_on_its_last_day():
     rows = forecast_rows()
     fig = charts.forecast_chart(closes(), rows)
     ax = fig.axes[0]
     bands = {band.get_label(): band for band in ax.collections}
-    assert list(bands) == ["95% range", "90% range", "80% range", "50% range"]  # widest first: inner ones on top
-    for label, (low, high) in (("95% range", ("q2_5", "q97_5")), ("50% range", ("q25", "q75"))):
+    assert list(bands) == ["95% range", "80% range"]  # the headline's and the table's; widest first, inner on top
+    for label, (low, high) in (("95% range", ("q2_5", "q97_5")), ("80% range", ("q10", "q90"))):
         lower, upper = band_edges(bands[label])
         np.testing.assert_allclose(lower, [139.0, *rows[low]])  # each range grows from the known close
         np.testing.assert_allclose(upper, [139.0, *rows[high]])
     shades = [matplotlib.colors.to_rgb(band.get_facecolor()[0]) for band in bands.values()]
     assert [sum(rgb) for rgb in shades] == sorted((sum(rgb) for rgb in shades), reverse=True)  # darker inside
-    legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend == ["SOL close", "80% range", "forecast", "90% range", "50% range", "95% range"]  # reads by row
+    hues = {round(matplotlib.colors.rgb_to_hsv(rgb)[0], 2) for rgb in shades}
+    assert len(hues) == 1  # one hue
+    last = rows.iloc[-1]
+    assert {f"{last[c]:,.2f}" for c in ("q2_5", "q10", "q90", "q97_5")} <= set(texts(fig).split())
+    assert not fig.legends and ax.get_legend() is None  # explained once in words under the chart instead
+    left, right = (mdates.num2date(v).replace(tzinfo=None) for v in ax.get_xlim())
+    forecast_share = (right - pd.Timestamp(rows["forecast_day"].iloc[0])) / (right - left)
+    assert forecast_share > 0.55  # the forecast is the subject; the history is context
 
 
 def test_a_forecast_published_before_quantiles_draws_its_two_ranges():

@@ -19,7 +19,7 @@ def test_the_shared_site_says_how_healthy_the_model_is_under_the_forecast(shared
     text = text_of(index)
     assert doc["health"]["day"] == "2024-02-29" and doc["health"]["sentence"] in text
     assert f"Model health on 2024-02-29: {doc['health']['status']}." in text
-    assert index.index('id="verdict"') < index.index('id="health"') < index.index('id="forecast-table"')
+    assert index.index('id="answer-sentence"') < index.index('id="health"') < index.index('id="verdict"')
 
 
 def failing_record() -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -16,13 +17,14 @@ import pytest
 from cryptocast import inference
 from cryptocast.__main__ import main as cryptocast_main
 from cryptocast.features import FORECASTS, SOLANA
-from cryptocast.publish import gather
+from cryptocast.publish import document, gather
 from cryptocast.publish.document import describe_path
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME
 
-from .conftest import AS_OF, DESCRIPTION, fill_groups, render_without_charts, settings_for, write_artifacts
+from .conftest import AS_OF, DESCRIPTION, build, fill_groups, render_without_charts, settings_for, write_artifacts
+from modelfiles import as_registered
 
 BLOCK = re.compile(r"</?(?:p|div|h[1-6]|td|th|tr|table|section|header|footer|figure|option|select|br|title)\b[^>]*>")
 
@@ -36,7 +38,15 @@ def text_of(index_html: str) -> str:
 
 @pytest.fixture(scope="module")
 def shown(shared) -> tuple[dict, str, str]:
-    """The shared site's forecast.json, index.html, and index.html's visible text."""
+    """The shared site's forecast.json, both pages' HTML (main page first), and their visible text."""
+    out = shared[0]
+    pages = (out / "index.html").read_text() + (out / "details.html").read_text()
+    return json.loads((out / "forecast.json").read_text()), pages, text_of(pages)
+
+
+@pytest.fixture(scope="module")
+def main_page(shared) -> tuple[dict, str, str]:
+    """The shared site's forecast.json, index.html, and its visible text."""
     out = shared[0]
     index = (out / "index.html").read_text()
     return json.loads((out / "forecast.json").read_text()), index, text_of(index)
@@ -48,15 +58,20 @@ def test_the_verdict_is_one_paragraph_on_the_page(shown):
 
 
 def test_prices_show_cents_and_their_unit_everywhere_and_never_a_dollar_sign(shown):
-    doc, index, text = shown
+    doc, pages, text = shown
     assert doc["unit"] == "USDT"
     assert "$" not in text
     priced = re.findall(r"(\d[\d,]*(?:\.\d+)?) USDT(?! ≈)", text)  # "1 USDT ≈ 1 USD" is a rate, not a price
-    assert len(priced) >= 8 and all(re.fullmatch(r"\d[\d,]*\.\d\d", p) for p in priced), priced
-    table = re.search(r'<table id="forecast-table">.*?</table>', index, flags=re.S).group(0)
+    assert len(priced) >= 4 and all(re.fullmatch(r"\d[\d,]*\.\d\d", p) for p in priced), priced
+    table = re.search(r'<table id="forecast-table">.*?</table>', pages, flags=re.S).group(0)
     cells = re.findall(r"<td>([^<]*)</td>", table)
     ranges = [c for c in cells if "–" in c]
     assert len(ranges) == 20 and all(re.fullmatch(r"[\d,]+\.\d\d–[\d,]+\.\d\d", c) for c in ranges), ranges
+
+    table = re.search(r'<table id="outcomes">.*?</table>', pages, flags=re.S).group(0)
+    cells = re.findall(r"<tr><td>(\d+)</td><td>[-\d]+</td><td>([^<]*)</td><td>([^<]*)</td>", table)
+    assert {h for h, _, _ in cells} == {"1", "5", "10"} and len([h for h, _, _ in cells if h == "1"]) == 7
+    assert all(re.fullmatch(r"[\d,]+\.\d\d", price) for _, point, actual in cells for price in (point, actual))
 
 
 def test_the_path_is_explained_in_one_sentence(shown):
@@ -124,7 +139,7 @@ def test_every_path_the_model_can_publish_is_described_as_flat_rising_falling_or
 def test_a_replayed_day_says_so_and_counts_every_date_from_it(shown):
     doc, _, text = shown
     assert doc["as_of"] == "2024-03-01" and doc["replay"] is True
-    assert "Built as of 2024-03-01: a replay of a past day." in text
+    assert "Replay of 2024-03-01: every date counts from that day (built 2026-" in text
     assert "registered" not in text and "Updated" not in text  # no wall-clock date competes with the as-of day
     assert "fitted on daily closes through" in text
 
@@ -133,8 +148,8 @@ def test_a_run_on_the_day_itself_shows_when_it_was_updated(site_home):
     doc, index = render_without_charts(generated=dt.datetime(2024, 3, 1, 6, 20, tzinfo=dt.UTC))
     text = text_of(index)
     assert doc["replay"] is False
-    assert "Updated 2024-03-01 06:20 UTC, with daily closes through 2024-02-29 (UTC)." in text
-    assert "Built as of" not in text and ", registered " in text
+    assert "As of 2024-03-01, with daily closes through 2024-02-29 (UTC); built 2024-03-01 06:20 UTC." in text
+    assert "Replay" not in text and ", registered " in text
 
 
 def test_the_page_names_its_price_source_and_unit(shown):
@@ -142,6 +157,7 @@ def test_the_page_names_its_price_source_and_unit(shown):
     assert doc["sources"]["prices"] == ["Binance's SOLUSDT market"]
     assert "daily closes (UTC days) from Binance's SOLUSDT market, in USDT (Tether" in text
     assert "1 USDT ≈ 1 USD" in text
+    assert "USDT: Tether, a stablecoin meant to be worth one US dollar" in text  # the main page's glossary
 
 
 def test_the_unit_is_the_newest_closes_and_every_market_is_named():
@@ -198,9 +214,8 @@ def test_recent_outcomes_are_the_newest_matured_forecasts_per_horizon(shown, sha
     assert [o["target_day"] for o in shown_rows] == [d.strftime("%Y-%m-%d") for d in newest["target_day"]]
     assert [o["error"] for o in shown_rows] == pytest.approx(list(newest["point"] - newest["target_day"].map(closes)))
     table = re.search(r'<table id="outcomes">.*?</table>', index, flags=re.S).group(0)
-    tagged = re.findall(r'<tr data-h="(\d+)"( hidden)?>', table)
-    assert {h for h, hidden in tagged if not hidden} == {"10"}  # the headline's horizon, before any script runs
-    assert len([h for h, _ in tagged if h == "1"]) == 7
+    first = re.findall(r"<tr><td>1</td><td>([-\d]+)</td>", table)
+    assert first == [o["target_day"] for o in shown_rows]
 
 
 def test_mae_and_the_original_model_are_explained_in_plain_words(shown):
@@ -246,10 +261,9 @@ def test_the_other_forecasters_are_named_with_their_errors(shown):
             f"the original system's model {baselines['original']:.3f}") in text
 
 
-def test_the_selectors_result_is_announced(shown):
-    _, index, _ = shown
-    region = re.search(r'<div id="headline-result" aria-live="polite">(.*?)</div>', index, flags=re.S)
-    assert region and 'id="h-point"' in region.group(1) and 'id="h-95"' in region.group(1)
+def test_the_selectors_result_is_announced(main_page):
+    _, index, _ = main_page
+    assert re.search(r'<p class="held" id="a-held" aria-live="polite">', index)
 
 
 def test_no_matured_published_forecast_is_said_and_when_the_first_matures(isolated, tmp_path):
@@ -260,7 +274,9 @@ def test_no_matured_published_forecast_is_said_and_when_the_first_matures(isolat
     doc, index = render_without_charts()
     assert doc["published"] == {"forecast_days": 1, "matured": 0, "first_target_day": "2024-03-01"}
     assert ("None of the forecasts published so far has reached its target day: the first one matures on "
-            "2024-03-01.") in text_of(index)
+            "2024-03-01.") in text_of(index)  # the details page
+    assert ("Forecasts published on 1 day(s); none has reached its target day yet (the first matures on "
+            "2024-03-01).") in text_of(index)  # the main page's one line
     assert all(not found for found in doc["outcomes"].values())
 
 
@@ -270,3 +286,65 @@ def test_the_hindcast_charts_come_in_the_order_1_5_10(shown):
     assert files == ["hindcast_h1.png", "hindcast_h5.png", "hindcast_h10.png"]
     assert index.index('src="hindcast_h1.png"') < index.index('src="hindcast_h5.png"') < index.index(
         'src="hindcast_h10.png"')
+
+
+def test_no_range_on_the_page_narrows_from_one_day_to_the_next():
+    """A published edge that dips (the 97.5% one from day 6 to day 7, say) is widened to the day before's."""
+    point = np.full(10, 100.0)
+    spread = np.array([1, 2, 3, 4, 5, 6, 5.9, 7, 8, 9]) / 100  # day 7 narrower than day 6
+    rows = pd.DataFrame({"horizon": range(1, 11), "point": point, "q50": point,
+                         **{q: point * np.exp(spread * k) for q, k in (("q2_5", -2), ("q5", -1.6), ("q10", -1.3),
+                                                                      ("q25", -0.7), ("q75", 0.7), ("q90", 1.3),
+                                                                      ("q95", 1.6), ("q97_5", 2))}})
+    shown, widened = document.widen_with_horizon(rows)
+    for q in ("q75", "q90", "q95", "q97_5"):
+        assert shown[q].round(9).is_monotonic_increasing, q  # to a billionth: exp(log(x)) is x only so far
+    for q in ("q2_5", "q5", "q10", "q25"):
+        assert shown[q].round(9).is_monotonic_decreasing, q
+    assert widened == 8  # day 7 of each of the eight outer quantiles
+    assert shown["q97_5"][6] == pytest.approx(shown["q97_5"][5]) and shown["q97_5"][7] == rows["q97_5"][7]
+    assert document.widen_with_horizon(shown)[1] == 0
+
+
+def test_a_hindcast_chart_that_would_repeat_naive_is_said_in_one_line(site_home, tmp_path):
+    """The model is "no change" at every horizon: its error charts would draw naive's twice, so none is drawn."""
+    path = LocalModelRegistry(site_home).production(MODEL_NAME).path / "backtest_forecasts.csv"
+    backtest = pd.read_csv(path)
+    backtest["point"] = backtest["naive"]
+    backtest.to_csv(path, index=False)
+    forecasts = LocalFeatureStore(site_home).get_feature_group(FORECASTS)
+    rows = forecasts.read()
+    closes = LocalFeatureStore(site_home).get_feature_group(SOLANA).read().set_index("day")["close"]
+    forecasts.insert(rows.assign(point=rows["forecast_day"].map(closes)), replace=True)
+    as_registered(LocalModelRegistry(site_home), MODEL_NAME, 1)
+    out = tmp_path / "docs"
+    assert build(out) == 0
+    doc = json.loads((out / "forecast.json").read_text())
+    assert not [c for c in doc["charts"] if c["file"].startswith("hindcast")]
+    assert ("At 1, 5 and 10 days ahead the model's forecast was \"no change\" every time, so its errors are "
+            "naive persistence's: no charts are drawn for them.") in text_of((out / "details.html").read_text())
+
+
+def test_the_health_slot_is_one_line_under_the_answer_when_set(site_home, monkeypatch):
+    real = gather.gather
+    monkeypatch.setattr(gather, "gather", lambda settings: dataclasses.replace(real(settings),
+                                                                               health="Live: all well <b>."))
+    doc, pages = render_without_charts()
+    assert doc["health"] == "Live: all well <b>."
+    assert '<li id="health">Live: all well &lt;b&gt;.</li>' in pages
+    assert pages.index('id="a-held"') < pages.index('id="health"') < pages.index('id="verdict"')
+
+
+def test_the_headline_quotes_the_live_track_record_once_it_is_long_enough():
+    """The backtest until `MIN_LIVE` published forecasts with ranges have matured at that horizon, then those."""
+    def rows(source: str, n: int, inside: int) -> pd.DataFrame:
+        actual = np.where(np.arange(n) < inside, 100.0, 200.0)  # outside the 90..110 range after `inside` rows
+        return pd.DataFrame({"forecast_day": pd.Timestamp("2024-01-01"), "target_day": pd.date_range("2024-01-02",
+                             periods=n), "horizon": 3, "point": 100.0, "q10": 90.0, "q90": 110.0, "q2_5": 80.0,
+                             "q97_5": 120.0, "naive": 100.0, "actual": actual, "source": source})
+
+    backtest = rows("backtest", 40, 30)
+    few = document.held(pd.concat([backtest, rows("published", document.MIN_LIVE - 1, 10)]))
+    assert few == {"3": {"source": "backtest", "n": 40, "coverage_80": 0.75, "coverage_95": 0.75}}
+    enough = document.held(pd.concat([backtest, rows("published", document.MIN_LIVE, 24)]))
+    assert enough["3"] == {"source": "published", "n": document.MIN_LIVE, "coverage_80": 0.8, "coverage_95": 0.8}

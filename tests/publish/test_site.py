@@ -20,7 +20,7 @@ from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME
 
-from .conftest import build, page, render_without_charts
+from .conftest import build, details, page, refs, render_without_charts
 from conftest import REPO, error_lines, snapshot
 from modelfiles import as_registered
 
@@ -62,15 +62,17 @@ def test_every_chart_is_a_valid_png(shared):
 
 def test_the_page_refers_only_to_files_it_wrote(shared):
     out = shared[0]
-    parsed = page(out)
-    assert parsed.refs, "no src/href found at all"
-    for ref in parsed.refs:
+    main, second = page(out), details(out)
+    assert main.refs and second.refs, "no src/href found at all"
+    for ref in refs(out):
         assert "://" not in ref and not ref.startswith("//"), f"external reference {ref}"
         assert (out / ref).is_file(), f"{ref} is referenced but not written"
-    assert {r for r in parsed.refs if r.endswith(".png")} == CHARTS
-    assert "forecast.json" in parsed.refs
-    assert all(alt and len(alt) > 30 for alt in parsed.alts), parsed.alts
-    assert all(alt[0].isupper() and alt.endswith(".") for alt in parsed.alts), parsed.alts  # sentences
+    assert {r for r in refs(out) if r.endswith(".png")} == CHARTS
+    assert {r for r in main.refs if r.endswith(".png")} == chart_files(["forecast"])  # the answer's chart only
+    assert "forecast.json" in main.refs and "details.html" in main.refs and "index.html" in second.refs
+    alts = main.alts + second.alts
+    assert all(alt and len(alt) > 30 for alt in alts), alts
+    assert all(alt[0].isupper() and alt.endswith(".") for alt in alts), alts  # sentences
 
 
 def test_forecast_json_is_the_latest_forecast_in_the_group(shared):
@@ -82,16 +84,19 @@ def test_forecast_json_is_the_latest_forecast_in_the_group(shared):
     assert doc["forecast"]["model_version"] == int(latest["model_version"].iloc[0]) == 1
     assert doc["forecast"]["last_close"] == sol_closes(site_home)[pd.Timestamp("2024-02-29")]
     assert doc["forecast"]["days_old"] == 0
+    shown, widened = document.widen_with_horizon(latest)
     expected = [{"horizon": int(r.horizon), "target_day": r.target_day.strftime("%Y-%m-%d"), "point": r.point,
                  "lower_80": r.q10, "upper_80": r.q90, "lower_95": r.q2_5, "upper_95": r.q97_5,
-                 **{q: getattr(r, q) for q in FORECAST_QUANTILES}} for r in latest.itertuples()]
+                 **{q: getattr(r, q) for q in FORECAST_QUANTILES}} for r in shown.itertuples()]
     assert doc["forecast"]["rows"] == expected  # exact floats: JSON round-trips them
+    assert doc["forecast"]["widened"] == widened
     assert doc["model"]["version"] == 1 and doc["model"]["name"] == MODEL_NAME
     assert doc["last_complete_day"] == "2024-02-29" and doc["backend"] == "local"
     assert doc["groups"]["solana_forecasts"]["rows"] == len(rows) == 210
     assert doc["groups"]["solana"]["last_day"] == "2024-02-29" and doc["groups"]["solana"]["behind_days"] == 0
     assert [f for c in doc["charts"] for f in (c["narrow_file"], c["file"])] == [
-        r for r in page(out).refs if r.endswith(".png")]
+        r for r in refs(out) if r.endswith(".png")]
+    assert [c["page"] for c in doc["charts"]] == ["index"] + ["details"] * (len(doc["charts"]) - 1)
 
 
 def test_the_embedded_json_is_forecast_json(shared):
@@ -108,9 +113,15 @@ def test_the_headline_shows_horizon_10_and_the_selector_offers_1_to_10(shared):
     row = doc["forecast"]["rows"][-1]
     text = (out / "index.html").read_text()
     parsed = page(out)
-    assert parsed.ids["h-point"] == f"{row['point']:,.2f} USDT"
-    assert parsed.ids["h-target"] == row["target_day"]
-    assert parsed.ids["h-95"] == f"{row['lower_95']:,.2f} USDT to {row['upper_95']:,.2f} USDT"
+    last = doc["forecast"]["last_close"]
+    assert parsed.ids["a-low"] == f"{row['lower_80']:,.2f}" and parsed.ids["a-high"] == f"{row['upper_80']:,.2f}"
+    assert parsed.ids["a-pct"] == f"{row['lower_80'] / last - 1:+.1%} to {row['upper_80'] / last - 1:+.1%}"
+    assert parsed.ids["a-target"] == row["target_day"]
+    assert parsed.ids["a-95"] == f"{row['lower_95']:,.2f} to {row['upper_95']:,.2f} USDT"
+    held = doc["held"]["10"]
+    assert held["source"] == "backtest" and parsed.ids["a-held"] == (
+        f"How often such ranges held: {held['coverage_80']:.1%} of {held['n']} times 10 days ahead, in the backtest "
+        "(no published forecast counts yet).")
     options = re.findall(r'<option value="(\d+)"( selected)?>', text)
     assert [int(v) for v, _ in options] == list(range(1, 11))
     assert [int(v) for v, selected in options if selected] == [10]
@@ -137,49 +148,90 @@ def test_the_verdict_follows_the_backtest(shared):
     doc = json.loads((out / "forecast.json").read_text())
     rel = LocalModelRegistry(site_home).production(MODEL_NAME).metrics["rel_mae_mean"]
     assert doc["model"]["metrics"]["rel_mae_mean"] == rel
-    assert ("does not beat naive" in doc["verdict"]) == (rel >= 1)
+    assert ("does not beat \"no change\"" in doc["verdict"]) == (rel >= 1)
     assert doc["verdict"] in html.unescape((out / "index.html").read_text())
     assert "Not financial advice" in (out / "index.html").read_text()
 
 
-@pytest.mark.parametrize(("rel", "says"), [(1.02, "does not beat naive persistence"), (1.0, "as large as naive's"),
-                                           (0.9, "beats naive persistence"), (None, "nothing is known")])
+@pytest.mark.parametrize(("rel", "says"), [(1.02, "its average error is 2.0% larger than that of the forecast"),
+                                           (1.0, "its average error is as large as that of the forecast"),
+                                           (0.9, "The middle line beats \"no change\""),
+                                           (None, "nothing is known")])
 def test_verdict_wording(rel, says):
-    text = document.verdict({"rel_mae_mean": rel, "backtest_origins": {"first": "2024-01-01", "last": "2024-12-30",
-                                                                   "count": 365}})
-    assert says in text
-    assert ("2024-01-01 to 2024-12-30, 365 daily forecasts" in text) == (rel is not None)
+    assert says in document.verdict({"rel_mae_mean": rel})
 
 
 @pytest.mark.parametrize(("coverage", "says"), [
-    ((0.84, 0.975), "its 80% ranges held the outcome 84% of the time and its 95% ranges 98% in the backtest, more "
-                    "often than they promise: they are wider than they need to be, on the cautious side."),
-    ((0.81, 0.94), "about as often as they promise."),
-    ((0.70, 0.90), "less often than they promise: expect outcomes outside them more often than that."),
-    ((0.85, 0.90), "the 80% ones more and the 95% ones less often than they promise."),
+    ((0.84, 0.975), "Its ranges held more often than they promise in the backtest: wider than they need to be."),
+    ((0.81, 0.94), "Its ranges held about as often as they promise in the backtest."),
+    ((0.70, 0.90), "Its ranges held less often than they promise in the backtest: expect misses more often."),
+    ((0.85, 0.90), "its 80% ranges held more often than promised, its 95% ranges less."),
     ((None, 0.95), "How often its ranges held is not recorded, so read them with care."),
 ])
-def test_the_verdict_says_how_often_the_ranges_held(coverage, says):
-    metrics = {"rel_mae_mean": 1.0, "coverage_80_mean": coverage[0], "coverage_95_mean": coverage[1]}
-    text = document.verdict(metrics)
-    assert says in text
-    assert ("The ranges are the useful part: its 80% ranges" in text) == (coverage[0] is not None)
-    assert "fixed-width band" not in text  # a version without issue 9's interval score says nothing about it
+def test_without_band_scores_the_verdict_says_in_words_how_often_the_ranges_held(coverage, says):
+    text = document.verdict({"rel_mae_mean": 1.0, "coverage_80_mean": coverage[0], "coverage_95_mean": coverage[1]})
+    assert text.endswith(says)
+    assert "%" not in text.replace("80%", "").replace("95%", "")  # the headline holds the figure, once
 
 
-@pytest.mark.parametrize(("ratio", "says"), [(1.014, "they are 1.4% worse than a plain fixed-width band."),
-                                             (0.97, "they are 3.0% better than a plain fixed-width band."),
-                                             (1.002, "they are as good as a plain fixed-width band, no better.")])
-def test_the_verdict_compares_the_ranges_with_a_fixed_band(ratio, says):
-    text = document.verdict({"rel_mae_mean": 0.99, "coverage_80_mean": 0.8, "coverage_95_mean": 0.95,
-                             "interval_score_80_vs_fixed_band_mean": ratio})
-    assert text.startswith("In its backtest the model beats naive persistence") and "Its 80% ranges held" in text
-    assert text.endswith(f"By their interval score {says}")
+def scores(ours: float, **peers: float) -> dict:
+    """Range scores where every score of a method is the given number (lower is better)."""
+    return {name: {"winkler_80": v, "winkler_95": v * 1.5, "pinball": v / 10}
+            for name, v in {"calibrated": ours, **peers}.items()}
+
+
+def test_the_range_verdict_is_generated_from_the_scores_in_both_directions():
+    losing = document.range_verdict(scores(1.012, fixed_band=1.0, ewma_band=1.1))
+    assert losing.startswith("The ranges do no better than a band of fixed width: on the backtest's own scores they "
+                             "do not beat a fixed-width band (the interval score of the 80% range 1.2% higher")
+    assert "they beat an EWMA volatility band (the interval score of the 80% range 8.0% lower)" in losing
+    assert "useful part" not in losing
+    winning = document.range_verdict(scores(0.97, fixed_band=1.0, ewma_band=1.1))
+    assert winning.startswith("The ranges are the useful part: on the backtest's own scores they beat a fixed-width "
+                              "band (the interval score of the 80% range 3.0% lower)")
+
+
+def test_the_range_verdict_names_every_band_peer_and_mixed_results():
+    peers = scores(1.0, fixed_band=1.0, garch_t_band=1.2)  # a peer the page has never heard of
+    peers["fixed_band"]["pinball"] = 0.2  # ours are lower on pinball only
+    text = document.range_verdict(peers)
+    assert ("against a fixed-width band they are mixed (better by the pinball loss, worse by the interval score of "
+            "the 80% range and the interval score of the 95% range)") in text
+    assert "they beat a garch t band" in text
+    assert document.range_verdict({"calibrated": scores(1.0)["calibrated"]}).startswith("The backtest scored no other")
+
+
+def set_range_scores(home: Path, ours: float) -> None:
+    """Make the production model's own ranges score `ours` times the fixed band's on every score and horizon."""
+    path = LocalModelRegistry(home).production(MODEL_NAME).path / "evaluation.json"
+    evaluation = json.loads(path.read_text())
+    methods = evaluation["distribution"]["methods"]
+    for key in ("winkler_80", "winkler_95", "pinball"):
+        methods["calibrated"][f"{key}_mean"] = methods["fixed_band"][f"{key}_mean"] * ours
+        for mine, theirs in zip(methods["calibrated"]["per_horizon"], methods["fixed_band"]["per_horizon"],
+                                strict=True):
+            mine[key] = theirs[key] * ours
+    methods.pop("ewma_band")
+    path.write_text(json.dumps(evaluation))
+    as_registered(LocalModelRegistry(home), MODEL_NAME, 1)
+
+
+@pytest.mark.parametrize(("ours", "says", "never"), [
+    (1.01, "The ranges do no better than a band of fixed width", "useful part"),
+    (0.98, "The ranges are the useful part", "do no better"),
+])
+def test_the_page_says_whether_its_ranges_beat_the_fixed_band_by_its_own_scores(site_home, ours, says, never):
+    set_range_scores(site_home, ours)
+    doc, pages = render_without_charts()
+    main = pages[:pages.index("</html>")]
+    assert says in doc["verdict"] and never not in doc["verdict"]
+    assert says in main and never not in main
+    assert doc["range_scores"]["calibrated"]["winkler_80_vs_fixed_band"] == pytest.approx(ours)
 
 
 def test_text_from_the_registry_is_escaped(shared):
     out = shared[0]
-    text = (out / "index.html").read_text()
+    text = (out / "details.html").read_text()
     assert "test model &lt;b&gt;&amp;amp; friends&lt;/b&gt;" in text
     assert "<b>" not in text
     assert "\\u003cb\\u003e\\u0026amp; friends" in page(out).inline
@@ -192,10 +244,12 @@ def test_an_empty_store_renders_a_page_that_says_so(isolated, tmp_path):
     assert doc["forecast"] is None and doc["model"] is None
     assert doc["groups"]["solana"]["rows"] == 0
     text = (docs / "index.html").read_text()
-    assert "No forecast yet" in text and "No model is in production yet" in text
+    assert "No forecast yet: the store holds no prices: run feature_backfill.py first." in text
+    assert doc["verdict"] == ("No model is in production yet, and the store holds no prices: run feature_backfill.py "
+                              "first.")
     parsed = page(docs)
-    assert all((docs / ref).is_file() for ref in parsed.refs)
-    assert {r for r in parsed.refs if r.endswith(".png")} == chart_files(set(CHART_NAMES) - MODEL_CHARTS)
+    assert all((docs / ref).is_file() for ref in refs(docs))
+    assert {r for r in refs(docs) if r.endswith(".png")} == chart_files(set(CHART_NAMES) - MODEL_CHARTS)
     assert parsed.inline == (docs / "forecast.json").read_text()
     assert not isolated.exists()  # reading an empty store creates nothing
 
@@ -212,7 +266,7 @@ def test_an_old_forecast_is_flagged(site_home, monkeypatch):
     monkeypatch.setenv("CRYPTOCAST_AS_OF", "2024-03-03")
     doc, index = render_without_charts()
     assert doc["forecast"]["days_old"] == 2
-    assert "This forecast is 2 days old" in index
+    assert "this forecast is 2 days old" in index
 
 
 def test_older_model_versions_without_the_optional_artifacts(site_home, tmp_path):
@@ -225,7 +279,7 @@ def test_older_model_versions_without_the_optional_artifacts(site_home, tmp_path
     assert {p.name for p in docs.glob("*.png")} == chart_files(set(CHART_NAMES) - MODEL_CHARTS)
     hindcast = json.loads((docs / "forecast.json").read_text())["hindcast"]
     assert set(hindcast["1"]) == {"published"}
-    assert all((docs / ref).is_file() for ref in page(docs).refs)
+    assert all((docs / ref).is_file() for ref in refs(docs))
 
 
 def test_a_version_evaluated_before_the_range_scores_builds_a_page_that_says_less(site_home, tmp_path):
@@ -240,7 +294,7 @@ def test_a_version_evaluated_before_the_range_scores_builds_a_page_that_says_les
     doc = json.loads((docs / "forecast.json").read_text())
     assert doc["range_scores"] is None
     assert {p.name for p in docs.glob("*.png")} == chart_files(set(CHART_NAMES) - {"range_scores"})
-    assert "scored only how often its ranges held" in (docs / "index.html").read_text()
+    assert "scored only how often its ranges held" in (docs / "details.html").read_text()
     assert "AutoETS" not in next(c["alt"] for c in doc["charts"] if c["file"] == "scoreboard.png")
 
 
@@ -252,7 +306,7 @@ def test_no_secret_reaches_any_output(site_home, tmp_path, monkeypatch, capsys):
     docs = tmp_path / "docs"
     assert build(docs) == 0
     files = [p for p in docs.rglob("*") if p.is_file()]
-    assert len(files) == len(CHARTS) + 6  # index.html, forecast.json, the CSV, .nojekyll, the manifest and the lock
+    assert len(files) == len(CHARTS) + 7  # both pages, forecast.json, the CSV, .nojekyll, the manifest and the lock
     for path in files:
         data = path.read_bytes()
         assert all(m.encode() not in data for m in markers), path.name

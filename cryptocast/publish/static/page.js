@@ -1,5 +1,5 @@
 // The horizon selector: reads the numbers from the embedded copy of forecast.json (browsers block
-// reading other files from file://) and writes them the way formats.py does: cents, then the unit.
+// reading other files from file://) and writes the answer the way page.py does: cents, then the unit.
 (function () {
   "use strict";
   var doc = JSON.parse(document.getElementById("forecast-data").textContent);
@@ -10,27 +10,31 @@
     return (v < 0 ? "-" : "") + parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + parts[1];
   }
   function money(v) { return amount(v) + " " + doc.unit; }
+  function pct(v) { return (v >= 0 ? "+" : "") + (v * 100).toFixed(1) + "%"; }
+  function share(v) { return (v * 100).toFixed(1) + "%"; }
   function days(h) { return h + (h === 1 ? " day" : " days"); }
-  function put(id, text) { document.getElementById(id).textContent = text; }
+  function put(id, text) { var el = document.getElementById(id); if (el) { el.textContent = text; } }
+  function held(h) {  // page.py's held_sentence
+    var found = (doc.held || {})[String(h)];
+    if (!found || found.coverage_80 === null) { return "No " + days(h) + " range has been judged yet."; }
+    var where = found.source === "published" ? "this site's published forecasts"
+      : "the backtest (no published forecast counts yet)";
+    return "How often such ranges held: " + share(found.coverage_80) + " of " + found.n + " times " + days(h) +
+      " ahead, in " + where + ".";
+  }
   function show() {
     var h = Number(select.value);
     var row = doc.forecast.rows.filter(function (r) { return r.horizon === h; })[0];
     if (!row) { return; }
-    put("h-point", money(row.point));
-    put("h-target", row.target_day);
-    put("h-80", money(row.lower_80) + " to " + money(row.upper_80));
-    put("h-95", money(row.lower_95) + " to " + money(row.upper_95));
+    put("a-target", row.target_day);
+    put("a-low", amount(row.lower_80));
+    put("a-high", amount(row.upper_80));
+    put("a-95", amount(row.lower_95) + " to " + money(row.upper_95));
     var last = doc.forecast.last_close;
-    if (last) {
-      var change = (row.point / last - 1) * 100;
-      put("h-change", (change >= 0 ? "+" : "") + change.toFixed(1) + "%");
-    }
-    put("o-days", days(h));
+    if (last) { put("a-pct", pct(row.lower_80 / last - 1) + " to " + pct(row.upper_80 / last - 1)); }
+    put("a-held", held(h));
     document.querySelectorAll("#forecast-table tr[data-h]").forEach(function (tr) {
       tr.classList.toggle("selected", Number(tr.getAttribute("data-h")) === h);
-    });
-    document.querySelectorAll("#outcomes tr[data-h]").forEach(function (tr) {
-      tr.hidden = Number(tr.getAttribute("data-h")) !== h;
     });
   }
   select.addEventListener("change", show);
