@@ -325,13 +325,18 @@ def test_a_hindcast_chart_that_would_repeat_naive_is_said_in_one_line(site_home,
             "naive persistence's: no charts are drawn for them.") in text_of((out / "details.html").read_text())
 
 
+HEALTH = {"day": "2024-02-29", "verdict": "ok", "status": "all checks pass", "sentence": "Live: all well <b>.",
+          "failing": []}  # the shape of health.page_summary
+
+
 def test_the_health_slot_is_one_line_under_the_answer_when_set(site_home, monkeypatch):
     real = gather.gather
     monkeypatch.setattr(gather, "gather", lambda settings: dataclasses.replace(real(settings),
-                                                                               health="Live: all well <b>."))
+                                                                               health=HEALTH))
     doc, pages = render_without_charts()
-    assert doc["health"] == "Live: all well <b>."
-    assert '<li id="health">Live: all well &lt;b&gt;.</li>' in pages
+    assert doc["health"] == HEALTH
+    assert ('<li id="health"><strong>Model health on 2024-02-29:</strong> all checks pass. Live: all well &lt;b&gt;.'
+            '</li>') in pages
     assert pages.index('id="a-held"') < pages.index('id="health"') < pages.index('id="verdict"')
 
 
