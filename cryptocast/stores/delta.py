@@ -294,6 +294,7 @@ class GroupTable:
                 return latest, (latest + 1, f"commit {self.commit_path(extra[0])} is not in {where} (written by "
                                             "another program, or an old copy of the log)")
             upto = latest
+        upto = min(upto, latest)  # a version out of range is the caller's error, not damage
         start = first  # every restorable commit, not only those after a checkpoint: an edited old commit is
         for version in range(start, upto + 1):  # damage too, and a window of small files hashes in milliseconds
             path = self.commit_path(version)

@@ -193,12 +193,10 @@ class LocalFeatureGroup:
         return snap
 
 
-def _known_spec(name: str, version: int) -> GroupSpec:
-    """The spec this code has for a group version, or a bare one (enough to name it in an error)."""
-    for spec in (*INGESTED_GROUPS, FORECASTS, FORECASTS_V1):
-        if (spec.name, spec.version) == (name, version):
-            return spec
-    return GroupSpec(name, version, "", (), "", ())
+def _known_spec(name: str, version: int) -> GroupSpec | None:
+    """The spec this code has for a group version (None: read it from the table's own metadata)."""
+    return next((s for s in (*INGESTED_GROUPS, FORECASTS, FORECASTS_V1) if (s.name, s.version) == (name, version)),
+                None)
 
 
 def _by_year(spec: GroupSpec, rows: pd.DataFrame) -> list[pd.DataFrame]:
@@ -240,12 +238,16 @@ class LocalFeatureStore:
         self._convert_legacy()
         groups = {}
         for directory in sorted(self.root.iterdir()) if self.root.is_dir() else []:
-            if _GROUP_DIR.fullmatch(directory.name) and table_exists(directory):
-                groups[directory.name] = LocalFeatureGroup(read_spec(directory), directory, self)
+            match = _GROUP_DIR.fullmatch(directory.name)
+            if match and table_exists(directory):  # a version this code defines needs no read of a maybe damaged log
+                spec = _known_spec(match.group(1), int(match.group(2))) or read_spec(directory)
+                groups[directory.name] = LocalFeatureGroup(spec, directory, self)
         for name in sorted(set(Ledger(self.root).groups()) - set(groups)):  # listed, but its log is gone
             match = _GROUP_DIR.fullmatch(name)
             if match:
-                group = LocalFeatureGroup(_known_spec(match.group(1), int(match.group(2))), self.root / name, self)
+                name_, version = match.group(1), int(match.group(2))
+                spec = _known_spec(name_, version) or GroupSpec(name_, version, "", (), "", ())
+                group = LocalFeatureGroup(spec, self.root / name, self)
                 if group.table.recorded():
                     groups[name] = group
         return dict(sorted(groups.items()))

@@ -19,7 +19,7 @@ from cryptocast.__main__ import main as cryptocast_main
 from cryptocast.errors import StoreError
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores import delta
-LEDGER = "groups.json"; Ledger = None
+from cryptocast.stores.ledger import LEDGER
 from cryptocast.stores.local import LocalFeatureStore
 
 import faults

@@ -16,7 +16,7 @@ import pytest
 from cryptocast.__main__ import main as cryptocast_main
 from cryptocast.errors import StoreError
 from cryptocast.stores import delta, local
-LEDGER = "groups.json"; Ledger = None
+from cryptocast.stores.ledger import LEDGER, Ledger
 from cryptocast.stores.local import LocalFeatureStore
 
 from conftest import error_lines
