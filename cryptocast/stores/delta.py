@@ -252,11 +252,11 @@ class GroupTable:
         return entry is not None and self._audit(entry, None, False)[0] >= 0
 
     def check_log(self, upto: int | None = None, everything: bool = False) -> int | None:
-        """The newest version, after checking against the record the commit files reading `upto` replays.
+        """The newest version, after checking every restorable commit and checkpoint up to `upto` (default:
+        the newest) against the record, and (`upto` None, or `everything`) that no commit follows the newest.
 
-        `everything`: every commit and checkpoint the record lists. None for a group written before the
-        record (its first write records it). Raises one line naming what is lost or edited and the
-        rollback that continues from the newest intact version.
+        None for a group written before the record (its first write records it). Raises one line naming
+        what is lost or edited and the rollback that continues from the newest intact version.
         """
         for _ in range(3):  # a concurrent run may commit between reading the record and the log
             entry = self.entry()

@@ -176,13 +176,13 @@ class LocalFeatureGroup:
             if version == -1:
                 self.table.forget()
                 return None
-            if self.table.damage() is not None:
-                target = self.table.snapshot(version) if version < self.table.damage() else None
-                if target is not None:
+            broken = self.table.damage()
+            if broken is not None:
+                if version < broken:
+                    target = self.table.snapshot(version)
                     self._validated(self.table.read_files(target.files), target)
                 return self.table.repair(version)
             current = self.table.snapshot()
-            self.table.check_log(version)
             self._validated(self.table.read_files(self.table.snapshot(version).files), current)
             return self.table.restore(current, version)
 
