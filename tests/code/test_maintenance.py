@@ -19,6 +19,7 @@ from cryptocast.stores import delta, local
 from cryptocast.stores.ledger import LEDGER, Ledger
 from cryptocast.stores.local import LocalFeatureStore
 
+import faults
 from conftest import error_lines
 from grouprows import SOL, candles
 
@@ -122,3 +123,18 @@ def test_temporary_files_of_killed_runs_are_removed(tmp_path, clock):
     daily_runs(home, clock, EVERY + 1)
     assert not [p for p in left if p.exists()]
     assert kept.exists()
+
+
+@pytest.mark.parametrize("damage", ["newest commit deleted", "commitInfo edited"])
+def test_after_compaction_and_vacuum_the_record_still_sees_a_lost_or_edited_commit(tmp_path, clock, capsys, damage):
+    home = tmp_path / "home"
+    daily_runs(home, clock, 15)
+    entry = Ledger(home / "feature_store").group("solana_v1")
+    assert entry["first"] > 0 and any(c.operation == "OPTIMIZE" for c in
+                                      LocalFeatureStore(home).get_feature_group(SOL).history())
+    faults.damage_log(home / "feature_store" / "solana_v1", damage)  # commit 1 of those left: first + 1
+    target = entry["latest"] - 1 if damage.startswith("newest") else entry["first"]
+    assert cryptocast_main(["verify"]) == 1
+    assert f"rollback solana --to {target}`" in error_lines(capsys)[0]
+    assert cryptocast_main(["rollback", "solana", "--to", str(target)]) == 0
+    assert cryptocast_main(["verify"]) == 0
