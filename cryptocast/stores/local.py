@@ -101,29 +101,28 @@ class LocalFeatureGroup:
         return result
 
     def _upsert(self, df: pd.DataFrame, replace: bool) -> InsertResult:
-        with self.store.lock():
-            snap = self._snapshot()
-            years = df[self.spec.event_time].dt.year.map("{:04d}".format)
-            candidates = [f for f in snap.files if f.year in set(years)]
-            stored = self.table.read_files(candidates)
-            owner = np.repeat([f.path for f in candidates], [f.rows for f in candidates])  # file of each row
-            is_new, changed = compare_rows(self.spec, stored, df)
-            result = insert_result(is_new, changed)
-            check_changes(self.spec, stored, df, changed, replace)
-            if not len(df) or not (is_new | changed).any():
-                return result
-            key = list(self.spec.primary_key)
-            hit = stored[key].merge(df.loc[changed, key], on=key, how="left", indicator=True)["_merge"] == "both"
-            touched = [f for f in candidates if f.path in set(owner[hit.to_numpy()])]
-            kept = stored[pd.Series(owner).isin([f.path for f in touched]).to_numpy()]
-            rows = pd.concat([kept, df[is_new | changed]], ignore_index=True)
-            rows = rows.drop_duplicates(key, keep="last")
-            adds = [self.table.write_data_file(part) for part in _by_year(self.spec, rows)]
-            snap = self.table.commit(snap, "MERGE" if touched else "WRITE", str(result), adds, touched,
-                                     parameters={"mode": "Upsert"})
-            if snap.version == 0:
-                log.info("created feature group %s v%d at %s", self.spec.name, self.spec.version, self.directory)
-            self._compact(snap)
+        snap = self._snapshot()
+        years = df[self.spec.event_time].dt.year.map("{:04d}".format)
+        candidates = [f for f in snap.files if f.year in set(years)]
+        stored = self.table.read_files(candidates)
+        owner = np.repeat([f.path for f in candidates], [f.rows for f in candidates])  # file of each row
+        is_new, changed = compare_rows(self.spec, stored, df)
+        result = insert_result(is_new, changed)
+        check_changes(self.spec, stored, df, changed, replace)
+        if not len(df) or not (is_new | changed).any():
+            return result
+        key = list(self.spec.primary_key)
+        hit = stored[key].merge(df.loc[changed, key], on=key, how="left", indicator=True)["_merge"] == "both"
+        touched = [f for f in candidates if f.path in set(owner[hit.to_numpy()])]
+        kept = stored[pd.Series(owner).isin([f.path for f in touched]).to_numpy()]
+        rows = pd.concat([kept, df[is_new | changed]], ignore_index=True)
+        rows = rows.drop_duplicates(key, keep="last")
+        adds = [self.table.write_data_file(part) for part in _by_year(self.spec, rows)]
+        snap = self.table.commit(snap, "MERGE" if touched else "WRITE", str(result), adds, touched,
+                                 parameters={"mode": "Upsert"})
+        if snap.version == 0:
+            log.info("created feature group %s v%d at %s", self.spec.name, self.spec.version, self.directory)
+        self._compact(snap)
         return result
 
     def _compact(self, snap: Snapshot) -> None:
@@ -140,15 +139,14 @@ class LocalFeatureGroup:
                           data_change=False)
         log.info("%s v%d: compacted %d files into %d", self.spec.name, self.spec.version, len(merge), len(adds))
 
-    def maintain(self, force: bool = False) -> bool:
-        """Checkpoint, trim the log to the time-travel window and vacuum, if due (`force`: now); True if run.
+    def maintain(self) -> bool:
+        """Checkpoint, trim the log to the time-travel window and vacuum, if due; True if it ran.
 
-        The caller holds the store lock. The window is measured in the commits' own times.
+        The window and the schedule are measured in the commits' own times (`delta._now_ms`).
         """
         entry = self.table.entry()
         now = delta._now_ms()
-        due = entry is not None and (force or now - entry["maintained"] >= MAINTAIN_EVERY_DAYS * DAY_MS)
-        if not due or entry["latest"] < 0:
+        if entry is None or entry["latest"] < 0 or now - entry["maintained"] < MAINTAIN_EVERY_DAYS * DAY_MS:
             return False
         with self.store.lock():
             self.table.checkpoint()
