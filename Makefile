@@ -46,6 +46,7 @@ lock: $(BIN)/.dev
 bench: $(BIN)/.dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/store_growth.py
+	$(BIN)/python bench/store_decade.py
 	$(BIN)/python bench/calibration.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/envs.py

@@ -9,6 +9,7 @@ from __future__ import annotations
 from cryptocast.errors import CryptocastError, StoreError
 from cryptocast.status import ALL_GROUPS
 from cryptocast.stores import FeatureStore
+from cryptocast.stores.delta import group_argument
 from cryptocast.stores.local import LocalFeatureGroup, LocalFeatureStore
 
 
@@ -45,11 +46,13 @@ def history_lines(group: LocalFeatureGroup) -> list[str]:
 
 def command_name(group: LocalFeatureGroup) -> str:
     """The name `find_group` reaches this group by: the bare name means this code's version only."""
-    spec = group.spec
-    return spec.name if ALL_GROUPS.get(spec.name) == spec else f"{spec.name}_v{spec.version}"
+    return group_argument(group.spec)
 
 
 def rollback(group: LocalFeatureGroup, version: int) -> str:
     snap = group.rollback(version)
+    if snap is None:
+        return (f"{group.spec.name} v{group.spec.version}: started empty; its next write begins a new history "
+                "(feature_backfill.py refetches its rows)")
     return (f"{group.spec.name} v{group.spec.version}: rows of version {version} are live again as version "
             f"{snap.version} ({snap.rows} rows); undo with `rollback {command_name(group)} --to {snap.version - 1}`")

@@ -4,17 +4,20 @@
 and, like a killed process, every later one raises too, so no cleanup handler can tidy up what a
 real SIGKILL would have left. `counting()` runs an operation once to learn how many points it has.
 Run as a script (`python tests/faults.py K SCRIPT ARGS...`), it kills itself with SIGKILL at point K
-instead, for the few real-process checks.
+instead, for the few real-process checks. `damage_log` makes the losses and edits a Delta log
+cannot see by itself (issue 20): its newest commit or the whole log deleted, a commit edited.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 POINTS = (("os", "write"), ("os", "fsync"), ("os", "replace"), ("os", "rename"), ("os", "link"),
@@ -70,6 +73,24 @@ def crash_at(point: int, kill: bool = False) -> Iterator[list[str]]:
 
     with patched(on_call):
         yield calls
+
+
+def damage_log(group_dir: Path, damage: str) -> None:
+    """Delete the newest commit, the whole `_delta_log`, or edit a `commitInfo` (commit 1, or the newest)."""
+    log = group_dir / "_delta_log"
+    commits = sorted(log.glob("0*.json"))
+    if damage == "newest commit deleted":
+        commits[-1].unlink()
+    elif damage == "log deleted":
+        shutil.rmtree(log)
+    elif damage in ("commitInfo edited", "newest commitInfo edited"):
+        path = commits[-1] if damage.startswith("newest") else commits[1]
+        text = path.read_text()
+        edited = re.sub(r'"cryptocast\.rows":"[0-9]+"', '"cryptocast.rows":"999"', text)
+        assert edited != text
+        path.write_text(edited.replace('"timestamp":1', '"timestamp":2', 1))
+    else:
+        raise ValueError(damage)
 
 
 def main() -> None:

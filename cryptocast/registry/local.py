@@ -13,8 +13,9 @@ and swept by the next registration. Writers hold `.registry.lock` so two runs ca
 
 Reading a version checks `version.json` against its recorded SHA-256; loading it to serve (`get`,
 `production`) checks every artifact, and the production pointer names the checksums of the version
-it means, so a flipped bit anywhere is an error naming the file, never another model. Versions
-registered before checksums were recorded still load; `verify` lists them as unchecked.
+it means, so a flipped bit anywhere is an error naming the file, never another model. A version
+without `checksums.json` is refused: were it accepted as one registered before checksums were
+recorded, deleting that file (and writing the pointer as `{"version": N}`) would turn every check off.
 """
 
 from __future__ import annotations
@@ -71,14 +72,16 @@ def checksums_record(directory: Path) -> bytes:
                    "checksums")
 
 
-def check_version(directory: Path, deep: bool) -> bool:
+def check_version(directory: Path, deep: bool) -> None:
     """Compare a version's files with its `checksums.json` (`deep`: every artifact, else version.json).
 
-    False for a version registered before checksums were recorded; StoreError naming the first bad file.
+    StoreError naming the first bad file, or the missing checksums.
     """
     path = directory / CHECKSUMS
     if not path.exists():
-        return False
+        raise StoreError(f"model registry: {path} is missing, so {directory.name} cannot be checked (lost, or "
+                         "registered before checksums); restore it from a copy of the store, or remove the version "
+                         "and run training_pipeline.py")
     record = read_json(path)
     recorded = record.get("sha256") if isinstance(record, dict) else None
     if not isinstance(recorded, dict):
@@ -92,7 +95,6 @@ def check_version(directory: Path, deep: bool) -> bool:
             raise StoreError(f"model registry: {file} is missing")
         if _sha256(file) != recorded[name]:
             raise StoreError(f"model registry: {file} is damaged: its SHA-256 does not match {path}")
-    return True
 
 
 def _fsync(path: Path) -> None:
@@ -155,17 +157,14 @@ class LocalModelRegistry:
             raise StoreError(f"model registry: {path} is damaged: it does not match v{version}'s checksums")
         return served
 
-    def _pointer_check(self, name: str, version: int) -> str | None:
-        """The production pointer's check: the SHA-256 of the version's checksums (None before checksums)."""
-        path = self._model_dir(name) / f"v{version}" / CHECKSUMS
-        return _sha256(path) if path.exists() else None
+    def _pointer_check(self, name: str, version: int) -> str:
+        """The production pointer's check: the SHA-256 of the version's checksums."""
+        return _sha256(self._model_dir(name) / f"v{version}" / CHECKSUMS)
 
     def set_production(self, name: str, version: int) -> None:
         with self._locked():
             self.get(name, version)
-            record = {"version": version}
-            if (check := self._pointer_check(name, version)) is not None:
-                record["checksums"] = check
+            record = {"version": version, "checksums": self._pointer_check(name, version)}
             atomic_write_bytes(self._model_dir(name) / "production.json",
                                to_json(record, f"model {name}: production version"))
         log.info("model %s: production is now v%d", name, version)
@@ -200,10 +199,12 @@ class LocalModelRegistry:
 
     @staticmethod
     def _sweep(directory: Path) -> None:
-        """Remove hidden half-built versions; safe because every writer holds the lock."""
+        """Remove hidden half-built versions and temporary files; safe because every writer holds the lock."""
         for path in directory.iterdir():
             if path.name.startswith(".") and path.is_dir():
                 shutil.rmtree(path)
+            elif path.name.startswith(".") and path.name.endswith(".tmp"):
+                path.unlink()
 
     def register_and_promote(self, name: str, artifacts: Path, metrics: dict[str, Any], description: str,
                              metadata: dict[str, Any], metric: str = DEFAULT_METRIC) -> tuple[ModelVersion, bool]:
@@ -235,14 +236,12 @@ class LocalModelRegistry:
         lines = []
         for name in self._names():
             numbers = self._numbers(name)
-            unchecked = [f"v{n}" for n in numbers if not check_version(self._model_dir(name) / f"v{n}", deep=True)]
             for n in numbers:
+                check_version(self._model_dir(name) / f"v{n}", deep=True)
                 load_version(name, n, self._model_dir(name) / f"v{n}")
             production = self.production(name)
             serving = production.version if production else "none"
-            line = f"model {name}: {len(numbers)} version(s) ok, production {serving}"
-            lines.append(line + (f"; {', '.join(unchecked)} registered before checksums, not checked" if unchecked
-                                 else ""))
+            lines.append(f"model {name}: {len(numbers)} version(s) ok, production {serving}")
         return lines
 
     def _locked(self) -> AbstractContextManager[None]:

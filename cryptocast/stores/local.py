@@ -9,8 +9,17 @@ unless the caller asked for it (`replace=True`), and then every changed row is l
 
 Small files: a daily update adds one file per group, so when a group holds more than
 `COMPACT_SLACK` files beyond one per year, the years with several files are rewritten as one file
-each, in a commit of their own that changes no rows (Delta's OPTIMIZE). Nothing is ever deleted:
-every version stays readable, and a rollback is a new commit.
+each, in a commit of their own that changes no rows (Delta's OPTIMIZE).
+
+Maintenance, so ten years of daily runs stay small and fast: a write finds each group's last
+maintenance in the store's record (`ledger.py`) and, once `MAINTAIN_EVERY_DAYS` have passed, lets
+delta-rs checkpoint the log, makes the newest checkpoint at or before the start of the time-travel
+window (`WINDOW_DAYS`) the oldest restorable version, deletes the commits before it and every data
+file no restorable version uses (VACUUM), and removes temporary files killed runs left. Every
+version committed within the window, and the one live when it began, stays restorable; older ones
+cannot be. delta-rs's own vacuum and log clean-up are not used: they write commits of their own
+without the checks (`delta.py`), and judge age by the wall clock and file times rather than by
+the commits' own times.
 
 A store written before Delta (manifest.json + yearly Parquet, see `legacy.py`) is converted the
 first time this store is opened, under the lock, with every row checked.
@@ -30,15 +39,19 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from cryptocast.errors import DataValidationError, StoreError
-from cryptocast.features import GroupSpec, ViewSpec, join_view, validate
-from cryptocast.stores import legacy
+from cryptocast.features import FORECASTS, FORECASTS_V1, INGESTED_GROUPS, GroupSpec, ViewSpec, join_view, validate
+from cryptocast.stores import delta, legacy
 from cryptocast.stores.base import InsertResult, check_changes, compare_rows, insert_result, view_groups
-from cryptocast.stores.delta import EMPTY, Commit, GroupTable, Snapshot, read_spec, table_exists
+from cryptocast.stores.delta import EMPTY, LOG, Commit, GroupTable, Snapshot, read_spec, table_exists
+from cryptocast.stores.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_S = 600
 COMPACT_SLACK = 30
+WINDOW_DAYS = 90
+MAINTAIN_EVERY_DAYS = 7
+DAY_MS = 86_400_000
 _GROUP_DIR = re.compile(r"(.+)_v([0-9]+)")
 
 
@@ -64,8 +77,11 @@ class LocalFeatureGroup:
         return df[keep].reset_index(drop=True)
 
     def _snapshot(self, version: int | None = None) -> Snapshot:
-        """The table at `version`; a group not yet written reads as an empty table."""
-        return self.table.snapshot(version) if version is not None or self.table.exists() else EMPTY
+        """The table at `version`; a group not yet written reads as an empty table (one the record lists is
+        never taken for that: with its log gone it is damaged, and the next write must not start afresh)."""
+        if version is not None or self.table.exists() or self.table.recorded():
+            return self.table.snapshot(version)
+        return EMPTY
 
     def _validated(self, df: pd.DataFrame, snap: Snapshot) -> pd.DataFrame:
         """Stored rows pass the same rules as incoming ones, so damage that slipped past the checksums shows."""
@@ -75,30 +91,38 @@ class LocalFeatureGroup:
             raise StoreError(f"stored rows are invalid: {exc}") from None
 
     def insert(self, df: pd.DataFrame, replace: bool = False) -> InsertResult:
-        """Upsert validated rows as one commit; refuses to change stored rows unless `replace`."""
+        """Upsert validated rows as one commit; refuses to change stored rows unless `replace`.
+
+        Then the group's maintenance, if it is due: the daily run is what keeps the store small.
+        """
         with self.store.lock():
-            snap = self._snapshot()
-            years = df[self.spec.event_time].dt.year.map("{:04d}".format)
-            candidates = [f for f in snap.files if f.year in set(years)]
-            stored = self.table.read_files(candidates)
-            owner = np.repeat([f.path for f in candidates], [f.rows for f in candidates])  # file of each row
-            is_new, changed = compare_rows(self.spec, stored, df)
-            result = insert_result(is_new, changed)
-            check_changes(self.spec, stored, df, changed, replace)
-            if not len(df) or not (is_new | changed).any():
-                return result
-            key = list(self.spec.primary_key)
-            hit = stored[key].merge(df.loc[changed, key], on=key, how="left", indicator=True)["_merge"] == "both"
-            touched = [f for f in candidates if f.path in set(owner[hit.to_numpy()])]
-            kept = stored[pd.Series(owner).isin([f.path for f in touched]).to_numpy()]
-            rows = pd.concat([kept, df[is_new | changed]], ignore_index=True)
-            rows = rows.drop_duplicates(key, keep="last")
-            adds = [self.table.write_data_file(part) for part in _by_year(self.spec, rows)]
-            snap = self.table.commit(snap, "MERGE" if touched else "WRITE", str(result), adds, touched,
-                                     parameters={"mode": "Upsert"})
-            if snap.version == 0:
-                log.info("created feature group %s v%d at %s", self.spec.name, self.spec.version, self.directory)
-            self._compact(snap)
+            result = self._upsert(df, replace)
+            self.maintain()
+        return result
+
+    def _upsert(self, df: pd.DataFrame, replace: bool) -> InsertResult:
+        snap = self._snapshot()
+        years = df[self.spec.event_time].dt.year.map("{:04d}".format)
+        candidates = [f for f in snap.files if f.year in set(years)]
+        stored = self.table.read_files(candidates)
+        owner = np.repeat([f.path for f in candidates], [f.rows for f in candidates])  # file of each row
+        is_new, changed = compare_rows(self.spec, stored, df)
+        result = insert_result(is_new, changed)
+        check_changes(self.spec, stored, df, changed, replace)
+        if not len(df) or not (is_new | changed).any():
+            return result
+        key = list(self.spec.primary_key)
+        hit = stored[key].merge(df.loc[changed, key], on=key, how="left", indicator=True)["_merge"] == "both"
+        touched = [f for f in candidates if f.path in set(owner[hit.to_numpy()])]
+        kept = stored[pd.Series(owner).isin([f.path for f in touched]).to_numpy()]
+        rows = pd.concat([kept, df[is_new | changed]], ignore_index=True)
+        rows = rows.drop_duplicates(key, keep="last")
+        adds = [self.table.write_data_file(part) for part in _by_year(self.spec, rows)]
+        snap = self.table.commit(snap, "MERGE" if touched else "WRITE", str(result), adds, touched,
+                                 parameters={"mode": "Upsert"})
+        if snap.version == 0:
+            log.info("created feature group %s v%d at %s", self.spec.name, self.spec.version, self.directory)
+        self._compact(snap)
         return result
 
     def _compact(self, snap: Snapshot) -> None:
@@ -115,15 +139,48 @@ class LocalFeatureGroup:
                           data_change=False)
         log.info("%s v%d: compacted %d files into %d", self.spec.name, self.spec.version, len(merge), len(adds))
 
-    def history(self) -> list[Commit]:
-        return self.table.history() if self.table.exists() else []
+    def maintain(self) -> bool:
+        """Checkpoint, trim the log to the time-travel window and vacuum, if due; True if it ran.
 
-    def rollback(self, version: int) -> Snapshot:
-        """Make the rows of an earlier version live again, as a new commit."""
+        The window and the schedule are measured in the commits' own times (`delta._now_ms`).
+        """
+        entry = self.table.entry()
+        now = delta._now_ms()
+        if entry is None or entry["latest"] < 0 or now - entry["maintained"] < MAINTAIN_EVERY_DAYS * DAY_MS:
+            return False
         with self.store.lock():
+            self.table.checkpoint()
+            entry = self.table.entry() or entry
+            times = self.table.commit_times()
+            cutoff = now - WINDOW_DAYS * DAY_MS
+            start = max([v for v, t in times.items() if t <= cutoff], default=entry["first"])  # live at the cutoff
+            first = max([entry["first"], *(int(v) for v in entry["checkpoints"] if int(v) <= start)])
+            logs, data = self.table.trim(first, now)
+            temps = self.store.sweep()
+        log.info("%s v%d: maintenance: versions %d..%d restorable, deleted %d log file(s), %d data file(s), "
+                 "%d temporary file(s)", self.spec.name, self.spec.version, first, max(times), logs, data, temps)
+        return True
+
+    def history(self) -> list[Commit]:
+        return self.table.history() if self.table.exists() or self.table.recorded() else []
+
+    def rollback(self, version: int) -> Snapshot | None:
+        """Make the rows of an earlier version live again, as a new commit (None: `-1` started it empty).
+
+        On a group whose log lost or has an edited commit, the target must come before the damage,
+        and the rollback replaces it (`GroupTable.repair`); `-1` starts a group with no intact version empty.
+        """
+        with self.store.lock():
+            if version == -1:
+                self.table.forget()
+                return None
+            broken = self.table.damage()
+            if broken is not None:
+                if version < broken:
+                    target = self.table.snapshot(version)
+                    self._validated(self.table.read_files(target.files), target)
+                return self.table.repair(version)
             current = self.table.snapshot()
-            if not 0 <= version <= current.version:
-                raise StoreError(f"{self.table.label} has versions 0..{current.version}, not {version}")
             self._validated(self.table.read_files(self.table.snapshot(version).files), current)
             return self.table.restore(current, version)
 
@@ -132,6 +189,12 @@ class LocalFeatureGroup:
         snap, rows = self.table.verify()
         self._validated(rows, snap)
         return snap
+
+
+def _known_spec(name: str, version: int) -> GroupSpec | None:
+    """The spec this code has for a group version (None: read it from the table's own metadata)."""
+    return next((s for s in (*INGESTED_GROUPS, FORECASTS, FORECASTS_V1) if (s.name, s.version) == (name, version)),
+                None)
 
 
 def _by_year(spec: GroupSpec, rows: pd.DataFrame) -> list[pd.DataFrame]:
@@ -160,7 +223,7 @@ class LocalFeatureStore:
     def get_feature_group(self, spec: GroupSpec) -> LocalFeatureGroup | None:
         self._convert_legacy()
         group = LocalFeatureGroup(spec, self._directory(spec), self)
-        return group if group.table.exists() else None
+        return group if group.table.exists() or group.table.recorded() else None
 
     def get_or_create_feature_group(self, spec: GroupSpec) -> LocalFeatureGroup:
         """The group; its table is created by its first insert (as Hopsworks creates a group), so the
@@ -173,9 +236,31 @@ class LocalFeatureStore:
         self._convert_legacy()
         groups = {}
         for directory in sorted(self.root.iterdir()) if self.root.is_dir() else []:
-            if _GROUP_DIR.fullmatch(directory.name) and table_exists(directory):
-                groups[directory.name] = LocalFeatureGroup(read_spec(directory), directory, self)
-        return groups
+            match = _GROUP_DIR.fullmatch(directory.name)
+            if match and table_exists(directory):  # a version this code defines needs no read of a maybe damaged log
+                spec = _known_spec(match.group(1), int(match.group(2))) or read_spec(directory)
+                groups[directory.name] = LocalFeatureGroup(spec, directory, self)
+        for name in sorted(set(Ledger(self.root).groups()) - set(groups)):  # listed, but its log is gone
+            match = _GROUP_DIR.fullmatch(name)
+            if match:
+                name_, version = match.group(1), int(match.group(2))
+                spec = _known_spec(name_, version) or GroupSpec(name_, version, "", (), "", ())
+                group = LocalFeatureGroup(spec, self.root / name, self)
+                if group.table.recorded():
+                    groups[name] = group
+        return dict(sorted(groups.items()))
+
+    def sweep(self) -> int:
+        """Delete temporary files killed runs left in the feature store; safe only under the store lock.
+
+        Ours (`atomic.py`) are hidden and end in `.tmp`; delta-rs stages a checkpoint as `<name>#<n>`.
+        """
+        temps = [p for d in [self.root, *self.root.glob("*"), *self.root.glob(f"*/{LOG}")] if d.is_dir()
+                 for p in d.iterdir() if p.is_file() and ((p.name.startswith(".") and p.name.endswith(".tmp"))
+                                                          or (d.name == LOG and "#" in p.name))]
+        for path in temps:
+            path.unlink(missing_ok=True)
+        return len(temps)
 
     def read_feature_view(self, view: ViewSpec, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:
         return join_view(view, {name: group.read(start, end) for name, group in view_groups(self, view).items()})

@@ -151,6 +151,26 @@ def test_compaction(stocked, tmp_path, monkeypatch):
     assert crash_everywhere(stocked, tmp_path / "w", step) >= 10
 
 
+def test_maintenance(stocked, tmp_path, monkeypatch):
+    """A write that runs the weekly maintenance (issue 20): checkpoint, the log trimmed to the window (here
+    none), unused data files and a killed run's temporary file deleted; a crash anywhere leaves it whole."""
+    spec = INGESTED_GROUPS[0]
+    rows = LocalFeatureStore(stocked).get_feature_group(spec).read()
+    days = [rows.assign(day=rows["day"].max() + pd.Timedelta(days=n)).tail(1) for n in (1, 2, 3)]
+    for day in days[:2]:
+        LocalFeatureStore(stocked).get_feature_group(spec).insert(day)
+    (stocked / "feature_store" / f"{spec.name}_v{spec.version}" / ".x.parquet.1.00000000.tmp").write_bytes(b"x")
+    later = delta._now_ms() + 8 * local.DAY_MS
+    monkeypatch.setattr(delta, "_now_ms", lambda: later)
+    monkeypatch.setattr(local, "WINDOW_DAYS", 0)
+    step = lambda home: LocalFeatureStore(home).get_feature_group(spec).insert(days[2])  # noqa: E731
+    assert crash_everywhere(stocked, tmp_path / "w", step) >= 10
+    home = shutil.copytree(stocked, tmp_path / "maintained")
+    step(home)
+    log_dir = home / "feature_store" / f"{spec.name}_v{spec.version}" / "_delta_log"
+    assert [p.name[:20] for p in sorted(log_dir.glob("0*.json"))] == [f"{3:020d}"]  # only the newest is left
+
+
 def test_conversion_of_a_store_written_before_delta(tmp_path):
     template = tmp_path / "legacy"
     for name in ("solana_v1", "example_v3"):  # two of the fixture's groups: a known and an unknown version

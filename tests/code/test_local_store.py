@@ -7,6 +7,7 @@ checksums and bit flips in test_integrity.py; crashes at every write in test_fau
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -20,6 +21,7 @@ from deltalake import DeltaTable
 from cryptocast.errors import StoreError
 from cryptocast.stores import delta, local
 from cryptocast.stores.base import InsertResult
+from cryptocast.stores.ledger import Ledger
 from cryptocast.stores.local import LocalFeatureStore
 
 from grouprows import ALL, FNG, SOL, candles, expected_candles, fng
@@ -91,8 +93,9 @@ def test_a_daily_insert_adds_one_small_file_and_rewrites_nothing(tmp_path):
     before = files(tmp_path)
     assert group.insert(candles(["2024-01-03"])) == InsertResult(1, 0, 0)
     after = files(tmp_path)
+    before.pop("feature_store/groups.json")  # the store's record of each group's commits (ledger.py)
     assert {n: after[n] for n in before} == before  # nothing rewritten, nothing deleted
-    added = sorted(set(after) - set(before), key=lambda name: name.endswith(".parquet"))
+    added = sorted(set(after) - set(before) - {"feature_store/groups.json"}, key=lambda name: name.endswith(".parquet"))
     assert len(added) == 2 and added[0].endswith(f"_delta_log/{1:020d}.json")
     assert re.search(r"/2024-[0-9a-f]{64}\.parquet$", added[1]) and len(after[added[1]]) < 3000
 
@@ -172,6 +175,11 @@ def test_a_schema_change_in_the_table_is_refused(tmp_path):
     first.write_text(first.read_text().replace('\\"name\\":\\"close\\",\\"type\\":\\"double\\"',
                                                '\\"name\\":\\"close\\",\\"type\\":\\"long\\"'))
     group = LocalFeatureStore(tmp_path).get_feature_group(SOL)
+    with pytest.raises(StoreError, match="is not the one .* recorded"):  # an edited commit, to the record
+        group.read()
+    record = Ledger(tmp_path / "feature_store")  # as if a table of another schema had been written so
+    entry = record.group("solana_v1")
+    record.put("solana_v1", {**entry, "commits": {"0": hashlib.sha256(first.read_bytes()).hexdigest()}})
     with pytest.raises(StoreError, match="bump the group version"):
         group.read()
     with pytest.raises(StoreError, match="bump the group version"):

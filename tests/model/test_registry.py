@@ -122,12 +122,15 @@ def test_leftovers_of_a_killed_run_are_ignored_then_swept(registry, tmp_path):
     half = sol_dir / ".v2-killed"
     (half / "artifacts").mkdir(parents=True)
     (half / "artifacts" / "model.keras").write_bytes(b"half")
+    pointer_tmp = sol_dir / ".production.json.4242.0a1b2c3d.tmp"  # atomic.py's temp file of a killed promotion
+    pointer_tmp.write_bytes(b'{"version"')
 
     assert [v.version for v in registry.versions("sol")] == [1]
     assert registry.summary("sol")["sol"]["versions"][0]["version"] == 1
 
     assert register(registry, tmp_path, 0.1).version == 2
     assert not half.exists()
+    assert not pointer_tmp.exists()
     assert files(registry.get("sol", 2).path)["model.keras"] != b"half"
 
 
