@@ -52,6 +52,7 @@ from typing import Any
 
 import pandas as pd
 import requests
+from hopsworks_answers import ANSWERS
 
 API_KEY = "hw-double-key-9f3c2e"
 PROJECT = "cryptocast_test"
@@ -74,19 +75,27 @@ TARGETS = {"hopsworks.login", f"{MR}.python"}  # every real callable or property
 
 
 def rest_error(status: int, reason: str, error_code: int | None = None, message: str = "",
-               path: str = "") -> Exception:
-    """The client's own RestAPIError, as `_send_request` raises it for a response with this status and body."""
+               path: str = "", user_message: str | None = None) -> Exception:
+    """The client's own RestAPIError, as `_send_request` raises it for a response with this status and body
+    (the backend's RESTException body: the code's message, and the thrower's own message when it gave one)."""
     from hopsworks_common.client.exceptions import RestAPIError
 
     response = requests.Response()
     response.status_code, response.reason, response.url = status, reason, f"{URL}/{path}"
-    response._content = json.dumps({"errorCode": error_code, "errorMsg": message, "usrMsg": message}).encode()
+    body = {"errorCode": error_code, "errorMsg": message, "usrMsg": message if user_message is None else user_message}
+    response._content = json.dumps({k: v for k, v in body.items() if v or k != "usrMsg"}).encode()
     return RestAPIError(response.url, response)
 
 
-def scope_error(scope: str, path: str) -> Exception:
-    """What Hopsworks answers a key that lacks a scope (error 320004, as the client's CLI decodes it)."""
-    return rest_error(403, "Forbidden", 320004, f"No valid scope found for this invocation: [{scope}]", path)
+def answer_error(case: str, path: str = "", user_message: str = "") -> Exception:
+    """The service's answer to `case`, from the table in tests/hopsworks_answers.py: a RestAPIError with the
+    backend's status and error code, or the client's own exception where the client decides."""
+    row = ANSWERS[case]
+    if row.status is None:
+        from hopsworks_common.client.exceptions import FeatureStoreException
+
+        return FeatureStoreException(f"{row.message}{': ' + user_message if user_message else ''}")
+    return rest_error(row.status, row.reason, row.code, row.message, path, user_message)
 
 
 def records(target: str):
@@ -129,6 +138,7 @@ class Double:
         self.registration = "confirmed"
         self.dataset_fault: Exception | None = None
         self.write_fault: Exception | None = None
+        self.answers: list[tuple[str, Exception]] = []
         self._faults: dict[str, BaseException] = {}
         self._blocks: dict[str, threading.Event] = {}
         self.released = threading.Event()
@@ -146,11 +156,15 @@ class Double:
     def block(self, target: str) -> None:
         self._blocks[target] = self.released
 
-    def deny_datasets(self, status: int = 403, scope: str = "DATASET_VIEW") -> None:
-        """Every dataset call fails: 403 as for a key without `scope`, 401 as for a key revoked meanwhile."""
-        path = "project/119/dataset"
-        self.dataset_fault = scope_error(scope, path) if status == 403 else rest_error(
-            401, "Unauthorized", 160040, "Api key not found", path)
+    def deny_datasets(self, status: int = 403) -> None:
+        """Every dataset call fails: 403 as for a key without the dataset scopes, 401 as for a key revoked since."""
+        self.dataset_fault = self.answer("no scope" if status == 403 else "wrong key", "project/119/dataset")
+
+    def answer(self, case: str, path: str = "", user_message: str = "") -> Exception:
+        """The service's answer to `case` (tests/hopsworks_answers.py), kept in `answers` for the table's test."""
+        error = answer_error(case, path, user_message)
+        self.answers.append((case, error))
+        return error
 
     def targets(self) -> set[str]:
         return {target for target, _, _, _ in self.calls}
@@ -188,7 +202,7 @@ class Double:
         if connection._engine != "python":
             raise NotImplementedError(f"engine={connection._engine!r}: the double models the python engine only")
         if connection._api_key_value != self.api_key:
-            raise rest_error(401, "Unauthorized", 160040, "Api key not found", "auth")
+            raise self.answer("wrong key", "auth")
         connection._connected = True
         connection._project_api = FakeProjectApi(self)
         connection_module._hsfs_engine_type = connection._engine  # as the real `_connect` sets it
@@ -234,7 +248,7 @@ class FakeProjectApi:
 
     def _get_project(self, name: str) -> FakeProject:
         if name not in self.double.projects:
-            raise rest_error(404, "Not Found", 150004, "Project wasn't found.", f"project/getProjectInfo/{name}")
+            raise self.double.answer("missing project", f"project/getProjectInfo/{name}")
         return FakeProject(self.double, name)
 
 
@@ -674,18 +688,31 @@ class FakeDatasetApi:
         self.files = double.files
 
     def _get(self, path: str) -> dict:
-        """The metadata request every dataset call starts with: where the scope check and 404s happen."""
+        """The metadata request (GET dataset/<path>) every dataset call starts with: scope check, then the path."""
+        self._check(path)
+        path = self.files.norm(path)
+        if not self.files.exists(path):
+            raise self.double.answer("missing path", f"project/119/dataset/{path}")
+        return {"name": PurePosixPath(path).name}
+
+    def _check(self, path: str) -> None:
+        """What every dataset endpoint checks first: the key's scope, then the path's top-level dataset."""
         if self.double.dataset_fault is not None:
             raise self.double.dataset_fault
         path = self.files.norm(path)
-        if not self.files.exists(path):
-            raise rest_error(404, "Not Found", 110018, f"Path {path} not found", f"project/119/dataset/{path}")
-        return {"name": PurePosixPath(path).name}
+        if not self.files.exists(PurePosixPath(path).parts[0]):
+            raise self.double.answer("missing dataset", f"project/119/dataset/{path}", f"path: {path}")
 
     @records(f"{DATASETS}.mkdir")
     def mkdir(self, path: str) -> str:
+        self._check(path)
         path = self.files.norm(path)
-        self._get(str(PurePosixPath(path).parent))
+        if self.files.exists(path):
+            raise self.double.answer("directory exists", f"project/119/dataset/{path}",
+                                     f"The given path: /Projects/{PROJECT}/{path} already exists")
+        if not self.files.exists(str(PurePosixPath(path).parent)):
+            raise self.double.answer("parent missing", f"project/119/dataset/{path}",
+                                     f"Path for parent folder does not exist: /Projects/{PROJECT}/{path}")
         self.files.dirs.add(path)
         return path
 
@@ -710,5 +737,9 @@ class FakeDatasetApi:
 
     @records(f"{DATASETS}.remove")
     def remove(self, path: str) -> None:
-        self._get(path)
+        """Deleting a path that is not there succeeds (204), as the backend's rm does."""
+        self._check(path)
+        if not self.files.exists(self.files.norm(path)):
+            self.double.answers.append(("delete a missing path", None))
+            return
         self.files.remove(self.files.norm(path))

@@ -53,8 +53,8 @@ def test_a_wrong_key_fails_at_login_with_one_line_and_never_shows_the_key(on_hop
     assert run_main(feature_backfill.main, "-v") == 1
     out, err = output(capsys)
     assert only_error(err) == ("error: feature_backfill: hopsworks: login failed: RestAPIError: HTTP 401 Unauthorized, "
-                               "error 160040: Api key not found (check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and "
-                               "HOPSWORKS_HOST)")
+                               "error 320012: Invalid or incorrect API key. (check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT"
+                               " and HOPSWORKS_HOST)")
     assert wrong not in out + err and on_hopsworks.groups == {}
 
 
@@ -231,6 +231,41 @@ def model_dir(tmp_path, content: bytes = b"PK"):
     return artifacts
 
 
+def test_a_fresh_project_reads_as_no_model_yet(on_hopsworks, tmp_path, capsys):
+    """Hopsworks answers a missing path with HTTP 400 and error 110018 (PATH_NOT_FOUND), not 404: read as an
+    error, a project with no model yet failed status, production, the first registration and the clean-up."""
+    registry = open_model_registry(load_settings())
+    assert registry.summary() == {} and registry.production("sol_lstm") is None
+    assert run_main(cryptocast_main.main, "status", "--json") == 0
+    assert json.loads(output(capsys)[0])["models"] == {}
+    version, promoted = registry.register_and_promote("sol_lstm", model_dir(tmp_path), {"rel_mae_mean": 0.9}, "x", {})
+    assert (version.version, promoted) == (1, True)
+    assert registry.drop_model("never_registered") == []
+    assert [case for case, _ in on_hopsworks.answers].count("missing path") >= 4
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 422, 500])
+@pytest.mark.parametrize("code", [360000, 110018, None])
+def test_not_found_follows_the_clients_own_rule(status, code):
+    """The client's `_catch_not_found` decides "absent" for the calls it wraps (here hsml's model lookup, code
+    360000); the dataset calls it leaves to us must be decided by the same rule with the dataset codes."""
+    from hopsworks_common import decorators
+    from hopsworks_common.client.exceptions import RestAPIError
+
+    error = rest_error(status, "Some Reason", code, "m")
+
+    def lookup():
+        raise error
+    try:
+        client_says = decorators._catch_not_found("hsml.model.Model", fallback_return="absent")(lookup)() == "absent"
+    except RestAPIError:
+        client_says = False
+    assert hopsworks_session.is_not_found(error, (360000,)) is client_says
+    assert hopsworks_session.is_not_found(error, hopsworks_session.DATASET_NOT_FOUND) is (
+        status in (400, 404) and code == 110018)
+    assert not hopsworks_session.is_not_found(ValueError("no response"), hopsworks_session.DATASET_NOT_FOUND)
+
+
 def test_an_unreadable_registry_is_an_error_never_an_empty_one(on_hopsworks, tmp_path, capsys):
     """The client's DatasetApi.exists answers False on a 403: reading production through it made a key without
     the dataset scopes look like "no model yet": promote without comparing, retrain every day."""
@@ -239,8 +274,8 @@ def test_an_unreadable_registry_is_an_error_never_an_empty_one(on_hopsworks, tmp
     on_hopsworks.deny_datasets()
     registry = open_model_registry(load_settings())
     with pytest.raises(StoreError, match=r"^hopsworks: read production of model sol_lstm failed: RestAPIError: "
-                                         r"HTTP 403 Forbidden, error 320004: No valid scope .*\[DATASET_VIEW\] "
-                                         r"\(the API key lacks a scope this call needs"):
+                                         r"HTTP 403 Forbidden, error 320004: No valid scope found for this "
+                                         r"invocation \(the API key lacks a scope this call needs"):
         registry.production("sol_lstm")
     with pytest.raises(StoreError, match="read production of model sol_lstm failed"):
         registry.register_and_promote("sol_lstm", model_dir(tmp_path, b"v2"), {"rel_mae_mean": 0.5}, "second", {})
@@ -255,7 +290,8 @@ def test_a_revoked_key_on_the_registry_is_a_login_problem_not_an_empty_registry(
     registry = open_model_registry(load_settings())
     on_hopsworks.deny_datasets(status=401)
     with pytest.raises(StoreError, match=r"read production of model sol_lstm failed: RestAPIError: HTTP 401 "
-                                         r"Unauthorized, error 160040: Api key not found \(check HOPSWORKS_API_KEY"):
+                                         r"Unauthorized, error 320012: Invalid or incorrect API key. \(check "
+                                         r"HOPSWORKS_API_KEY"):
         registry.production("sol_lstm")
 
 
