@@ -38,6 +38,9 @@ MAX_DETAIL = 300
 DATASET_NOT_FOUND = (110018, 110011)
 LOGIN_HINT = "check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and HOPSWORKS_HOST"
 SCOPE_HINT = "the API key lacks a scope this call needs: see guide/hopsworks.md"
+RESET_COMMAND = "python -m cryptocast hopsworks-reset --yes-delete-cryptocast-groups"
+DELTA_HINT = ("this cluster takes no direct DELTA writes from outside, as no hosted Serverless project does: unset "
+              f"CRYPTOCAST_HOPSWORKS_FORMAT (HUDI), then remove the groups left behind with `{RESET_COMMAND}`")
 
 _logins: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # (host, project, key) -> (hopsworks module, Project)
 
@@ -115,6 +118,8 @@ class HopsworksSession:
 def _hint(step: str, exc: BaseException) -> str:
     if step == "login" or http_status(exc) == 401:
         return f" ({LOGIN_HINT})"
+    if "load balancer has been setup" in str(exc):  # hsfs' delta-rs set-up found no external load balancer
+        return f" ({DELTA_HINT})"
     return f" ({SCOPE_HINT})" if http_status(exc) == 403 else ""
 
 

@@ -43,6 +43,7 @@ import functools
 import importlib
 import itertools
 import json
+import os
 import re
 import sys
 import threading
@@ -52,6 +53,7 @@ from typing import Any
 
 import pandas as pd
 import requests
+
 from hopsworks_answers import ANSWERS
 
 API_KEY = "hw-double-key-9f3c2e"
@@ -123,8 +125,10 @@ def recorded_property(target: str, attribute: str) -> property:
 class Double:
     """The project behind the fake client: everything a test may inspect or break."""
 
-    def __init__(self, real: types.ModuleType, projects: tuple[str, ...] = (PROJECT,), api_key: str = API_KEY) -> None:
+    def __init__(self, real: types.ModuleType, projects: tuple[str, ...] = (PROJECT,), api_key: str = API_KEY,
+                 load_balancers: bool = False) -> None:
         self.real = real
+        self.load_balancers = load_balancers  # a hosted (Serverless) project exposes none
         self.projects = projects
         self.api_key = api_key
         self.calls: list[tuple[str, tuple, dict, str]] = []
@@ -138,6 +142,8 @@ class Double:
         self.registration = "confirmed"
         self.dataset_fault: Exception | None = None
         self.write_fault: Exception | None = None
+        self.job_fault: Exception | None = None
+        self.waited = 0.0  # seconds the client would have slept (hsml's registration poll), counted, never slept
         self.answers: list[tuple[str, Exception]] = []
         self._faults: dict[str, BaseException] = {}
         self._blocks: dict[str, threading.Event] = {}
@@ -159,6 +165,51 @@ class Double:
     def deny_datasets(self, status: int = 403) -> None:
         """Every dataset call fails: 403 as for a key without the dataset scopes, 401 as for a key revoked since."""
         self.dataset_fault = self.answer("no scope" if status == 403 else "wrong key", "project/119/dataset")
+
+    def check_direct_write(self, metadata: Any) -> None:
+        """hsfs' own delta-rs set-up for an external client: it refuses when the cluster publishes no external
+        datanode load balancer (`loadbalancer_external_domain_datanode` unset), with the client's own message."""
+        from hsfs.core.delta_engine import DeltaEngine
+
+        def domain(kind: str) -> str:
+            if not self.load_balancers:
+                self.answers.append(("no load balancers", None))
+            return f"{kind}.loadbalancer.example" if self.load_balancers else ""
+        engine = types.SimpleNamespace(
+            _feature_group=metadata, _variable_api=types.SimpleNamespace(_get_loadbalancer_external_domain=domain),
+            _project_api=types.SimpleNamespace(_get_user_info=lambda: {"username": "meb10000"}))
+        touched = ("PEMS_DIR", "HOPSFS_CLOUD_DATANODE_HOSTNAME_OVERRIDE", "LIBHDFS_DEFAULT_USER")
+        before = {name: os.environ.get(name) for name in touched}
+        try:
+            DeltaEngine._setup_delta_rs(engine)
+        finally:
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    def lookup(self, class_path: str, case: str, found: Any, path: str, user_message: str = "") -> Any:
+        """A GET the client wraps in its own `_catch_not_found(class_path)`: when nothing is `found` the backend
+        answers `case`, and the client's decorator (run here) decides whether that means None."""
+        from hopsworks_common import decorators
+
+        @decorators._catch_not_found(class_path, fallback_return=None)
+        def get() -> Any:
+            if found is None:
+                raise self.answer(case, path, user_message)
+            return found
+        return get()
+
+    def model(self, name: str, version: int) -> FakeModel | None:
+        """`ModelApi._get` (GET models/<name>_<version>), which the client wraps in `_catch_not_found`."""
+        return self.lookup("hsml.model.Model", "missing model version", self.models.get(name, {}).get(version),
+                           f"project/119/modelregistries/119/models/{name}_{version}")
+
+    def registered(self, name: str, version: int, model_registry_id: int | None = None,
+                   shared_registry_project_name: str | None = None) -> FakeModel | None:
+        """hsml's own view of `model` (its `_get` signature), for the client code the double runs."""
+        return self.model(name, version)
 
     def answer(self, case: str, path: str = "", user_message: str = "") -> Exception:
         """The service's answer to `case` (tests/hopsworks_answers.py), kept in `answers` for the table's test."""
@@ -229,8 +280,15 @@ class FakeRestClient:
 
     _project_name = None
 
+    @property
+    def project_name(self) -> str | None:
+        return self._project_name
+
     def _is_external(self) -> bool:
         return True
+
+    def _get_certs_folder(self) -> str:
+        return "/tmp/hopsworks-double-certs"
 
     def _provide_project(self, name: str, project_id: int | None = None) -> None:
         self._project_name = name
@@ -285,16 +343,20 @@ class FakeFeatureStore:
 
     @records(f"{FS}.get_feature_group")
     def get_feature_group(self, name: str, version: int | None = None) -> FakeFeatureGroup | None:
-        group = self.double.groups.get((name, version or 1))
-        return group if group is not None and group.saved else None
+        version = version or 1
+        group = self.double.groups.get((name, version))
+        return self.double.lookup(
+            "hsfs.feature_group.FeatureGroupBase", "missing feature group", group if group and group.saved else None,
+            f"featurestores/67/featuregroups/{name}?version={version}",
+            f"feature group name: {name} feature group version: {version}")
 
     @records(f"{FS}.get_or_create_feature_group")
     def get_or_create_feature_group(self, name: str, version: int, **options: Any) -> FakeFeatureGroup:
         unmodelled = sorted(set(options) - GROUP_OPTIONS)
         if unmodelled or options.get("online_enabled"):
             raise NotImplementedError(f"the double does not model {unmodelled or 'online feature groups'}")
-        existing = self.double.groups.get((name, version))
-        if existing is not None and existing.saved:
+        existing = self.get_feature_group.__wrapped__(self, name, version)  # the same GET, not recorded twice
+        if existing is not None:
             return existing
         group = FakeFeatureGroup(self.double, group_metadata(name, version, **options))
         self.double.groups[(name, version)] = group
@@ -302,7 +364,16 @@ class FakeFeatureStore:
 
     @records(f"{FS}.get_feature_view")
     def get_feature_view(self, name: str, version: int | None = None) -> FakeFeatureView | None:
-        return self.double.views.get((name, version or 1))
+        version = version or 1
+        view = self.double.lookup("hsfs.feature_view.FeatureView", "missing feature view",
+                                  self.double.views.get((name, version)), f"featurestores/67/featureview/{name}/"
+                                  f"version/{version}", f"There exists no feature view with the name {name} and "
+                                  f"version {version}.")
+        if view is not None and not view.query.intact():
+            raise ValueError("Cannot get back the feature view because the query defined is no longer valid. Some "
+                             "feature groups used in the query may have been deleted. You can clean up this feature "
+                             "view on the UI or `FeatureView.clean`.")  # hsfs/core/feature_view_api.py
+        return view
 
     @records(f"{FS}.get_or_create_feature_view")
     def get_or_create_feature_view(self, name: str, query: FakeQuery, version: int, description: str | None = "",
@@ -331,6 +402,17 @@ def merge_key(metadata: Any) -> list[str]:
     return list(dict.fromkeys(re.findall(r"old\.(\w+) == new\.", query)))
 
 
+def metadata_property(name: str) -> property:
+    """A group's setting as the backend stored it: read from its real hsfs metadata, recorded."""
+    target = f"{FG}.{name}"
+    TARGETS.add(target)
+
+    def get(self):
+        self.double.record(target, (), {}, kind="property")
+        return getattr(self.metadata, name)
+    return property(get)
+
+
 class FakeFeatureGroup:
     """A feature group: real hsfs metadata, rows kept here."""
 
@@ -339,16 +421,24 @@ class FakeFeatureGroup:
         self.metadata = metadata
         self.name = metadata.name
         self.version = metadata.version
-        self.primary_key = list(metadata.primary_key)
-        self.event_time = metadata.event_time
+        self._primary_key = list(metadata.primary_key)
+        self._event_time = metadata.event_time
         self._features = metadata.columns
         self._id: int | None = None
-        self.rows = pd.DataFrame()
+        self.rows = pd.DataFrame()  # what the offline table holds (what reads see)
+        self.topic: list[pd.DataFrame] = []  # rows sent through Kafka that no materialization job has written yet
+        self.commits = 0
         self.inserts = 0
+        self.jobs = 0
         self.statistics_jobs = 0
 
     id = recorded_property(f"{FG}.id", "_id")
     columns = recorded_property(f"{FG}.columns", "_features")
+    primary_key = recorded_property(f"{FG}.primary_key", "_primary_key")
+    event_time = recorded_property(f"{FG}.event_time", "_event_time")
+    time_travel_format = metadata_property("time_travel_format")
+    online_enabled = metadata_property("online_enabled")
+    stream = metadata_property("stream")
 
     @property
     def saved(self) -> bool:
@@ -382,23 +472,43 @@ class FakeFeatureGroup:
     def insert(self, features: pd.DataFrame, overwrite: bool = False, operation: str = "upsert",
                storage: str | None = None, write_options: dict | None = None, validation_options: dict | None = None,
                wait: bool = False, **unsupported: Any):
+        """As hsfs 5.2's python engine: save the metadata, then a DELTA group is merged by delta-rs from here (which
+        needs the cluster's external load balancers) and any other is sent through Kafka to a materialization job,
+        whose rows reach the offline table only when the job has run (waited for when `wait`)."""
         if unsupported or overwrite or operation != "upsert" or storage is not None:
             raise NotImplementedError("the double models upserts to both stores only")
-        if not self.direct_write and not wait:
-            raise NotImplementedError("the double models materialization jobs that are waited for only")
         self._check_schema(features)
         rows = self._as_written(features)
         if self._id is None:  # hsfs saves the group's metadata before it writes the first rows
             self._id = len(self.double.groups) * 100 + self.version
+        if self.direct_write:
+            self.double.check_direct_write(self.metadata)
         if self.double.write_fault is not None:
             raise self.double.write_fault
-        key = merge_key(self.metadata) if self.direct_write else self.primary_key
-        merged = pd.concat([self.rows, rows], ignore_index=True)
-        self.rows = merged.drop_duplicates(key, keep="last").reset_index(drop=True)
         self.inserts += 1
         if self.metadata.statistics_config.enabled:
             self.statistics_jobs += 1
+        if self.direct_write:
+            self._merge(rows, merge_key(self.metadata))
+            return None, None
+        self.topic.append(rows)
+        self.jobs += 1
+        if wait:
+            self.materialise()
         return None, None
+
+    def materialise(self) -> None:
+        """The materialization job: the topic's rows into the offline table, upserted on the primary key."""
+        if self.double.job_fault is not None:
+            raise self.double.job_fault
+        for rows in self.topic:
+            self._merge(rows, self._primary_key)
+        self.topic = []
+
+    def _merge(self, rows: pd.DataFrame, key: list[str]) -> None:
+        merged = pd.concat([self.rows, rows], ignore_index=True)
+        self.rows = merged.drop_duplicates(key, keep="last").reset_index(drop=True)
+        self.commits += 1
 
     def _check_schema(self, df: pd.DataFrame) -> None:
         """As hsfs does on insert: the frame's schema, parsed by hsfs, must match the group's features."""
@@ -418,17 +528,23 @@ class FakeFeatureGroup:
 
     @records(f"{FG}.delete")
     def delete(self, force: bool = False, delete_feature_views: bool = False) -> None:
-        self.double.groups.pop((self.name, self.version), None)
+        if self.double.groups.get((self.name, self.version)) is not self or not self.saved:
+            raise self.double.answer("missing feature group", f"featurestores/67/featuregroups/{self._id}",
+                                     f"Feature group id: {self._id}")
+        del self.double.groups[(self.name, self.version)]
 
     def stored(self) -> pd.DataFrame:
-        """The rows as a read returns them: tz-aware UTC timestamps in microseconds, newest key first."""
+        """The rows as a read returns them: tz-aware UTC timestamps in microseconds, newest key first; a group
+        whose offline table has no commit yet cannot be read (the Query Service finds no table to read)."""
+        if self.saved and not self.commits:
+            raise self.double.answer("not materialised", user_message=f"featuregroup {self.name}_{self.version}")
         df = self.rows.copy()
         if df.empty:
             return pd.DataFrame({f.name: pd.Series(dtype="object") for f in self._features})
         for f in self._features:
             if f.type == "timestamp":
                 df[f.name] = df[f.name].dt.tz_localize("UTC").astype("datetime64[us, UTC]")
-        return df.sort_values(self.primary_key, ascending=False).reset_index(drop=True)
+        return df.sort_values(self._primary_key, ascending=False).reset_index(drop=True)
 
 
 def _fs_exception(message: str) -> Exception:
@@ -483,6 +599,11 @@ class FakeQuery:
             raise NotImplementedError("the double reads the offline store, without commit-time windows")
         return self.evaluate(self.condition)
 
+    def intact(self) -> bool:
+        """Whether every group the query reads still exists (the backend cannot expand it otherwise)."""
+        return all(self.double.groups.get((q.group.name, q.group.version)) is q.group
+                   for q in [self, *[j[0] for j in self.joins]])
+
     def owner_column(self, feature: Any) -> str:
         """The joined frame's column for a feature object taken from one of the query's groups."""
         for query, prefix in [(self, ""), *[(q, p) for q, _, _, p in self.joins]]:
@@ -520,14 +641,17 @@ class FakeFeatureView:
         dropped = []
         for query, prefix in [(self.query, ""), *[(q, p) for q, _, _, p in self.query.joins]]:
             if not primary_key:
-                dropped += [prefix + k for k in query.group.primary_key]
+                dropped += [prefix + k for k in query.group._primary_key]
             if not event_time:
-                dropped.append(prefix + query.group.event_time)
+                dropped.append(prefix + query.group._event_time)
         return df.drop(columns=[c for c in set(dropped) if c in df.columns])
 
     @records(f"{FV}.delete")
     def delete(self, force: bool = False) -> None:
-        self.double.views.pop((self.name, self.version), None)
+        if self.double.views.get((self.name, self.version)) is not self:
+            raise self.double.answer("missing feature view", f"featurestores/67/featureview/{self.name}/version/"
+                                     f"{self.version}")
+        del self.double.views[(self.name, self.version)]
 
 
 # --- model registry ------------------------------------------------------------------------------
@@ -544,7 +668,7 @@ class FakeModelRegistry:
 
     @records(f"{MR}.get_model")
     def get_model(self, name: str, version: int | None = None) -> FakeModel | None:
-        return self.double.models.get(name, {}).get(version or 1)
+        return self.double.model(name, version or 1)
 
     @records(f"{MR}.get_models")
     def get_models(self, name: str) -> list[FakeModel]:
@@ -579,6 +703,7 @@ class FakeModel:
         self.input_example: Any = None
         self._created: int | None = None
         self._id: int | None = None
+        self.model_registry_id = 119
 
     id = recorded_property(f"{MODEL}.id", "_id")
     name = recorded_property(f"{MODEL}.name", "_name")
@@ -593,18 +718,26 @@ class FakeModel:
     @records(f"{MODEL}.save")
     def save(self, model_path: str, await_registration: int = 480, keep_original_files: bool = False,
              upload_configuration: dict | None = None) -> FakeModel:
-        """As hsml's `ModelEngine._save`: checks, upload, input_example.json, then registration."""
+        """As hsml's `ModelEngine._save`: checks, `Models/<name>`, the version numbered by hsml's own code from
+        the folders there, upload, input_example.json, the registration (PUT), then hsml's poll for it, which
+        sleeps 5 s before each look (counted in `Double.waited`, not slept) and looks await_registration/5 times."""
         from hopsworks_common import util
         from hopsworks_common.client.exceptions import ModelRegistryException
         from hopsworks_common.core.dataset_api import DatasetApi
+        from hsml.engine.model_engine import ModelEngine
 
         util._validate_metrics(self._metrics)
         util._validate_model_name(self._name)
-        if not DatasetApi.exists(FakeDatasetApi(self.double), "Models"):
+        datasets = FakeDatasetApi(self.double)
+        if not DatasetApi.exists(datasets, "Models"):
             raise AssertionError("Models dataset does not exist in this project. Please enable the Serving "
                                  "service or create it manually.")
+        if not DatasetApi.exists(datasets, f"Models/{self._name}"):
+            self.double.files.mkdirs(f"Models/{self._name}")
+        engine = types.SimpleNamespace(_dataset_api=types.SimpleNamespace(_list_dataset_path=datasets.listing),
+                                       _model_api=types.SimpleNamespace(_get=self.double.registered))
+        ModelEngine._set_model_version(engine, self, "Models", f"Models/{self._name}")
         versions = self.double.models.setdefault(self._name, {})
-        self._version = self._version or max(versions, default=0) + 1
         if self._version in versions:
             raise ModelRegistryException(f"Model with name {self._name} and version {self._version} already exists, "
                                          "please select another version.")
@@ -615,11 +748,19 @@ class FakeModel:
                 example, cls=util.NumpyEncoder).encode()
         self._created = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
         self._id = next(self.double.ids)
-        if self.double.registration != "lost":
+        if self.double.registration != "lost":  # the backend's PUT registers the version (ModelsResource.put)
             versions[self._version] = self
-        if self.double.registration != "confirmed":
+        polls = int(await_registration / 5)
+        found = None
+        for _ in range(polls if self.double.registration == "confirmed" else 0):
+            self.double.waited += 5
+            found = self.double.registered(self._name, self._version, self.model_registry_id)
+            if found is not None:
+                break
+        if found is None:  # hsml prints `model_instance.get_url()` on what its poll returned
+            self.double.waited += 5 * polls
             raise AttributeError(NO_URL)
-        return self
+        return found
 
     @records(f"{MODEL}.download")
     def download(self, local_path: str | None = None) -> str:
@@ -715,6 +856,16 @@ class FakeDatasetApi:
                                      f"Path for parent folder does not exist: /Projects/{PROJECT}/{path}")
         self.files.dirs.add(path)
         return path
+
+    def listing(self, path: str, cls: Any = None, offset: int = 0, limit: int = 1000,
+                sort_by: str = "ID:asc") -> tuple[int, list[Any]]:
+        """`_list_dataset_path` as hsml calls it: (count, items with the path hsml splits the name from)."""
+        self._get(path)
+        names = self.files.children(self.files.norm(path))
+        if sort_by == "NAME:desc":
+            names = sorted(names, reverse=True)
+        items = [types.SimpleNamespace(path=f"/Projects/{PROJECT}/{name}") for name in names[offset:offset + limit]]
+        return len(names), items
 
     @records(f"{DATASETS}.list")
     def list(self, path: str, offset: int = 0, limit: int = 1000) -> list[str]:

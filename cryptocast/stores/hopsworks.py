@@ -2,17 +2,26 @@
 
 Each group is a Hopsworks feature group of the same name and version, created with its primary key,
 event time, description and per-feature descriptions; Hopsworks creates it on the first insert.
-It is offline only, in the time-travel format CRYPTOCAST_HOPSWORKS_FORMAT names (default DELTA, the
-client's own default), and without statistics: the backend would otherwise run a statistics job
-after every insert, against the project's compute quota, for numbers nothing here reads.
+It is offline only, in the time-travel format CRYPTOCAST_HOPSWORKS_FORMAT names (default HUDI), and
+without statistics: the backend would otherwise run a statistics job after every insert, against the
+project's compute quota, for numbers nothing here reads.
 
-Write path (hsfs 5.2, python engine): a DELTA group is written by the client itself, a delta-rs merge
-straight into the offline table on HopsFS; no job runs, so `wait=True` has nothing to wait for and
-the write is visible when `insert` returns. HUDI (and ICEBERG from outside the cluster) goes through
-Kafka and a materialization job, which `wait=True` waits for. The merge matches rows on the primary
-key plus the event time; every group here has its event time in its key. Days are sent as
-microsecond timestamps, the precision a DELTA table keeps (nanoseconds would be cast, with a warning
-on every insert). Reads go through the Query Service (Arrow Flight).
+Write path (hsfs 5.2, python engine, from outside the cluster): a HUDI group (and ICEBERG) is a stream
+group: the client sends the rows to the group's Kafka topic and starts the cluster's materialization
+job, which writes them into the offline table; `insert(wait=True)` returns only when that job has
+finished (and raises if it failed), so what a step wrote is readable by the next one: the daily run
+never forecasts from rows still in the topic. A DELTA group is written by the client itself, a
+delta-rs merge straight into HopsFS, which needs the cluster's external datanode and namenode load
+balancers: a hosted (Serverless) project has none, and the client refuses ("Failed to write to delta
+table in external cluster..."), so DELTA is an option for clusters that expose them. Rows are matched
+on the primary key (DELTA: primary key plus event time); every group here has its event time in its
+key. Days are sent as microsecond timestamps, the precision a DELTA table keeps (nanoseconds would be
+cast, with a warning on every insert). Reads go through the Query Service (Arrow Flight).
+
+A group that already exists is used only if it is what this code would create: same format, offline
+only, same stream setting, primary key, event time and schema (`_differences`); otherwise one line
+names the group, what differs and the fix (a group left behind in another format by a failed first
+run is removed with `python -m cryptocast hopsworks-reset --yes-delete-cryptocast-groups`).
 
 Inserts are upserts. Only new or changed rows are sent, after reading the stored rows in the batch's
 date range, which is also how the added/updated/unchanged counts match the local store's.
@@ -43,7 +52,8 @@ log = logging.getLogger(__name__)
 
 HSFS_TYPES = {"date": "timestamp", "float": "double", "int": "bigint", "str": "string"}
 # How hsfs 5.2's python engine writes a new group of each format from outside the cluster.
-WRITE_PATHS = {"DELTA": "written directly from this machine with delta-rs, no job",
+WRITE_PATHS = {"DELTA": "written directly from this machine with delta-rs, no job (needs the cluster's external "
+                        "load balancers)",
                "HUDI": "sent through Kafka to a materialization job, which inserts wait for",
                "ICEBERG": "sent through Kafka to a materialization job (from outside the cluster), which inserts "
                           "wait for"}

@@ -64,7 +64,7 @@ def test_every_check_passes_on_the_double_and_leaves_nothing_in_the_project(on_h
     assert (code, errors) == (0, [])
     assert checks(out) == [("ok", name) for name in CHECKS]
     assert "login: project cryptocast_test on eu-west.cloud.hopsworks.ai (the client's default); new feature " \
-           "groups DELTA, written directly from this machine with delta-rs, no job" in out
+           "groups HUDI, sent through Kafka to a materialization job, which inserts wait for" in out
     assert "production pointer: sol_lstm has no production version yet" in out
     downloads = [args for target, args, kwargs, _ in on_hopsworks.calls if target == f"{MODEL}.download"]
     assert len(downloads) == 1, "the version is fetched into an empty cache, not read back from the upload's"

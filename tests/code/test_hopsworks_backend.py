@@ -15,7 +15,7 @@ import warnings
 
 import pandas as pd
 import pytest
-from hopsworks_common.client.exceptions import FeatureStoreException
+from hopsworks_common.client.exceptions import FeatureStoreException, JobExecutionException
 from hopsworks_common.constants import HOSTS
 
 from cryptocast import __main__ as cryptocast_main
@@ -131,8 +131,10 @@ def test_an_unusable_timeout_is_a_settings_error(on_hopsworks, monkeypatch, caps
 # --- groups ----------------------------------------------------------------------------------------------
 
 
-def test_inserts_send_what_the_client_expects_and_raise_no_client_warnings(on_hopsworks):
+def test_inserts_send_what_the_client_expects_and_raise_no_client_warnings(on_hopsworks, monkeypatch):
     """DELTA keeps microseconds: a `day` sent in nanoseconds warns on every insert; `features` is deprecated."""
+    on_hopsworks.load_balancers = True
+    monkeypatch.setenv("CRYPTOCAST_HOPSWORKS_FORMAT", "DELTA")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert run_main(feature_backfill.main) == 0
@@ -143,22 +145,48 @@ def test_inserts_send_what_the_client_expects_and_raise_no_client_warnings(on_ho
     assert {str(g.rows["day"].dtype) for g in on_hopsworks.groups.values()} == {"datetime64[us]"}
 
 
-def test_groups_are_made_without_a_statistics_job_per_insert_in_the_clients_default_format(on_hopsworks):
+def test_a_fresh_hosted_project_gets_groups_written_through_kafka_and_waited_for(on_hopsworks):
+    """Serverless exposes no load balancers: the client's default DELTA (delta-rs from this machine) is refused
+    there, so cryptocast's default is HUDI, whose rows the cluster's materialization job writes; every insert
+    waits for that job, so each step reads what the one before it wrote. No statistics job per insert."""
     assert run_main(feature_backfill.main) == 0
     assert run_main(feature_backfill.main, "--as-of", "2024-03-02") == 0
-    made = {g.name: (g.metadata.time_travel_format, g.direct_write, g.statistics_jobs)
+    made = {g.name: (g.metadata.time_travel_format, g.direct_write, g.statistics_jobs, len(g.rows), g.topic)
             for g in on_hopsworks.groups.values()}
-    assert made == dict.fromkeys(("solana", "bitcoin", "fear_greed", "upstream_holes"), ("DELTA", True, 0))
-
-
-def test_the_format_setting_chooses_the_write_path_of_new_groups(on_hopsworks, monkeypatch):
-    monkeypatch.setenv("CRYPTOCAST_HOPSWORKS_FORMAT", "hudi")
-    assert run_main(feature_backfill.main) == 0
-    made = {g.name: (g.metadata.time_travel_format, g.direct_write, len(g.rows)) for g in on_hopsworks.groups.values()}
-    assert made == {"solana": ("HUDI", False, 60), "bitcoin": ("HUDI", False, 60), "fear_greed": ("HUDI", False, 58),
-                    "upstream_holes": ("HUDI", False, 2)}  # the two Fear & Greed holes, asked for once
+    assert made == {"solana": ("HUDI", False, 0, 60, []), "bitcoin": ("HUDI", False, 0, 60, []),
+                    "fear_greed": ("HUDI", False, 0, 58, []),
+                    "upstream_holes": ("HUDI", False, 0, 4, [])}  # the two Fear & Greed holes, asked for twice
     inserts = [kwargs for target, _, kwargs, _ in on_hopsworks.calls if target == f"{FG}.insert"]
     assert inserts and all(kwargs["wait"] is True for kwargs in inserts), "a materialization job is waited for"
+    assert "no load balancers" not in [case for case, _ in on_hopsworks.answers]
+
+
+def test_delta_is_written_directly_where_the_cluster_exposes_its_load_balancers(on_hopsworks, monkeypatch):
+    monkeypatch.setenv("CRYPTOCAST_HOPSWORKS_FORMAT", "delta")
+    on_hopsworks.load_balancers = True
+    assert run_main(feature_backfill.main) == 0
+    made = {g.name: (g.metadata.time_travel_format, g.direct_write, g.jobs, len(g.rows))
+            for g in on_hopsworks.groups.values()}
+    assert made == {"solana": ("DELTA", True, 0, 60), "bitcoin": ("DELTA", True, 0, 60),
+                    "fear_greed": ("DELTA", True, 0, 58), "upstream_holes": ("DELTA", True, 0, 2)}
+
+
+def test_delta_on_a_hosted_project_fails_with_the_clients_reason_and_the_fix(on_hopsworks, monkeypatch, capsys):
+    monkeypatch.setenv("CRYPTOCAST_HOPSWORKS_FORMAT", "DELTA")
+    assert run_main(feature_backfill.main) == 1
+    assert only_error(output(capsys)[1]) == (
+        "error: feature_backfill: hopsworks: insert into solana v1 failed: FeatureStoreException: Failed to write to "
+        "delta table in external cluster. Make sure datanode load balancer has been setup on the cluster. "
+        f"({hopsworks_session.DELTA_HINT})")
+
+
+def test_a_failed_materialization_job_stops_the_step(on_hopsworks, capsys):
+    on_hopsworks.job_fault = JobExecutionException("The Hopsworks Job failed, use the Hopsworks UI to access the "
+                                                   "job logs")
+    assert run_main(feature_backfill.main) == 1
+    assert only_error(output(capsys)[1]) == ("error: feature_backfill: hopsworks: insert into solana v1 failed: "
+                                             "JobExecutionException: The Hopsworks Job failed, use the Hopsworks UI "
+                                             "to access the job logs")
 
 
 def test_a_failed_insert_names_the_group_and_the_cause(on_hopsworks, capsys):
@@ -372,6 +400,30 @@ def test_a_registration_hopsworks_never_confirms_is_one_line_and_promotes_nothin
     assert registry.production("sol_lstm") is None
 
 
+def test_versions_are_numbered_from_the_folders_as_hsml_numbers_them(on_hopsworks, tmp_path):
+    """hsml numbers a new version from the folders under Models/<name> (the highest plus one), not from the
+    registry: the folder a lost registration leaves behind makes the next version 2."""
+    on_hopsworks.registration = "lost"
+    registry = open_model_registry(load_settings())
+    with pytest.raises(StoreError, match="did not confirm version 1"):
+        registry.register_and_promote("sol_lstm", model_dir(tmp_path), {"rel_mae_mean": 0.9}, "x", {})
+    on_hopsworks.registration = "confirmed"
+    version, promoted = registry.register_and_promote("sol_lstm", model_dir(tmp_path, b"v2"), {"rel_mae_mean": 0.9},
+                                                      "y", {})
+    assert (version.version, promoted) == (2, True) and sorted(on_hopsworks.models["sol_lstm"]) == [2]
+
+
+def test_save_registers_only_when_hsml_polls_for_it(on_hopsworks, tmp_path):
+    """hsml sleeps 5 s before each look for the new version; without a look (await_registration < 5) it ends on
+    `None.get_url()` although the backend registered the version."""
+    model = hopsworks_double.FakeModel(on_hopsworks, "m", None, {}, "", None)
+    with pytest.raises(AttributeError, match="get_url"):
+        model.save(str(model_dir(tmp_path)), await_registration=4)
+    assert sorted(on_hopsworks.models["m"]) == [1] and on_hopsworks.waited == 0
+    saved = hopsworks_double.FakeModel(on_hopsworks, "m", None, {}, "", None).save(str(model_dir(tmp_path, b"2")))
+    assert saved.version == 2 and on_hopsworks.waited == 5
+
+
 def test_a_version_is_downloaded_once_and_a_foreign_model_is_refused(on_hopsworks, tmp_path):
     registry = open_model_registry(load_settings())
     artifacts = tmp_path / "model"
@@ -398,7 +450,8 @@ def test_a_version_made_again_under_the_same_number_is_fetched_anew(on_hopsworks
         artifacts = tmp_path / content.decode()
         artifacts.mkdir()
         (artifacts / "weights.npz").write_bytes(content)
-        on_hopsworks.models.pop("sol_lstm", None)  # deleted in the Hopsworks UI, then trained again
+        for model in list(on_hopsworks.models.get("sol_lstm", {}).values()):
+            model.delete()  # deleted in the Hopsworks UI (the version's folder goes too), then trained again
         registry.register("sol_lstm", artifacts, {"rel_mae_mean": 0.9}, "run", {})
     fresh = open_model_registry(load_settings())
     assert (fresh.get("sol_lstm", 1).path / "weights.npz").read_bytes() == b"new"

@@ -138,15 +138,18 @@ def test_nothing_cryptocast_uses_is_deprecated_in_the_installed_client(recorded)
     assert [t for t in sorted(recorded.targets()) if is_deprecated(t, resolve(t)[1])] == []
 
 
-def test_what_the_backend_and_readme_say_of_the_clients_defaults_holds(monkeypatch):
-    """DELTA is the default format, written directly (no stream) by the python engine, with statistics on unless
-    turned off, and upserts match on primary key + event time."""
+def test_what_the_backend_and_guide_say_of_the_clients_defaults_holds(monkeypatch):
+    """DELTA is the client's default format, written directly (no stream) by the python engine, which a hosted
+    project cannot take; ours, HUDI, is a stream group (Kafka and a materialization job). Statistics are on
+    unless turned off, and DELTA upserts match on primary key + event time."""
     from hopsworks_common import client, connection
 
     monkeypatch.setattr(connection, "_hsfs_engine_type", "python")
     monkeypatch.setattr(client, "_client", hopsworks_double.FakeRestClient())  # external, as a runner is
     default = hopsworks_double.group_metadata("g", 1, primary_key=["k"], event_time="day")
-    assert default.time_travel_format == DEFAULTS["CRYPTOCAST_HOPSWORKS_FORMAT"] == "DELTA"
+    assert default.time_travel_format == "DELTA" != DEFAULTS["CRYPTOCAST_HOPSWORKS_FORMAT"]
+    ours = hopsworks_double.group_metadata("g", 1, time_travel_format=DEFAULTS["CRYPTOCAST_HOPSWORKS_FORMAT"])
+    assert ours.stream is True and ours.online_enabled is False
     assert default.stream is False and default.statistics_config.enabled is True
     assert hopsworks_double.merge_key(default) == ["k", "day"]
     assert hopsworks_double.group_metadata("g", 1, statistics_config=False).statistics_config.enabled is False
