@@ -1,7 +1,8 @@
-"""`python -m cryptocast status|export|history|rollback|verify|doctor`: look inside the store, undo a write,
-or check a backend end to end.
+"""`python -m cryptocast status|export|history|rollback|verify|doctor|hopsworks-reset`: look inside the store,
+undo a write, check a backend end to end, or start over on Hopsworks.
 
-status, export and verify never change the store; rollback adds a commit (so it can be undone).
+status, export and verify never change the store; rollback adds a commit (so it can be undone);
+hopsworks-reset deletes cryptocast's groups and view on Hopsworks, only with its confirmation flag.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from cryptocast import cli, commits, doctor
+from cryptocast import cli, commits, doctor, hopsworks_reset
 from cryptocast.atomic import atomic_write_bytes
 from cryptocast.errors import CryptocastError
 from cryptocast.settings import Settings
@@ -62,6 +63,10 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> None:
     doctor.doctor(settings)
 
 
+def _hopsworks_reset(args: argparse.Namespace, settings: Settings) -> None:
+    hopsworks_reset.reset(settings, args.yes_delete_cryptocast_groups, sys.stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cryptocast", description="Inspect the cryptocast store.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,11 +93,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="check every stored file against its recorded checksums (local backend)")
     commands.add_parser("doctor", parents=[cli.common_flags()],
                         help="try every kind of call the pipeline makes on scratch objects, then delete them")
+    reset_cmd = commands.add_parser(
+        "hopsworks-reset", parents=[cli.common_flags()],
+        help="delete cryptocast's own feature groups and view on Hopsworks, to start over",
+        description=f"Deletes, on Hopsworks, {', '.join(hopsworks_reset.targets())} with their rows, and nothing "
+                    "else (not the model registry). For groups left in another format or schema: see "
+                    "guide/hopsworks.md.")
+    reset_cmd.add_argument(hopsworks_reset.CONFIRM, action="store_true", help="really delete them")
     args = parser.parse_args(argv)
     action = {"status": _status, "export": _export, "history": _history, "rollback": _rollback,
-              "verify": _verify, "doctor": _doctor}[args.command]
+              "verify": _verify, "doctor": _doctor, "hopsworks-reset": _hopsworks_reset}[args.command]
     return cli.execute(args, lambda settings: action(args, settings), args.command,
-                       quiet=args.command not in ("rollback", "doctor"))
+                       quiet=args.command not in ("rollback", "doctor", "hopsworks-reset"))
 
 
 if __name__ == "__main__":

@@ -43,8 +43,8 @@ from filelock import FileLock
 
 from cryptocast.errors import StoreError
 from cryptocast.features import GroupSpec, ViewSpec, conform, conform_view, empty_frame
-from cryptocast.hopsworks_session import HopsworksSession
-from cryptocast.settings import Settings
+from cryptocast.hopsworks_session import RESET_COMMAND, HopsworksSession
+from cryptocast.settings import HOPSWORKS_FORMATS, Settings
 from cryptocast.stores.base import InsertResult, check_changes, compare_rows, insert_result, view_groups
 from cryptocast.stores.local import LOCK_TIMEOUT_S, exclusive
 
@@ -69,12 +69,49 @@ def _features(spec: GroupSpec) -> list[Any]:
     return [Feature(name=c.name, type=HSFS_TYPES[c.dtype], description=c.description) for c in spec.columns]
 
 
-def _check_schema(spec: GroupSpec, handle: Any) -> None:
-    """Refuse a group whose stored schema differs, as the local store does: versions, not edits."""
-    found = sorted((f.name.lower(), str(f.type).lower()) for f in handle.columns)
-    if found != sorted((c.name, HSFS_TYPES[c.dtype]) for c in spec.columns):
-        raise StoreError(f"feature group {label(spec)} in Hopsworks has a different schema than this code; "
-                         "bump the group version instead of editing it")
+def _schema(columns: Any) -> dict[str, str]:
+    return {str(name).lower(): str(kind).lower() for name, kind in columns}
+
+
+def _differences(spec: GroupSpec, handle: Any, fmt: str) -> list[str]:
+    """How an existing group differs from the one `get_or_create_feature_group` would make here, in words."""
+    found = []
+    stored = str(handle.time_travel_format or "NONE").upper()
+    if stored != fmt:
+        found.append(f"format {stored}, not {fmt}")
+    if handle.online_enabled:
+        found.append("online-enabled, not offline only")
+    if bool(handle.stream) != (fmt != "DELTA"):  # hsfs' python engine streams every format but DELTA
+        found.append("a stream group (written through Kafka), not a direct write" if handle.stream
+                     else "written directly (no stream), not through Kafka")
+    key = [k.lower() for k in handle.primary_key]
+    if key != list(spec.primary_key):
+        found.append(f"primary key {', '.join(key) or 'none'}, not {', '.join(spec.primary_key)}")
+    if (handle.event_time or "").lower() != spec.event_time:
+        found.append(f"event time {handle.event_time or 'none'}, not {spec.event_time}")
+    have = _schema((f.name, f.type) for f in handle.columns)
+    want = _schema((c.name, HSFS_TYPES[c.dtype]) for c in spec.columns)
+    if have != want:
+        changed = sorted(f"{n} {have.get(n, 'missing')} (not {want[n]})" for n in want if have.get(n) != want[n])
+        changed += sorted(f"{n} {have[n]} (not in this code)" for n in have if n not in want)
+        found.append(f"schema: {', '.join(changed)}")
+    return found
+
+
+def _check_group(spec: GroupSpec, handle: Any, fmt: str) -> None:
+    """Refuse a group that is not what this code creates, in one line naming it, what differs and the fix."""
+    found = _differences(spec, handle, fmt)
+    if not found:
+        return
+    stored = str(handle.time_travel_format or "").upper()
+    keep = (f", or set CRYPTOCAST_HOPSWORKS_FORMAT={stored} to keep it if this cluster takes that format"
+            if stored in HOPSWORKS_FORMATS and all(d.startswith(("format", "a stream", "written directly"))
+                                                   for d in found) else "")
+    if any(d.startswith("schema") for d in found):
+        keep += ", or, if this code changed the schema, bump the group's version instead of editing it"
+    raise StoreError(f"feature group {label(spec)} in Hopsworks is not what cryptocast creates: {'; '.join(found)}; "
+                     f"fix: `{RESET_COMMAND}` removes cryptocast's groups and view (their rows too: run "
+                     f"feature_backfill.py after){keep}")
 
 
 def _day_filter(feature: Any, start: dt.date | None, end: dt.date | None) -> Any:
@@ -140,7 +177,7 @@ class HopsworksFeatureStore:
                                    name=spec.name, version=spec.version)
         if handle is None:
             return None
-        _check_schema(spec, handle)
+        _check_group(spec, handle, self.format)
         return HopsworksFeatureGroup(spec, handle, self.session)
 
     def get_or_create_feature_group(self, spec: GroupSpec) -> HopsworksFeatureGroup:
@@ -151,7 +188,7 @@ class HopsworksFeatureStore:
             event_time=spec.event_time, features=_features(spec), online_enabled=False,
             time_travel_format=self.format, statistics_config=False)
         if handle.id is not None:
-            _check_schema(spec, handle)
+            _check_group(spec, handle, self.format)
         return HopsworksFeatureGroup(spec, handle, self.session)
 
     def read_feature_view(self, view: ViewSpec, start: dt.date | None, end: dt.date | None) -> pd.DataFrame:

@@ -180,6 +180,65 @@ def test_delta_on_a_hosted_project_fails_with_the_clients_reason_and_the_fix(on_
         f"({hopsworks_session.DELTA_HINT})")
 
 
+LEFT_BEHIND = ("feature group solana v1 in Hopsworks is not what cryptocast creates: format DELTA, not HUDI; "
+               "written directly (no stream), not through Kafka; fix: `python -m cryptocast hopsworks-reset "
+               "--yes-delete-cryptocast-groups` removes cryptocast's groups and view (their rows too: run "
+               "feature_backfill.py after), or set CRYPTOCAST_HOPSWORKS_FORMAT=DELTA to keep it if this cluster "
+               "takes that format")
+
+
+def test_a_delta_group_left_by_a_refused_first_run_is_named_with_its_fix_and_the_reset_clears_it(
+        on_hopsworks, monkeypatch, capsys):
+    """hsfs saves a group before writing it: the refused DELTA write leaves an empty DELTA group, which
+    `get_or_create` hands back unchanged whatever the format setting says now."""
+    monkeypatch.setenv("CRYPTOCAST_HOPSWORKS_FORMAT", "DELTA")
+    assert run_main(feature_backfill.main) == 1
+    output(capsys)
+    assert [(n, g.metadata.time_travel_format, g.saved) for (n, _), g in on_hopsworks.groups.items()] == [
+        ("solana", "DELTA", True)]
+    monkeypatch.delenv("CRYPTOCAST_HOPSWORKS_FORMAT")
+    assert run_main(feature_backfill.main) == 1
+    assert only_error(output(capsys)[1]) == f"error: feature_backfill: {LEFT_BEHIND}"
+    assert run_main(cryptocast_main.main, "status") == 1
+    assert only_error(output(capsys)[1]) == f"error: status: {LEFT_BEHIND}"
+
+    assert run_main(cryptocast_main.main, "hopsworks-reset") == 1
+    assert only_error(output(capsys)[1]) == (
+        "error: hopsworks-reset: hopsworks-reset deletes feature view solana_features v1, feature group solana v1, "
+        "feature group bitcoin v1, feature group fear_greed v1, feature group upstream_holes v1, feature group "
+        "solana_forecasts v2 on Hopsworks, with their rows; nothing was deleted: run it again with "
+        "--yes-delete-cryptocast-groups to do it")
+    assert ("solana", 1) in on_hopsworks.groups
+    on_hopsworks.groups[("someone_elses", 1)] = other = on_hopsworks.groups[("solana", 1)].__class__(
+        on_hopsworks, hopsworks_double.group_metadata("someone_elses", 1))
+    other._id = 999
+    assert run_main(cryptocast_main.main, "hopsworks-reset", "--yes-delete-cryptocast-groups") == 0
+    assert output(capsys)[0].splitlines() == [
+        "not there: feature view solana_features v1", "deleted: feature group solana v1",
+        "not there: feature group bitcoin v1", "not there: feature group fear_greed v1",
+        "not there: feature group upstream_holes v1", "not there: feature group solana_forecasts v2"]
+    assert list(on_hopsworks.groups) == [("someone_elses", 1)]
+    assert run_main(feature_backfill.main) == 0
+    assert run_main(cryptocast_main.main, "status") == 0
+    assert on_hopsworks.groups[("solana", 1)].metadata.time_travel_format == "HUDI"
+
+
+def test_the_reset_deletes_the_view_before_its_groups(on_hopsworks, capsys):
+    assert run_main(feature_backfill.main) == 0
+    open_feature_store(load_settings()).read_feature_view(FEATURE_VIEW, None, None)
+    output(capsys)
+    assert run_main(cryptocast_main.main, "hopsworks-reset", "--yes-delete-cryptocast-groups") == 0
+    assert output(capsys)[0].splitlines()[:2] == ["deleted: feature view solana_features v1",
+                                                  "deleted: feature group solana v1"]
+    assert on_hopsworks.groups == {} and on_hopsworks.views == {}
+
+
+def test_the_reset_is_for_hopsworks_only(api, capsys):
+    assert run_main(cryptocast_main.main, "hopsworks-reset", "--yes-delete-cryptocast-groups") == 1
+    assert error_lines(capsys) == ["error: hopsworks-reset: hopsworks-reset works on the hopsworks backend only (set "
+                                   "HOPSWORKS_API_KEY); the local store has `rollback` instead"]
+
+
 def test_a_failed_materialization_job_stops_the_step(on_hopsworks, capsys):
     on_hopsworks.job_fault = JobExecutionException("The Hopsworks Job failed, use the Hopsworks UI to access the "
                                                    "job logs")
@@ -225,7 +284,8 @@ def test_a_group_with_another_schema_is_refused(on_hopsworks):
     on_hopsworks.groups[("solana", 1)]._features[3].type = "bigint"
     store = open_feature_store(load_settings())
     for step in (store.get_feature_group, store.get_or_create_feature_group):
-        with pytest.raises(StoreError, match="solana v1 in Hopsworks has a different schema than this code; bump"):
+        with pytest.raises(StoreError, match=r"^feature group solana v1 in Hopsworks is not what cryptocast creates: "
+                                             r"schema: low bigint \(not double\); fix: .* bump the group's version "):
             step(SOLANA)
 
 

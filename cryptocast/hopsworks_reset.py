@@ -1,0 +1,48 @@
+"""`python -m cryptocast hopsworks-reset --yes-delete-cryptocast-groups`: start over on Hopsworks.
+
+A group Hopsworks keeps is used as it is (`get_or_create` returns it unchanged), so a group that is not
+what cryptocast creates (left in the client's DELTA format by a first run a hosted project refused, say)
+stays in the way whatever the settings say; the store refuses it in one line that names this command.
+It deletes cryptocast's own feature view and feature groups, each named here in full with its version,
+and nothing else: not other groups in the project, not the model registry or its promotion log. Their
+rows go with them: `feature_backfill.py` writes them again, and the forecasts made so far are lost.
+
+The view goes first: once one of its groups is gone, the client cannot even look the view up. Without
+the confirmation flag nothing is deleted; the error line lists what would be.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from cryptocast.errors import CryptocastError
+from cryptocast.features import FEATURE_VIEW, FORECASTS, INGESTED_GROUPS
+from cryptocast.holes import HOLES
+from cryptocast.settings import Settings
+from cryptocast.stores import open_feature_store
+
+CONFIRM = "--yes-delete-cryptocast-groups"
+GROUPS = (*INGESTED_GROUPS, HOLES, FORECASTS)
+VIEWS = (FEATURE_VIEW,)
+
+
+def targets() -> list[str]:
+    """What the command deletes, in the order it does."""
+    return ([f"feature view {v.name} v{v.version}" for v in VIEWS]
+            + [f"feature group {g.name} v{g.version}" for g in GROUPS])
+
+
+def reset(settings: Settings, confirmed: bool, out: TextIO) -> None:
+    """Delete cryptocast's view and groups on Hopsworks, one line each; without `confirmed`, refuse."""
+    if settings.backend != "hopsworks":
+        raise CryptocastError("hopsworks-reset works on the hopsworks backend only (set HOPSWORKS_API_KEY); "
+                              "the local store has `rollback` instead")
+    if not confirmed:
+        raise CryptocastError(f"hopsworks-reset deletes {', '.join(targets())} on Hopsworks, with their rows; "
+                              f"nothing was deleted: run it again with {CONFIRM} to do it")
+    store = open_feature_store(settings)
+    drops = [lambda v=v: store.drop_feature_view(v) for v in VIEWS] + [
+        lambda g=g: store.drop_feature_group(g) for g in GROUPS]
+    with store.lock():
+        for name, drop in zip(targets(), drops, strict=True):
+            print(f"{'deleted' if drop() else 'not there'}: {name}", file=out, flush=True)
