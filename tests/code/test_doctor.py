@@ -19,7 +19,7 @@ from hopsworks_double import FG, MODEL, answer_error
 from modelfiles import make_artifacts
 
 CHECKS = ["login", "write", "upsert", "read back", "feature view", "production pointer", "register", "download",
-          "production", "clean up"]
+          "production", "real objects", "clean up"]
 LINE = re.compile(r"^(ok|FAIL) +\d+\.\d\ds  ([a-z ]+)(: .*)?$")
 
 
@@ -110,3 +110,29 @@ def test_a_scope_failure_says_which_scopes_to_check_and_names_no_secret(on_hopsw
     assert "HTTP 403 Forbidden, error 320004: No valid scope found for this invocation" in line
     assert "the key needs the MODELREGISTRY and DATASET_VIEW, DATASET_CREATE, DATASET_DELETE scopes" in line
     assert on_hopsworks.api_key not in out + line
+
+
+def test_a_real_group_the_daily_run_cannot_use_fails_the_doctor_with_its_fix(on_hopsworks, scratch_tmp, monkeypatch,
+                                                                           capsys):
+    """The scratch groups are fresh, so they pass; the real ones, left in DELTA by a refused first run, would
+    stop the daily run: the doctor opens them as the run does."""
+    monkeypatch.setenv("CRYPTOCAST_HOPSWORKS_FORMAT", "DELTA")
+    assert run_main(feature_backfill.main) == 1
+    monkeypatch.delenv("CRYPTOCAST_HOPSWORKS_FORMAT")
+    capsys.readouterr()
+    code, out, (line,) = doctor(capsys)
+    assert code == 1
+    assert checks(out)[-2:] == [("FAIL", "real objects"), ("ok", "clean up")]
+    assert line.startswith("error: doctor: real objects: feature group solana v1 in Hopsworks is not what cryptocast "
+                           "creates: format DELTA, not HUDI; written directly (no stream), not through Kafka; fix: "
+                           "`python -m cryptocast hopsworks-reset --yes-delete-cryptocast-groups` removes"), line
+    assert on_hopsworks.named(PREFIX) == []
+
+    assert run_main(cryptocast_main.main, "hopsworks-reset", "--yes-delete-cryptocast-groups") == 0
+    assert run_main(feature_backfill.main) == 0
+    capsys.readouterr()
+    code, out, errors = doctor(capsys)
+    assert (code, errors) == (0, [])
+    assert ("real objects: groups solana v1, bitcoin v1, fear_greed v1, upstream_holes v1 as cryptocast creates them; "
+            "not created yet: solana_forecasts v2; feature view solana_features v1 not created yet (the first "
+            "training run makes it); model sol_lstm: 0 version(s)") in out
