@@ -39,6 +39,8 @@ DATASET_NOT_FOUND = (110018, 110011)
 LOGIN_HINT = "check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and HOPSWORKS_HOST"
 SCOPE_HINT = "the API key lacks a scope this call needs: see guide/hopsworks.md"
 RESET_COMMAND = "python -m cryptocast hopsworks-reset --yes-delete-cryptocast-groups"
+UNWRITTEN_HINT = ("the group exists but its offline table was never written: its first materialization job failed "
+                  "or still runs (see the project's Jobs page); to start over: `" + RESET_COMMAND + "`")
 DELTA_HINT = ("this cluster takes no direct DELTA writes from outside, as no hosted Serverless project does: unset "
               f"CRYPTOCAST_HOPSWORKS_FORMAT (HUDI), then remove the groups left behind with `{RESET_COMMAND}`")
 
@@ -120,6 +122,8 @@ def _hint(step: str, exc: BaseException) -> str:
         return f" ({LOGIN_HINT})"
     if "load balancer has been setup" in str(exc):  # hsfs' delta-rs set-up found no external load balancer
         return f" ({DELTA_HINT})"
+    if any(s in str(exc) for s in ("No commits found", "No delta logs found", "No hudi properties found")):
+        return f" ({UNWRITTEN_HINT})"  # the Query Service found the group's offline table never written
     return f" ({SCOPE_HINT})" if http_status(exc) == 403 else ""
 
 

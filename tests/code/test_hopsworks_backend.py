@@ -182,6 +182,20 @@ def test_delta_on_a_hosted_project_fails_with_the_clients_reason_and_the_fix(on_
         f"({hopsworks_session.DELTA_HINT})")
 
 
+def test_a_group_whose_first_job_failed_is_one_line_with_what_to_do(on_hopsworks, capsys):
+    """hsfs saves the group, sends the rows to Kafka, then the job fails: the group exists, its table does not."""
+    on_hopsworks.job_fault = JobExecutionException("The Hopsworks Job failed, use the Hopsworks UI to access the "
+                                                   "job logs")
+    assert run_main(feature_backfill.main) == 1
+    on_hopsworks.job_fault = None
+    output(capsys)
+    assert run_main(cryptocast_main.main, "status") == 1
+    line = only_error(output(capsys)[1])
+    assert line.startswith("error: status: hopsworks: read from solana v1 failed: FeatureStoreException: No commits "
+                           "found: featuregroup solana_1 (the group exists but its offline table was never written: "
+                           "its first materialization job failed or still runs"), line
+
+
 LEFT_BEHIND = ("feature group solana v1 in Hopsworks is not what cryptocast creates: format DELTA, not HUDI; "
                "written directly (no stream), not through Kafka; fix: `python -m cryptocast hopsworks-reset "
                "--yes-delete-cryptocast-groups` removes cryptocast's groups and view (their rows too: run "
