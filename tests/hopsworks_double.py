@@ -3,6 +3,15 @@
 `install(monkeypatch)` puts a fresh module in `sys.modules["hopsworks"]`; its state (feature groups,
 feature views, models, project files) lives on the returned `Double` and survives repeated
 `hopsworks.login()` calls within one test, the way a real project outlives each script's login.
+By default it is a fresh hosted (Serverless) project: no group, no model, no external load balancers
+(`install(monkeypatch, load_balancers=True)` for a cluster that exposes them).
+
+Where the service decides (a missing path, model version, group or view, a missing scope, a wrong
+key, a table not yet written...), the double answers what the backend answers: every such error is
+built from the table in tests/hopsworks_answers.py (status, error code, message, the backend source
+it comes from), and tests/code/test_hopsworks_answers.py checks each case against it. Lookups the
+client wraps in its own `_catch_not_found` (groups, views, model versions) raise that answer through
+the client's real decorator, which decides that it means None.
 
 Where the installed client decides something without the network, the double runs the client's own
 code, so a change in the client shows up here as a failing test instead of a silent difference:
@@ -13,12 +22,19 @@ code, so a change in the client shows up here as a failing test instead of a sil
 - a feature group's metadata is a real `hsfs.feature_group.FeatureGroup`, built by the real
   `FeatureStore.get_or_create_feature_group`, so its defaults (time-travel format, write path,
   statistics) are the client's;
-- `insert` parses the frame's schema and checks it against the group with hsfs' own functions,
-  prepares a DELTA write with hsfs' own `_prepare_df_for_delta` (and its warnings), and upserts on
-  the key hsfs' own delta-rs merge query uses (primary key + event time); a statistics job is counted
-  after each insert when the group's statistics are enabled, as the backend runs one;
+- `insert` parses the frame's schema and checks it against the group with hsfs' own functions, and
+  saves the group before writing, as hsfs does. A DELTA group (not a stream) goes through hsfs' own
+  delta-rs set-up, which refuses with the client's own message when the cluster has no external load
+  balancers; otherwise it is prepared with hsfs' own `_prepare_df_for_delta` (and its warnings) and
+  upserted on the key hsfs' own delta-rs merge query uses (primary key + event time). A stream group
+  (HUDI, ICEBERG from outside) gets its rows in a Kafka topic; only its materialization job (run by
+  `wait=True`, or `FakeFeatureGroup.materialise()`) upserts them into the offline table on the primary
+  key, and reading a saved group whose table was never written fails as the Query Service does. A
+  statistics job is counted after each insert when the group's statistics are enabled;
 - `Model.save` validates metrics and the name and converts the input example with hsml's own
-  functions, and stores `input_example.json` as the client uploads it;
+  functions, numbers the version with hsml's own `_set_model_version` from the folders under
+  `Models/<name>`, stores `input_example.json` as the client uploads it, and ends with hsml's poll:
+  a look every 5 s (counted in `Double.waited`, never slept), await_registration/5 looks;
 - the dataset API has no `exists`: the real one answers False on any REST error (a 403 included),
   which made an unreadable registry look empty; `Model.save` runs the real `exists` over the
   double's files where hsml does (checking for the Models dataset). Errors are the client's classes.
@@ -30,7 +46,8 @@ prefixed right columns, and `get_batch_data` drops key and event-time columns un
 Every call is recorded in `Double.calls` as (the real callable's dotted path, args, kwargs), so a
 test can bind each against the installed package. Faults: `fail(target, exc)` makes a call raise,
 `block(target)` makes it hang until the test ends, `write_fault = exc` makes inserts fail after the
-group's metadata was saved (as a refused delta-rs write does), `deny_datasets()` answers every dataset
+group's metadata was saved, `job_fault = exc` makes materialization jobs fail (as
+`JobExecutionException`, say), `deny_datasets()` answers every dataset
 call with the 403 a key without the dataset scopes gets (or a 401), and `registration = "late"` or
 `"lost"` makes `Model.save` end as hsml's does when its registration poll finds nothing
 (`None.get_url()`), with the version visible afterwards or not.
