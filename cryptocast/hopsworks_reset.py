@@ -35,11 +35,11 @@ def targets() -> list[str]:
 def reset(settings: Settings, confirmed: bool, out: TextIO) -> None:
     """Delete cryptocast's view and groups on Hopsworks, one line each; without `confirmed`, refuse."""
     if settings.backend != "hopsworks":
-        raise CryptocastError("hopsworks-reset works on the hopsworks backend only (set HOPSWORKS_API_KEY); "
-                              "the local store has `rollback` instead")
+        raise CryptocastError("nothing to reset on the local backend: this deletes cryptocast's groups on Hopsworks "
+                              "(set HOPSWORKS_API_KEY); the local store has `rollback` instead")
     if not confirmed:
-        raise CryptocastError(f"hopsworks-reset deletes {', '.join(targets())} on Hopsworks, with their rows; "
-                              f"nothing was deleted: run it again with {CONFIRM} to do it")
+        raise CryptocastError(f"this deletes {', '.join(targets())} on Hopsworks, with their rows; nothing was "
+                              f"deleted: run it again with {CONFIRM} to do it")
     store = open_feature_store(settings)
     drops = [lambda v=v: store.drop_feature_view(v) for v in VIEWS] + [
         lambda g=g: store.drop_feature_group(g) for g in GROUPS]

@@ -220,8 +220,8 @@ def test_a_delta_group_left_by_a_refused_first_run_is_named_with_its_fix_and_the
 
     assert run_main(cryptocast_main.main, "hopsworks-reset") == 1
     assert only_error(output(capsys)[1]) == (
-        "error: hopsworks-reset: hopsworks-reset deletes feature view solana_features v1, feature group solana v1, "
-        "feature group bitcoin v1, feature group fear_greed v1, feature group upstream_holes v1, feature group "
+        "error: hopsworks-reset: this deletes feature view solana_features v1, feature group solana v1, feature "
+        "group bitcoin v1, feature group fear_greed v1, feature group upstream_holes v1, feature group "
         "solana_forecasts v2 on Hopsworks, with their rows; nothing was deleted: run it again with "
         "--yes-delete-cryptocast-groups to do it")
     assert ("solana", 1) in on_hopsworks.groups
@@ -251,8 +251,9 @@ def test_the_reset_deletes_the_view_before_its_groups(on_hopsworks, capsys):
 
 def test_the_reset_is_for_hopsworks_only(api, capsys):
     assert run_main(cryptocast_main.main, "hopsworks-reset", "--yes-delete-cryptocast-groups") == 1
-    assert error_lines(capsys) == ["error: hopsworks-reset: hopsworks-reset works on the hopsworks backend only (set "
-                                   "HOPSWORKS_API_KEY); the local store has `rollback` instead"]
+    assert error_lines(capsys) == ["error: hopsworks-reset: nothing to reset on the local backend: this deletes "
+                                   "cryptocast's groups on Hopsworks (set HOPSWORKS_API_KEY); the local store has "
+                                   "`rollback` instead"]
 
 
 def test_a_failed_materialization_job_stops_the_step(on_hopsworks, capsys):
