@@ -84,8 +84,8 @@ def _differences(spec: GroupSpec, handle: Any, fmt: str) -> list[str]:
     if bool(handle.stream) != (fmt != "DELTA"):  # hsfs' python engine streams every format but DELTA
         found.append("a stream group (written through Kafka), not a direct write" if handle.stream
                      else "written directly (no stream), not through Kafka")
-    key = [k.lower() for k in handle.primary_key]
-    if key != list(spec.primary_key):
+    key = [k.lower() for k in handle.primary_key]  # a group read back lists its key in column order
+    if sorted(key) != sorted(spec.primary_key):
         found.append(f"primary key {', '.join(key) or 'none'}, not {', '.join(spec.primary_key)}")
     if (handle.event_time or "").lower() != spec.event_time:
         found.append(f"event time {handle.event_time or 'none'}, not {spec.event_time}")

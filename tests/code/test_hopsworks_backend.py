@@ -22,6 +22,7 @@ from cryptocast import __main__ as cryptocast_main
 from cryptocast import hopsworks_session
 from cryptocast.errors import StoreError
 from cryptocast.features import FEATURE_VIEW, SOLANA
+from cryptocast.holes import HOLES
 from cryptocast.registry import INPUT_EXAMPLE, open_model_registry
 from cryptocast.settings import load_settings
 from cryptocast.stores import open_feature_store
@@ -304,6 +305,15 @@ def test_a_group_with_another_schema_is_refused(on_hopsworks):
         with pytest.raises(StoreError, match=r"^feature group solana v1 in Hopsworks is not what cryptocast creates: "
                                              r"schema: low bigint \(not double\); fix: .* bump the group's version "):
             step(SOLANA)
+
+
+def test_a_group_read_back_may_list_its_key_in_another_order(on_hopsworks):
+    """hsfs lists a loaded group's primary key in column order, not in the order it was created with."""
+    assert run_main(feature_backfill.main) == 0
+    group = on_hopsworks.groups[("upstream_holes", 1)]
+    assert len(group._primary_key) > 1
+    group._primary_key = list(reversed(group._primary_key))
+    assert open_feature_store(load_settings()).get_feature_group(HOLES) is not None
 
 
 def test_backfill_then_status_keeps_stdout_for_the_report(on_hopsworks, capsys):
