@@ -47,7 +47,8 @@ Every call is recorded in `Double.calls` as (the real callable's dotted path, ar
 test can bind each against the installed package. Faults: `fail(target, exc)` makes a call raise,
 `block(target)` makes it hang until the test ends, `write_fault = exc` makes inserts fail after the
 group's metadata was saved, `job_fault = exc` makes materialization jobs fail (as
-`JobExecutionException`, say), `deny_datasets()` answers every dataset
+`JobExecutionException`, say), `group.job.elsewhere()` leaves an execution of a group's materialization
+job running (hsfs' `Job.run` then starts none and waits for none), `deny_datasets()` answers every dataset
 call with the 403 a key without the dataset scopes gets (or a 401), and `registration = "late"` or
 `"lost"` makes `Model.save` end as hsml's does when its registration poll finds nothing
 (`None.get_url()`), with the version visible afterwards or not.
@@ -65,6 +66,7 @@ import re
 import sys
 import threading
 import types
+import warnings
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -85,6 +87,7 @@ MR = "hsml.model_registry.ModelRegistry"
 MODEL = "hsml.model.Model"
 DATASETS = "hopsworks_common.core.dataset_api.DatasetApi"
 PROJECT_CLASS = "hopsworks_common.project.Project"
+JOB = "hopsworks_common.job.Job"
 NO_URL = "'NoneType' object has no attribute 'get_url'"  # what hsml's save raises when its poll found nothing
 # What the double models of `get_or_create_feature_group`; anything else it refuses rather than pretends.
 GROUP_OPTIONS = {"description", "online_enabled", "time_travel_format", "primary_key", "event_time", "features",
@@ -448,6 +451,7 @@ class FakeFeatureGroup:
         self.inserts = 0
         self.jobs = 0
         self.statistics_jobs = 0
+        self.job = FakeJob(self)
 
     id = recorded_property(f"{FG}.id", "_id")
     columns = recorded_property(f"{FG}.columns", "_features")
@@ -456,6 +460,7 @@ class FakeFeatureGroup:
     time_travel_format = metadata_property("time_travel_format")
     online_enabled = metadata_property("online_enabled")
     stream = metadata_property("stream")
+    materialization_job = recorded_property(f"{FG}.materialization_job", "job")
 
     @property
     def saved(self) -> bool:
@@ -510,17 +515,18 @@ class FakeFeatureGroup:
             return None, None
         self.topic.append(rows)
         self.jobs += 1
-        if wait:
-            self.materialise()
+        self.job.start(wait)
         return None, None
 
-    def materialise(self) -> None:
-        """The materialization job: the topic's rows into the offline table, upserted on the primary key."""
+    def materialise(self, batches: int | None = None) -> None:
+        """The materialization job: the topic's rows (the first `batches` sent, else all) into the offline
+        table, upserted on the primary key."""
         if self.double.job_fault is not None:
             raise self.double.job_fault
-        for rows in self.topic:
+        batches = len(self.topic) if batches is None else batches
+        for rows in self.topic[:batches]:
             self._merge(rows, self._primary_key)
-        self.topic = []
+        self.topic = self.topic[batches:]
 
     def _merge(self, rows: pd.DataFrame, key: list[str]) -> None:
         merged = pd.concat([self.rows, rows], ignore_index=True)
@@ -562,6 +568,64 @@ class FakeFeatureGroup:
             if f.type == "timestamp":
                 df[f.name] = df[f.name].dt.tz_localize("UTC").astype("datetime64[us, UTC]")
         return df.sort_values(self._primary_key, ascending=False).reset_index(drop=True)
+
+
+class FakeJob:
+    """A stream group's materialization job, one execution at a time. As hsfs' `Job.run` does, starting it while
+    an execution still runs starts nothing and waits for nothing (`Job._is_materialization_running`: a warning,
+    and None); that running execution writes only the rows that were in the topic when it started."""
+
+    def __init__(self, group: FakeFeatureGroup) -> None:
+        self.group = group
+        self.double = group.double
+        self.running: int | None = None  # while an execution runs: how many topic batches it will write
+        self.executions = 0
+        self.config = {"defaultArgs": f"-op offline_fg_materialization -path hdfs:///Projects/{PROJECT}/Resources/"
+                                      f"jobs/{group.name}_{group.version}_offline_fg_materialization/config.json"}
+
+    def start(self, wait: bool) -> Any:
+        """What hsfs does after sending rows to the topic (`_run_materialization_job`): run the job, waiting for it
+        when asked, unless an execution is already running."""
+        if self.running is not None:
+            warnings.warn("Materialization job is already running, aborting new execution.Please wait for the "
+                          "current execution to finish before triggering a new one.", stacklevel=2)
+            return None
+        self.executions += 1
+        if wait:
+            self.group.materialise()
+        else:
+            self.running = len(self.group.topic)
+        return self
+
+    def elsewhere(self) -> None:
+        """An execution started outside this run (one a timed-out run left behind, the UI's), still running."""
+        self.executions += 1
+        self.running = len(self.group.topic)
+
+    def finish(self) -> None:
+        """The running execution ends, having written the batches it started with."""
+        if self.running is not None:
+            covered, self.running = self.running, None
+            self.group.materialise(covered)
+
+    @records(f"{JOB}.get_final_state")
+    def get_final_state(self) -> str:
+        if not self.executions:
+            from hopsworks_common.client.exceptions import JobException
+
+            raise JobException("No executions found for job")
+        return "UNDEFINED" if self.running is not None else "SUCCEEDED"
+
+    @records(f"{JOB}._wait_for_job")
+    def _wait_for_job(self, await_termination: bool = True, timeout: float | None = None) -> None:
+        if await_termination:
+            self.finish()
+
+    @records(f"{JOB}.run")
+    def run(self, args: str | None = None, await_termination: bool = True) -> Any:
+        if args != self.config["defaultArgs"]:
+            raise NotImplementedError("the double runs a materialization job with its default arguments only")
+        return self.start(await_termination)
 
 
 def _fs_exception(message: str) -> Exception:

@@ -9,8 +9,9 @@ project's compute quota, for numbers nothing here reads.
 Write path (hsfs 5.2, python engine, from outside the cluster): a HUDI group (and ICEBERG) is a stream
 group: the client sends the rows to the group's Kafka topic and starts the cluster's materialization
 job, which writes them into the offline table; `insert(wait=True)` returns only when that job has
-finished (and raises if it failed), so what a step wrote is readable by the next one: the daily run
-never forecasts from rows still in the topic. A DELTA group is written by the client itself, a
+finished (and raises if it failed), and when an execution was already running (hsfs then starts none)
+the store waits for it and runs the job again, so what a step wrote is readable by the next one: the
+daily run never forecasts from rows still in the topic. A DELTA group is written by the client itself, a
 delta-rs merge straight into HopsFS, which needs the cluster's external datanode and namenode load
 balancers: a hosted (Serverless) project has none, and the client refuses ("Failed to write to delta
 table in external cluster..."), so DELTA is an option for clusters that expose them. Rows are matched
@@ -152,9 +153,30 @@ class HopsworksFeatureGroup:
         check_changes(self.spec, stored, df, changed, replace)
         rows = df[is_new | changed].reset_index(drop=True)
         if len(rows):
-            self.session.call(f"insert into {label(self.spec)}", self.handle.insert, _as_sent(self.spec, rows),
-                              wait=True)
+            self.session.call(f"insert into {label(self.spec)}", self._write, _as_sent(self.spec, rows))
         return insert_result(is_new, changed)
+
+    def _write(self, rows: pd.DataFrame) -> None:
+        """Insert, and return only once the rows are in the offline table.
+
+        `insert(wait=True)` waits for the materialization job it starts, but hsfs' `Job.run` starts none, and
+        waits for none, when an execution of that job is still running (`Job._is_materialization_running`: one a
+        timed-out run left behind, say), and that execution may have read the topic before these rows. Then the
+        store waits for it and runs the job once more (from where it stopped), as hsfs would have.
+        """
+        self.handle.insert(rows, wait=True)
+        if not self.handle.stream:  # DELTA: written by delta-rs from here, no job
+            return
+        job = self.handle.materialization_job
+        if job.get_final_state() != "UNDEFINED":  # the last execution, ours, has ended (it raised if it failed)
+            return
+        log.info("%s: its materialization job was already running; waiting for it, then running it again",
+                 label(self.spec))
+        job._wait_for_job(await_termination=True)
+        job.run(args=job.config.get("defaultArgs", ""), await_termination=True)
+        if job.get_final_state() == "UNDEFINED":
+            raise StoreError(f"{label(self.spec)}: another execution of its materialization job started while this "
+                             "run waited, so its rows may not be in the offline table yet; run the step again")
 
 
 class HopsworksFeatureStore:

@@ -560,3 +560,16 @@ def test_the_local_backend_never_imports_hopsworks(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "0 []"
+
+
+def test_an_insert_while_a_materialization_job_runs_still_waits_for_its_rows(on_hopsworks, capsys):
+    """hsfs' `Job.run` starts no execution, and waits for none, when one is already running (one a timed-out run
+    left behind, say): `insert(wait=True)` then returns with the rows still in Kafka, and the next step would read
+    (and forecast from) the table without them. The store waits for that execution, then runs the job again."""
+    assert run_main(feature_backfill.main, "--as-of", "2024-02-20") == 0
+    solana = on_hopsworks.groups[("solana", 1)]
+    before = len(solana.rows)
+    solana.job.elsewhere()
+    assert run_main(feature_backfill.main, "--as-of", "2024-03-02") == 0
+    assert (len(solana.rows), solana.topic, solana.job.running) == (before + 10, [], None)
+    assert "Materialization job is already running" in output(capsys)[1]
