@@ -9,14 +9,18 @@ rows go with them: `feature_backfill.py` writes them again, and the forecasts ma
 
 The view goes first: once one of its groups is gone, the client cannot even look the view up. Without
 the confirmation flag nothing is deleted; the error line lists what would be.
+
+A name is not proof: `bitcoin` v1 may be any project's own group. A group is cryptocast's when its features
+are exactly the ones cryptocast gives it (whatever its format or types, so a group left in another format
+qualifies); if one under cryptocast's names is not, nothing at all is deleted and the line names it.
 """
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import Any, TextIO
 
 from cryptocast.errors import CryptocastError
-from cryptocast.features import FEATURE_VIEW, FORECASTS, INGESTED_GROUPS
+from cryptocast.features import FEATURE_VIEW, FORECASTS, INGESTED_GROUPS, GroupSpec
 from cryptocast.holes import HOLES
 from cryptocast.settings import Settings
 from cryptocast.stores import open_feature_store
@@ -41,8 +45,32 @@ def reset(settings: Settings, confirmed: bool, out: TextIO) -> None:
         raise CryptocastError(f"this deletes {', '.join(targets())} on Hopsworks, with their rows; nothing was "
                               f"deleted: run it again with {CONFIRM} to do it")
     store = open_feature_store(settings)
+    with store.lock():
+        _refuse_foreign(store)
+        _delete(store, out)
+
+
+def _refuse_foreign(store: Any) -> None:
+    """Raise, before anything is deleted, if a group under one of cryptocast's names has features cryptocast does
+    not give it."""
+    for spec in GROUPS:
+        handle = store.session.call(f"look up feature group {spec.name} v{spec.version}", store.fs.get_feature_group,
+                                    name=spec.name, version=spec.version)
+        if handle is None:
+            continue
+        features = sorted(str(f.name).lower() for f in handle.columns)
+        if features != sorted(c.name for c in spec.columns):
+            raise CryptocastError(_foreign(spec, features))
+
+
+def _foreign(spec: GroupSpec, features: list[str]) -> str:
+    return (f"feature group {spec.name} v{spec.version} on Hopsworks has features ({', '.join(features)}) that are not "
+            "cryptocast's: it is not cryptocast's to delete; nothing was deleted (delete or rename it in the project's "
+            "UI if cryptocast should have the name, then run this again)")
+
+
+def _delete(store: Any, out: TextIO) -> None:
     drops = [lambda v=v: store.drop_feature_view(v) for v in VIEWS] + [
         lambda g=g: store.drop_feature_group(g) for g in GROUPS]
-    with store.lock():
-        for name, drop in zip(targets(), drops, strict=True):
-            print(f"{'deleted' if drop() else 'not there'}: {name}", file=out, flush=True)
+    for name, drop in zip(targets(), drops, strict=True):
+        print(f"{'deleted' if drop() else 'not there'}: {name}", file=out, flush=True)

@@ -573,3 +573,24 @@ def test_an_insert_while_a_materialization_job_runs_still_waits_for_its_rows(on_
     assert run_main(feature_backfill.main, "--as-of", "2024-03-02") == 0
     assert (len(solana.rows), solana.topic, solana.job.running) == (before + 10, [], None)
     assert "Materialization job is already running" in output(capsys)[1]
+
+
+def test_the_reset_deletes_no_group_of_cryptocasts_names_that_cryptocast_did_not_make(on_hopsworks, capsys):
+    """`bitcoin` v1 is a name anyone's project may hold: a group under one of cryptocast's names whose features
+    are not cryptocast's is someone else's; the reset then deletes nothing and says which and why."""
+    from hsfs.feature import Feature
+
+    assert run_main(feature_backfill.main) == 0
+    del on_hopsworks.groups[("bitcoin", 1)]
+    theirs = hopsworks_double.group_metadata("bitcoin", 1, primary_key=["ts"], event_time="ts", features=[
+        Feature(name="ts", type="timestamp"), Feature(name="price", type="double")])
+    on_hopsworks.groups[("bitcoin", 1)] = other = hopsworks_double.FakeFeatureGroup(on_hopsworks, theirs)
+    other._id = 999
+    before = sorted(on_hopsworks.groups)
+    output(capsys)
+    assert run_main(cryptocast_main.main, "hopsworks-reset", "--yes-delete-cryptocast-groups") == 1
+    assert only_error(output(capsys)[1]) == (
+        "error: hopsworks-reset: feature group bitcoin v1 on Hopsworks has features (price, ts) that are not "
+        "cryptocast's: it is not cryptocast's to delete; nothing was deleted (delete or rename it in the project's "
+        "UI if cryptocast should have the name, then run this again)")
+    assert sorted(on_hopsworks.groups) == before
