@@ -7,7 +7,9 @@ It deletes cryptocast's own feature view and feature groups, each named here in 
 and nothing else: not other groups in the project, not the model registry or its promotion log. Their
 rows go with them: `feature_backfill.py` writes them again, and the forecasts made so far are lost.
 
-The view goes first: once one of its groups is gone, the client cannot even look the view up. Without
+The view goes first: once one of its groups is gone, the client cannot even look the view up. It goes even
+though the models were registered with it (forced: the client refuses a view in use otherwise); the model
+versions stay, their link to the view does not. Without
 the confirmation flag nothing is deleted; the error line lists what would be.
 
 A name is not proof: `bitcoin` v1 may be any project's own group. A group is cryptocast's when its features
@@ -70,7 +72,7 @@ def _foreign(spec: GroupSpec, features: list[str]) -> str:
 
 
 def _delete(store: Any, out: TextIO) -> None:
-    drops = [lambda v=v: store.drop_feature_view(v) for v in VIEWS] + [
+    drops = [lambda v=v: store.drop_feature_view(v, force=True) for v in VIEWS] + [
         lambda g=g: store.drop_feature_group(g) for g in GROUPS]
     for name, drop in zip(targets(), drops, strict=True):
         print(f"{'deleted' if drop() else 'not there'}: {name}", file=out, flush=True)

@@ -64,6 +64,12 @@ ANSWERS: dict[str, Answer] = {
     "missing feature view": Answer(
         404, "Not Found", 270181, "Feature view wasn't found.",
         "RESTCodes:1607 FEATURE_VIEW_NOT_FOUND; FeatureViewController.getByNameVersionAndFeatureStore:215-222"),
+    "view in use": Answer(
+        400, "Bad Request", None, "The feature view is used by a model or a deployment",
+        "closed backend, Hopsworks 4.8 on (FSTORE-1859): the client's FeatureView.delete(force=False) 'will raise an "
+        "error if the feature view is in use' by models or deployments (hsfs/feature_view.py, delete; hopsworks-api "
+        "60b8c5b); the public backend predates it, so this status, code and message are the double's stand-in, "
+        "not the service's"),
     "no scope": Answer(
         403, "Forbidden", 320004, "No valid scope found for this invocation",
         "RESTCodes:1943 KEY_SCOPE_CONTROL_EXCEPTION; ApiKeyFilter.checkScope:122-130, abort at 96-99"),

@@ -729,9 +729,12 @@ class FakeFeatureView:
 
     @records(f"{FV}.delete")
     def delete(self, force: bool = False) -> None:
+        path = f"featurestores/67/featureview/{self.name}/version/{self.version}"
         if self.double.views.get((self.name, self.version)) is not self:
-            raise self.double.answer("missing feature view", f"featurestores/67/featureview/{self.name}/version/"
-                                     f"{self.version}")
+            raise self.double.answer("missing feature view", path)
+        if not force and any(m.feature_view is self for versions in self.double.models.values()
+                             for m in versions.values()):
+            raise self.double.answer("view in use", path)
         del self.double.views[(self.name, self.version)]
 
 

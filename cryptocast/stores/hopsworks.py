@@ -232,13 +232,14 @@ class HopsworksFeatureStore:
         return feature_view.get_batch_data(extra_filter=condition, primary_key=True, event_time=True,
                                            dataframe_type="pandas")
 
-    def drop_feature_view(self, view: ViewSpec) -> bool:
-        """Delete the view if it exists (the doctor's clean-up of its scratch objects); True if it did."""
+    def drop_feature_view(self, view: ViewSpec, force: bool = False) -> bool:
+        """Delete the view if it exists; True if it did. `force`: also when models use it (every cryptocast model
+        is registered with the view, and the client refuses to delete a view in use unless forced)."""
         fs = self.fs
         name = f"feature view {view.name} v{view.version}"
         handle = self.session.call(f"look up {name}", fs.get_feature_view, name=view.name, version=view.version)
         if handle is not None:
-            self.session.call(f"delete {name}", handle.delete)
+            self.session.call(f"delete {name}", handle.delete, force=force)
         return handle is not None
 
     def drop_feature_group(self, spec: GroupSpec) -> bool:

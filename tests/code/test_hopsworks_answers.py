@@ -15,7 +15,7 @@ import pytest
 from hopsworks_common.client.exceptions import FeatureStoreException, RestAPIError
 
 from hopsworks_answers import ANSWERS
-from hopsworks_double import API_KEY, PROJECT, Double
+from hopsworks_double import API_KEY, PROJECT, Double, FakeModel
 
 
 def login(double: Double, **overrides: Any) -> Any:
@@ -64,6 +64,13 @@ def denied(double: Double) -> BaseException:
     return raised(lambda: datasets.list("Resources"))
 
 
+def view_in_use(double: Double) -> BaseException:
+    fs = login(double).get_feature_store()
+    view = fs.get_or_create_feature_view("v", group(double, "HUDI").select_all(), 1)
+    double.models["m"] = {1: FakeModel(double, "m", 1, {}, "", view)}  # registered with the view, for provenance
+    return raised(view.delete)
+
+
 def delete_missing(double: Double) -> Any:
     assert login(double).get_dataset_api().remove("Resources/nothing") is None
     return 204
@@ -78,6 +85,7 @@ PROBES: dict[str, Callable[[Double], Any]] = {
     "missing model version": lambda d: swallowed(d, login(d).get_model_registry().get_model("sol_lstm", 1)),
     "missing feature group": lambda d: swallowed(d, login(d).get_feature_store().get_feature_group("solana", 1)),
     "missing feature view": lambda d: swallowed(d, login(d).get_feature_store().get_feature_view("solana_features", 1)),
+    "view in use": view_in_use,
     "no scope": denied,
     "wrong key": lambda d: raised(lambda: login(d, api_key_value="not-the-key")),
     "missing project": lambda d: converted(d, raised(lambda: login(d, project="someone_elses"))),

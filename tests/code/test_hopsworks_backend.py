@@ -594,3 +594,19 @@ def test_the_reset_deletes_no_group_of_cryptocasts_names_that_cryptocast_did_not
         "cryptocast's: it is not cryptocast's to delete; nothing was deleted (delete or rename it in the project's "
         "UI if cryptocast should have the name, then run this again)")
     assert sorted(on_hopsworks.groups) == before
+
+
+def test_the_reset_deletes_the_view_the_models_were_registered_with(on_hopsworks, tmp_path, capsys):
+    """Every model is registered with the feature view (provenance), and the client refuses to delete a view that
+    models use unless forced: without `force` the reset would fail on every project that ever trained."""
+    assert run_main(feature_backfill.main) == 0
+    store = open_feature_store(load_settings())
+    store.read_feature_view(FEATURE_VIEW, None, None)
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    (artifacts / "model.json").write_text("{}")
+    open_model_registry(load_settings()).register("sol_lstm", artifacts, {"rel_mae_mean": 0.9}, "first", {})
+    output(capsys)
+    assert run_main(cryptocast_main.main, "hopsworks-reset", "--yes-delete-cryptocast-groups") == 0
+    assert output(capsys)[0].splitlines()[0] == "deleted: feature view solana_features v1"
+    assert on_hopsworks.views == {} and on_hopsworks.groups == {} and list(on_hopsworks.models) == ["sol_lstm"]
