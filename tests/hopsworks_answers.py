@@ -49,9 +49,12 @@ ANSWERS: dict[str, Answer] = {
         400, "Bad Request", 110047, "A sub-directory with the same name already exists.",
         "RESTCodes:311 DATASET_SUBDIR_ALREADY_EXISTS; DatasetController.createSubDirectory:273-276"),
     "parent missing": Answer(
-        422, "Unprocessable Entity", 120001, "An argument was not provided or it was malformed.",
-        "DatasetController.createSubDirectory:279-283 IllegalArgumentException; ThrowableMapper:51-52,102-104; "
-        "RESTCodes:805 ILLEGAL_ARGUMENT"),
+        500, "Internal Server Error", 120000, "A generic error occurred.",
+        "DatasetController.createSubDirectory:279-283 throws IllegalArgumentException inside a @Stateless bean "
+        "(DatasetController:122), called from DatasetResource.postByPath:276 through the container, which turns a "
+        "system exception into an EJBException for its caller; ThrowableMapper.toResponse:46-91 has no branch for "
+        "that (its IllegalArgumentException one, 422, never sees it) -> RESTApiThrowableMapper.handleUnknownException "
+        "-> RESTCodes:804 UNKNOWN_ERROR, the message as devMsg only (inferred from the EJB spec, not observed)"),
     "delete a missing path": Answer(
         204, "No Content", None, "",
         "DatasetResource.delete:448-459 -> DatasetController.delete:1154 -> DFSOps.rm:305-311 (true when absent)"),

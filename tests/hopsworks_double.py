@@ -936,8 +936,7 @@ class FakeDatasetApi:
             raise self.double.answer("directory exists", f"project/119/dataset/{path}",
                                      f"The given path: /Projects/{PROJECT}/{path} already exists")
         if not self.files.exists(str(PurePosixPath(path).parent)):
-            raise self.double.answer("parent missing", f"project/119/dataset/{path}",
-                                     f"Path for parent folder does not exist: /Projects/{PROJECT}/{path}")
+            raise self.double.answer("parent missing", f"project/119/dataset/{path}")
         self.files.dirs.add(path)
         return path
 

@@ -119,3 +119,14 @@ def test_a_cluster_with_load_balancers_takes_direct_delta_writes(monkeypatch):
     g = group(double, "DELTA")
     g.insert(ROWS, wait=True)
     assert len(g.select_all().read()) == 1 and g.jobs == 0
+
+
+def test_a_missing_parent_reaches_the_client_as_an_unknown_error(hopsworks):
+    """DatasetController is a @Stateless bean: the IllegalArgumentException createSubDirectory throws for a missing
+    parent is a system exception, which the container hands to DatasetResource (a local client) as an EJBException
+    (the EJB spec's rule for system exceptions). ThrowableMapper has no branch for that, so its
+    IllegalArgumentException branch (422) never sees it: RESTApiThrowableMapper.handleUnknownException answers
+    UNKNOWN_ERROR, the message only as devMsg."""
+    got = PROBES["parent missing"](hopsworks)
+    assert (got.response.status_code, got.response.json()) == (500, {"errorCode": 120000,
+                                                                     "errorMsg": "A generic error occurred."})
