@@ -22,13 +22,16 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from cryptocast.errors import CryptocastError
-from cryptocast.features import FEATURE_VIEW, FORECASTS, INGESTED_GROUPS, GroupSpec
+from cryptocast.features import FEATURE_VIEW, INGESTED_GROUPS, GroupSpec
 from cryptocast.holes import HOLES
 from cryptocast.settings import Settings
+from cryptocast.status import ALL_GROUPS
 from cryptocast.stores import open_feature_store
 
 CONFIRM = "--yes-delete-cryptocast-groups"
-GROUPS = (*INGESTED_GROUPS, HOLES, FORECASTS)
+# Every group the scripts write: the known groups (status.ALL_GROUPS: forecasts, and any group added there later)
+# and the hole book, which status does not list. The doctor inspects the same ones.
+GROUPS = (*INGESTED_GROUPS, HOLES, *(g for g in ALL_GROUPS.values() if g not in INGESTED_GROUPS))
 VIEWS = (FEATURE_VIEW,)
 
 

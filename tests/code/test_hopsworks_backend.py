@@ -610,3 +610,12 @@ def test_the_reset_deletes_the_view_the_models_were_registered_with(on_hopsworks
     assert run_main(cryptocast_main.main, "hopsworks-reset", "--yes-delete-cryptocast-groups") == 0
     assert output(capsys)[0].splitlines()[0] == "deleted: feature view solana_features v1"
     assert on_hopsworks.views == {} and on_hopsworks.groups == {} and list(on_hopsworks.models) == ["sol_lstm"]
+
+
+def test_the_reset_and_the_doctor_cover_every_group_the_scripts_write():
+    """A group added to the known groups (status.ALL_GROUPS) is one the reset must be able to clear and the doctor
+    inspect: a list of its own would leave it out."""
+    from cryptocast.hopsworks_reset import GROUPS
+    from cryptocast.status import ALL_GROUPS
+
+    assert set(GROUPS) == {*ALL_GROUPS.values(), HOLES} and len(GROUPS) == len(set(GROUPS))
