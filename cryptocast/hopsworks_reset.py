@@ -14,7 +14,8 @@ the confirmation flag nothing is deleted; the error line lists what would be.
 
 A name is not proof: `bitcoin` v1 may be any project's own group. A group is cryptocast's when its features
 are exactly the ones cryptocast gives it (whatever its format or types, so a group left in another format
-qualifies); if one under cryptocast's names is not, nothing at all is deleted and the line names it.
+qualifies), the view when it reads only cryptocast's groups (a view one of whose groups is gone reads nothing
+and goes); if one under cryptocast's names is not, nothing at all is deleted and the line names it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from cryptocast.errors import CryptocastError
-from cryptocast.features import FEATURE_VIEW, INGESTED_GROUPS, GroupSpec
+from cryptocast.features import FEATURE_VIEW, INGESTED_GROUPS
 from cryptocast.holes import HOLES
 from cryptocast.settings import Settings
 from cryptocast.status import ALL_GROUPS
@@ -56,8 +57,18 @@ def reset(settings: Settings, confirmed: bool, out: TextIO) -> None:
 
 
 def _refuse_foreign(store: Any) -> None:
-    """Raise, before anything is deleted, if a group under one of cryptocast's names has features cryptocast does
-    not give it."""
+    """Raise, before anything is deleted, if the view under cryptocast's name reads groups cryptocast does not make,
+    or a group under one of cryptocast's names has features cryptocast does not give it."""
+    from cryptocast.stores.hopsworks import BROKEN_VIEW
+
+    for view in VIEWS:
+        handle = store.view_state(view)
+        if handle is None or handle == BROKEN_VIEW:  # a broken view reads nothing any more
+            continue
+        read = sorted({str(g.name) for g in handle.query.featuregroups})
+        if not set(read) <= {part.group.name for part in (view.left, *view.joins)}:
+            raise CryptocastError(_foreign(f"feature view {view.name} v{view.version}",
+                                           f"reads groups ({', '.join(read)})"))
     for spec in GROUPS:
         handle = store.session.call(f"look up feature group {spec.name} v{spec.version}", store.fs.get_feature_group,
                                     name=spec.name, version=spec.version)
@@ -65,13 +76,13 @@ def _refuse_foreign(store: Any) -> None:
             continue
         features = sorted(str(f.name).lower() for f in handle.columns)
         if features != sorted(c.name for c in spec.columns):
-            raise CryptocastError(_foreign(spec, features))
+            raise CryptocastError(_foreign(f"feature group {spec.name} v{spec.version}",
+                                           f"has features ({', '.join(features)})"))
 
 
-def _foreign(spec: GroupSpec, features: list[str]) -> str:
-    return (f"feature group {spec.name} v{spec.version} on Hopsworks has features ({', '.join(features)}) that are not "
-            "cryptocast's: it is not cryptocast's to delete; nothing was deleted (delete or rename it in the project's "
-            "UI if cryptocast should have the name, then run this again)")
+def _foreign(what: str, why: str) -> str:
+    return (f"{what} on Hopsworks {why} that are not cryptocast's: it is not cryptocast's to delete; nothing was "
+            "deleted (delete or rename it in the project's UI if cryptocast should have the name, then run this again)")
 
 
 def _delete(store: Any, out: TextIO) -> None:

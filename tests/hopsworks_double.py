@@ -35,6 +35,9 @@ code, so a change in the client shows up here as a failing test instead of a sil
   functions, numbers the version with hsml's own `_set_model_version` from the folders under
   `Models/<name>`, stores `input_example.json` as the client uploads it, and ends with hsml's poll:
   a look every 5 s (counted in `Double.waited`, never slept), await_registration/5 looks;
+- a feature view is deleted by name with hsfs' own `FeatureViewApi` (it needs no view built, which fails once
+  one of its groups is gone): its request is the one the double's REST client answers (a
+  "request" in `Double.calls`); a view models use is refused unless forced;
 - the dataset API has no `exists`: the real one answers False on any REST error (a 403 included),
   which made an unreadable registry look empty; `Model.save` runs the real `exists` over the
   double's files where hsml does (checking for the Models dataset). Errors are the client's classes.
@@ -93,7 +96,8 @@ NO_URL = "'NoneType' object has no attribute 'get_url'"  # what hsml's save rais
 GROUP_OPTIONS = {"description", "online_enabled", "time_travel_format", "primary_key", "event_time", "features",
                  "statistics_config"}
 
-TARGETS = {"hopsworks.login", f"{MR}.python"}  # every real callable or property the double stands in for
+# every real callable or property the double stands in for
+TARGETS = {"hopsworks.login", f"{MR}.python", f"{QUERY}.featuregroups"}
 
 
 def rest_error(status: int, reason: str, error_code: int | None = None, message: str = "",
@@ -231,6 +235,17 @@ class Double:
         """hsml's own view of `model` (its `_get` signature), for the client code the double runs."""
         return self.model(name, version)
 
+    def delete_view(self, name: str, version: int, force: bool) -> None:
+        """DELETE featurestores/67/featureview/<name>/version/<version>[?force=true], by name: the view is not built,
+        so this works on a view one of whose groups is gone."""
+        path = f"featurestores/67/featureview/{name}/version/{version}"
+        view = self.views.get((name, version))
+        if view is None:
+            raise self.answer("missing feature view", path)
+        if not force and any(m.feature_view is view for versions in self.models.values() for m in versions.values()):
+            raise self.answer("view in use", path)
+        del self.views[(name, version)]
+
     def answer(self, case: str, path: str = "", user_message: str = "") -> Exception:
         """The service's answer to `case` (tests/hopsworks_answers.py), kept in `answers` for the table's test."""
         error = answer_error(case, path, user_message)
@@ -238,7 +253,8 @@ class Double:
         return error
 
     def targets(self) -> set[str]:
-        return {target for target, _, _, _ in self.calls}
+        """The client callables and properties reached (not the raw requests the client's own code sent)."""
+        return {target for target, _, _, kind in self.calls if kind != "request"}
 
     def named(self, prefix: str) -> list[str]:
         """Everything in the project whose name starts with `prefix`: what a clean-up must leave empty."""
@@ -277,7 +293,7 @@ class Double:
         connection._connected = True
         connection._project_api = FakeProjectApi(self)
         connection_module._hsfs_engine_type = connection._engine  # as the real `_connect` sets it
-        client._client = FakeRestClient()
+        client._client = FakeRestClient(self)
 
 
 def install(monkeypatch, **options: Any) -> Double:
@@ -291,14 +307,29 @@ def install(monkeypatch, **options: Any) -> Double:
     monkeypatch.setattr(client, "_client", None)
     monkeypatch.setattr(real, "_hw_connection", real._make_connection)
     monkeypatch.setattr(real, "_connected_project", None)
+
     monkeypatch.setitem(sys.modules, "hopsworks", double.module())
     return double
 
 
 class FakeRestClient:
-    """The REST client the login hands the project to; nothing here talks to a network."""
+    """The REST client the login hands the project to; nothing here talks to a network. The one request the client
+    code cryptocast runs sends through it itself is a feature view's deletion by name (hsfs' FeatureViewApi)."""
 
     _project_name = None
+    _project_id = 119
+
+    def __init__(self, double: Double | None = None) -> None:
+        self.double = double
+
+    def _send_request(self, method: str, path_params: list, query_params: dict | None = None, **unused: Any) -> Any:
+        match [str(p) for p in path_params]:
+            case ["project", "119", "featurestores", "67", "featureview", name, "version", version] if (
+                    method == "DELETE"):
+                force = bool((query_params or {}).get("force"))
+                self.double.record("DELETE featureview", (name, int(version)), {"force": force}, kind="request")
+                return self.double.delete_view(name, int(version), force)
+        raise NotImplementedError(f"the double does not answer {method} {'/'.join(map(str, path_params))}")
 
     @property
     def project_name(self) -> str | None:
@@ -360,6 +391,9 @@ class FakeProject:
 class FakeFeatureStore:
     def __init__(self, double: Double) -> None:
         self.double = double
+        self._id = 67
+
+    id = recorded_property(f"{FS}.id", "_id")
 
     @records(f"{FS}.get_feature_group")
     def get_feature_group(self, name: str, version: int | None = None) -> FakeFeatureGroup | None:
@@ -389,7 +423,7 @@ class FakeFeatureStore:
                                   self.double.views.get((name, version)), f"featurestores/67/featureview/{name}/"
                                   f"version/{version}", f"There exists no feature view with the name {name} and "
                                   f"version {version}.")
-        if view is not None and not view.query.intact():
+        if view is not None and not view._query.intact():
             raise ValueError("Cannot get back the feature view because the query defined is no longer valid. Some "
                              "feature groups used in the query may have been deleted. You can clean up this feature "
                              "view on the UI or `FeatureView.clean`.")  # hsfs/core/feature_view_api.py
@@ -660,6 +694,12 @@ class FakeQuery:
         self.joins: list[tuple[FakeQuery, list[str], str, str]] = []
         self.condition: Any = None
 
+    @property
+    def featuregroups(self) -> list[FakeFeatureGroup]:
+        """The groups the query reads, left first."""
+        self.double.record(f"{QUERY}.featuregroups", (), {}, kind="property")
+        return [self.group, *[q.group for q, _, _, _ in self.joins]]
+
     @records(f"{QUERY}.join")
     def join(self, sub_query: FakeQuery, on: list[str] | None = None, left_on: list[str] | None = None,
              right_on: list[str] | None = None, join_type: str | None = "left", prefix: str | None = None) -> FakeQuery:
@@ -708,7 +748,9 @@ class FakeFeatureView:
         self.double = double
         self.name = name
         self.version = version
-        self.query = query
+        self._query = query
+
+    query = recorded_property(f"{FV}.query", "_query")
 
     @records(f"{FV}.get_batch_data")
     def get_batch_data(self, start_time: Any = None, end_time: Any = None, read_options: dict | None = None,
@@ -718,24 +760,18 @@ class FakeFeatureView:
                        logging_data: bool = False, extra_filter: Any = None, **unsupported: Any) -> pd.DataFrame:
         if start_time or end_time or spine is not None or unsupported:
             raise NotImplementedError("the double models extra_filter windows only")
-        df = self.query.evaluate(extra_filter)
+        df = self._query.evaluate(extra_filter)
         dropped = []
-        for query, prefix in [(self.query, ""), *[(q, p) for q, _, _, p in self.query.joins]]:
+        for query, prefix in [(self._query, ""), *[(q, p) for q, _, _, p in self._query.joins]]:
             if not primary_key:
                 dropped += [prefix + k for k in query.group._primary_key]
             if not event_time:
                 dropped.append(prefix + query.group._event_time)
         return df.drop(columns=[c for c in set(dropped) if c in df.columns])
 
-    @records(f"{FV}.delete")
     def delete(self, force: bool = False) -> None:
-        path = f"featurestores/67/featureview/{self.name}/version/{self.version}"
-        if self.double.views.get((self.name, self.version)) is not self:
-            raise self.double.answer("missing feature view", path)
-        if not force and any(m.feature_view is self for versions in self.double.models.values()
-                             for m in versions.values()):
-            raise self.double.answer("view in use", path)
-        del self.double.views[(self.name, self.version)]
+        """`FeatureView.delete`: the request hsfs' `FeatureViewApi._delete_by_name_version` sends."""
+        self.double.delete_view(self.name, self.version, force)
 
 
 # --- model registry ------------------------------------------------------------------------------

@@ -127,6 +127,18 @@ def _as_sent(spec: GroupSpec, rows: pd.DataFrame) -> pd.DataFrame:
     return rows.astype({c.name: "datetime64[us]" for c in spec.columns if c.dtype == "date"})
 
 
+BROKEN_VIEW = "broken"  # a view the client cannot build: one of the groups it reads was deleted
+
+
+def _view_or_broken(fs: Any, view: ViewSpec) -> Any:
+    try:
+        return fs.get_feature_view(name=view.name, version=view.version)
+    except ValueError as exc:  # hsfs: "... the query defined is no longer valid. Some feature groups ... deleted"
+        if "no longer valid" not in str(exc):
+            raise
+        return BROKEN_VIEW
+
+
 class HopsworksFeatureGroup:
     def __init__(self, spec: GroupSpec, handle: Any, session: HopsworksSession) -> None:
         self.spec = spec
@@ -234,13 +246,25 @@ class HopsworksFeatureStore:
 
     def drop_feature_view(self, view: ViewSpec, force: bool = False) -> bool:
         """Delete the view if it exists; True if it did. `force`: also when models use it (every cryptocast model
-        is registered with the view, and the client refuses to delete a view in use unless forced)."""
+        is registered with the view, and the client refuses to delete a view in use unless forced).
+
+        It is deleted by name, as hsfs' own `FeatureView.delete` does underneath, because once one of its groups
+        is gone the client cannot build the view any more, and `FeatureView.clean`, which the client's error
+        message offers for that, calls a method hsfs 5.2.1 has renamed (an AttributeError)."""
         fs = self.fs
         name = f"feature view {view.name} v{view.version}"
-        handle = self.session.call(f"look up {name}", fs.get_feature_view, name=view.name, version=view.version)
-        if handle is not None:
-            self.session.call(f"delete {name}", handle.delete, force=force)
-        return handle is not None
+        if self.view_state(view) is None:
+            return False
+        from hsfs.core.feature_view_api import FeatureViewApi
+
+        self.session.call(f"delete {name}", FeatureViewApi(fs.id)._delete_by_name_version, view.name, view.version,
+                          force)
+        return True
+
+    def view_state(self, view: ViewSpec) -> Any:
+        """The view's handle, None if there is none, or BROKEN_VIEW if it exists but one of its groups is gone."""
+        fs = self.fs
+        return self.session.call(f"look up feature view {view.name} v{view.version}", _view_or_broken, fs, view)
 
     def drop_feature_group(self, spec: GroupSpec) -> bool:
         """Delete the group if it exists, whatever its schema (the doctor's clean-up); True if it did."""

@@ -619,3 +619,39 @@ def test_the_reset_and_the_doctor_cover_every_group_the_scripts_write():
     from cryptocast.status import ALL_GROUPS
 
     assert set(GROUPS) == {*ALL_GROUPS.values(), HOLES} and len(GROUPS) == len(set(GROUPS))
+
+
+def test_the_reset_clears_a_view_whose_group_was_deleted_by_hand(on_hopsworks, capsys):
+    """Once one of its groups is gone the client cannot even build the view (`get_feature_view` raises ValueError):
+    the reset, which the doctor names as the fix for just that, must still delete it, as the client's own message
+    says: `FeatureView.clean`."""
+    assert run_main(feature_backfill.main) == 0
+    open_feature_store(load_settings()).read_feature_view(FEATURE_VIEW, None, None)
+    del on_hopsworks.groups[("bitcoin", 1)]  # deleted in the UI
+    output(capsys)
+    assert run_main(cryptocast_main.main, "hopsworks-reset", "--yes-delete-cryptocast-groups") == 0
+    assert output(capsys)[0].splitlines()[:3] == [
+        "deleted: feature view solana_features v1", "deleted: feature group solana v1",
+        "not there: feature group bitcoin v1"]
+    assert on_hopsworks.groups == {} and on_hopsworks.views == {}
+
+
+def test_the_reset_deletes_no_view_of_cryptocasts_name_that_reads_other_groups(on_hopsworks, capsys):
+    """The view is deleted even when models use it (forced), so it must be cryptocast's: one that reads groups
+    cryptocast does not make is left, with everything else."""
+    from hsfs.feature import Feature
+
+    assert run_main(cryptocast_main.main, "status") == 0  # a login, which the client's group metadata needs
+    output(capsys)
+    theirs = hopsworks_double.group_metadata("prices", 1, primary_key=["ts"], event_time="ts", features=[
+        Feature(name="ts", type="timestamp"), Feature(name="price", type="double")])
+    on_hopsworks.groups[("prices", 1)] = group = hopsworks_double.FakeFeatureGroup(on_hopsworks, theirs)
+    group._id = 999
+    fs = hopsworks_double.FakeFeatureStore(on_hopsworks)
+    fs.get_or_create_feature_view("solana_features", group.select_all(), 1)
+    assert run_main(cryptocast_main.main, "hopsworks-reset", "--yes-delete-cryptocast-groups") == 1
+    assert only_error(output(capsys)[1]) == (
+        "error: hopsworks-reset: feature view solana_features v1 on Hopsworks reads groups (prices) that are not "
+        "cryptocast's: it is not cryptocast's to delete; nothing was deleted (delete or rename it in the project's "
+        "UI if cryptocast should have the name, then run this again)")
+    assert ("solana_features", 1) in on_hopsworks.views and ("prices", 1) in on_hopsworks.groups

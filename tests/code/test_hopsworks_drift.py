@@ -1,7 +1,7 @@
 """The double must not drift from the real client.
 
 A workload that takes the Hopsworks backend through every path it has (groups, upserts, filtered
-reads, the view, registering, promoting, downloads, summaries, the doctor's clean-up) runs on the
+reads, the view, registering, promoting, downloads, summaries, the doctor's clean-up, the reset) runs on the
 double, which records each call as (the real callable's dotted path, args, kwargs). Each recorded
 call must then bind to the installed hopsworks package's own signature, keywords by their declared
 names (a `**kwargs` catch-all does not count), and each recorded property must be a property there;
@@ -23,6 +23,7 @@ import pytest
 
 from cryptocast.doctor import doctor
 from cryptocast.features import BITCOIN, FEATURE_VIEW, FORECASTS, validate
+from cryptocast.hopsworks_reset import reset
 from cryptocast.registry import open_model_registry
 from cryptocast.settings import DEFAULTS, load_settings
 from cryptocast.stores import open_feature_store
@@ -62,6 +63,7 @@ def run_workload(tmp_path, monkeypatch) -> hopsworks_double.Double:
     registry.versions("sol_lstm")
     registry.summary()
     doctor(settings, out=io.StringIO())  # scratch objects made, then deleted
+    reset(settings, True, io.StringIO())  # the real view, used by the models, and the groups
     return double
 
 
