@@ -1,7 +1,8 @@
-"""`python -m cryptocast status|export|history|rollback|verify|doctor|health`: look inside the store, undo a
-write, check a backend end to end, or read the model's latest health record.
+"""`python -m cryptocast status|export|history|rollback|verify|doctor|health|hopsworks-reset`: look inside the
+store, undo a write, check a backend end to end, read the model's latest health record, or start over on Hopsworks.
 
-status, export, verify and health never change the store; rollback adds a commit (so it can be undone).
+status, export, verify and health never change the store; rollback adds a commit (so it can be undone);
+hopsworks-reset deletes cryptocast's groups and view on Hopsworks, only with its confirmation flag.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import stat
 import sys
 from pathlib import Path
 
-from cryptocast import cli, commits, doctor, health
+from cryptocast import cli, commits, doctor, health, hopsworks_reset
 from cryptocast.atomic import atomic_write_bytes
 from cryptocast.errors import CryptocastError
 from cryptocast.settings import Settings
@@ -87,6 +88,10 @@ def _health(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps(health.as_json(rows), indent=2) if args.json else "\n".join(health.format_lines(rows)))
 
 
+def _hopsworks_reset(args: argparse.Namespace, settings: Settings) -> None:
+    hopsworks_reset.reset(settings, args.yes_delete_cryptocast_groups, sys.stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = cli.Parser(prog="python -m cryptocast", description="Inspect the cryptocast store.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -119,11 +124,18 @@ def main(argv: list[str] | None = None) -> int:
                     "matured forecasts against the backtest's range, input drift and frozen inputs; each check "
                     "with its statistic, threshold, window and verdict (ok, fail, unknown). Reads only.")
     health_cmd.add_argument("--json", action="store_true", help="machine-readable output (a stable contract)")
+    reset_cmd = commands.add_parser(
+        "hopsworks-reset", parents=[cli.common_flags()],
+        help="delete cryptocast's own feature groups and view on Hopsworks, to start over",
+        description=f"Deletes, on Hopsworks, {', '.join(hopsworks_reset.targets())} with their rows, and nothing "
+                    "else (not the model registry). For groups left in another format or schema: see "
+                    "guide/hopsworks.md.")
+    reset_cmd.add_argument(hopsworks_reset.CONFIRM, action="store_true", help="really delete them")
     args = parser.parse_args(argv)
-    action = {"status": _status, "export": _export, "history": _history, "rollback": _rollback,
-              "verify": _verify, "doctor": _doctor, "health": _health}[args.command]
+    action = {"status": _status, "export": _export, "history": _history, "rollback": _rollback, "verify": _verify,
+              "doctor": _doctor, "health": _health, "hopsworks-reset": _hopsworks_reset}[args.command]
     return cli.execute(args, lambda settings: action(args, settings), args.command,
-                       quiet=args.command not in ("rollback", "doctor"))
+                       quiet=args.command not in ("rollback", "doctor", "hopsworks-reset"))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Run it once against your own project before trusting the scheduled runs: it logs in, creates two
 feature groups and a feature view under a unique `cryptocast_doctor_<hex>_` prefix, writes a few rows,
 upserts one, reads them back, reads the view, reads the real model's production pointer, registers
-and promotes a tiny model, downloads it into an empty cache and compares it byte for byte, and then
+and promotes a tiny model, downloads it into an empty cache and compares it byte for byte; then it opens
+the real groups, view and model the daily run will touch, as the run opens them (a group that is not what
+cryptocast creates, left in another format by a failed first run, say, fails here with its fix), and
 deletes every scratch object, also when a check fails. One line per check with its time on stdout;
 the first failure ends the run with one line naming the check, the reason and a hint, exit code 1.
 
@@ -30,12 +32,17 @@ import numpy as np
 import pandas as pd
 
 from cryptocast.errors import CryptocastError
-from cryptocast.features import FEAR_GREED, SOLANA, GroupSpec, ViewPart, ViewSpec, join_view, validate
+from cryptocast.features import FEAR_GREED, FEATURE_VIEW, SOLANA, GroupSpec, ViewPart, ViewSpec, join_view, validate
+from cryptocast.hopsworks_reset import GROUPS
 from cryptocast.registry import MODEL_NAME, ModelRegistry, open_model_registry
 from cryptocast.settings import Settings
 from cryptocast.stores import FeatureStore, InsertResult, open_feature_store
 
 PREFIX = "cryptocast_doctor_"
+# Calls that wait on the cluster, each up to CRYPTOCAST_HOPSWORKS_TIMEOUT: three inserts that wait for a
+# materialization job (write x2, upsert), two Query Service reads (read back, feature view), and the
+# registration hsml polls for. doctor.yml's timeout is sized to them.
+SLOW_CALLS = 6
 DAYS = pd.date_range("2024-01-01", periods=5, freq="D")
 
 
@@ -93,6 +100,10 @@ class Backend(ABC):
     def download_registry(self) -> ModelRegistry:
         """The scratch registry seen from an empty cache, so reading a version really fetches it."""
 
+    def real_view(self) -> str:
+        """The state of the real feature view the daily run reads."""
+        return f"feature view {FEATURE_VIEW.name} v{FEATURE_VIEW.version} is computed on each read"
+
     @abstractmethod
     def clean(self, store: FeatureStore, registry: ModelRegistry, scratch: Scratch, touched: set[str]) -> list[str]:
         """Delete what the checks may have made in `touched` ("groups", "view", "model"); return what remains."""
@@ -125,6 +136,14 @@ class HopsworksBackend(Backend):
 
     def production_registry(self) -> ModelRegistry:
         return open_model_registry(self.scratch_settings)  # same project; downloads land in the scratch home
+
+    def real_view(self) -> str:
+        store = open_feature_store(self.settings)
+        fs = store.fs
+        name = f"feature view {FEATURE_VIEW.name} v{FEATURE_VIEW.version}"
+        found = store.session.call(f"look up {name}", fs.get_feature_view, name=FEATURE_VIEW.name,
+                                   version=FEATURE_VIEW.version)
+        return f"{name} {'exists' if found is not None else 'not created yet (the first training run makes it)'}"
 
     def download_registry(self) -> ModelRegistry:
         home = self.scratch_settings.home.with_name("download")
@@ -175,19 +194,23 @@ def _hints(settings: Settings, scratch: Scratch) -> dict[str, str]:
     """What to look at when a kind of check fails, on this backend."""
     if settings.backend == "local":
         where = f"check that {settings.home} and the temporary directory are writable"
-        return dict.fromkeys(("login", "write", "read", "registry", "timeout"), where)
+        return {**dict.fromkeys(("login", "write", "read", "registry", "timeout"), where),
+                "real": "the daily run opens the store the same way: see the line above for what to do"}
     from hopsworks_common.constants import HOSTS
 
     host = settings.hopsworks_host or f"{HOSTS.SAAS_HOST} (the client's default; set HOPSWORKS_HOST for your own)"
     project = settings.hopsworks_project or "the key's only project (set HOPSWORKS_PROJECT if it has several)"
     return {
         "login": f"host {host}, project {project}; the key must be one made on that host",
-        "write": f"new groups are {settings.hopsworks_format} (CRYPTOCAST_HOPSWORKS_FORMAT); if the cluster refuses "
-                 "direct DELTA writes from outside, try HUDI; the key needs the FEATURESTORE scope (and KAFKA, JOB "
-                 "for HUDI)",
+        "write": f"new groups are {settings.hopsworks_format} (CRYPTOCAST_HOPSWORKS_FORMAT); HUDI and ICEBERG go "
+                 "through Kafka and the materialization job (the key needs the FEATURESTORE, KAFKA and JOB scopes); "
+                 "DELTA is written from here and needs the cluster's external load balancers, which no hosted "
+                 "Serverless project has",
         "read": "reads go through the Feature Query Service (Arrow Flight): check that it runs on the cluster and "
                 "that the key has the FEATURESTORE scope",
         "registry": "the key needs the MODELREGISTRY and DATASET_VIEW, DATASET_CREATE, DATASET_DELETE scopes",
+        "real": "the daily run opens these groups the same way and would stop there: apply the fix the line "
+                "names before its next run (guide/hopsworks.md, 'When doctor fails')",
         "timeout": f"raise CRYPTOCAST_HOPSWORKS_TIMEOUT if the cluster is slow; a call that timed out may still "
                    f"finish: look for objects named {scratch.prefix}* and delete them",
     }
@@ -283,6 +306,20 @@ def _checks(run: Run, backend: Backend, store: FeatureStore, registry: ModelRegi
             raise DoctorFailure(f"{scratch.model} should serve v1, the registry says {current}")
         return f"{scratch.model} serves v1"
     run.check("production", "registry", production)
+    run.check("real objects", "real", lambda: _real_objects(backend))
+
+
+def _real_objects(backend: Backend) -> str:
+    """The groups, view and model the daily run will touch, opened as it opens them (the same comparison with
+    what cryptocast creates), so a group left in another format fails here and not at 06:00."""
+    store = open_feature_store(backend.settings)
+    groups = {spec: store.get_feature_group(spec) for spec in GROUPS}
+    found = [f"{s.name} v{s.version}" for s, group in groups.items() if group is not None]
+    absent = [f"{s.name} v{s.version}" for s, group in groups.items() if group is None]
+    models = backend.production_registry().summary(MODEL_NAME)[MODEL_NAME]["versions"]
+    return "; ".join([f"groups {', '.join(found)} as cryptocast creates them" if found else "no group yet",
+                      *([f"not created yet: {', '.join(absent)}"] if found and absent else []),
+                      backend.real_view(), f"model {MODEL_NAME}: {len(models)} version(s)"])
 
 
 def doctor(settings: Settings, out: TextIO | None = None) -> None:

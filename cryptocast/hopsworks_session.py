@@ -23,7 +23,7 @@ import io
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, TypeVar
 
 from cryptocast.errors import CryptocastError, SettingsError, StoreError
@@ -32,8 +32,17 @@ from cryptocast.settings import Settings
 
 T = TypeVar("T")
 MAX_DETAIL = 300
+# The backend's error codes for a dataset path that is not there (RESTCodes.java, DatasetErrorCode, both sent with
+# HTTP 400): PATH_NOT_FOUND under an existing dataset, DATASET_NOT_FOUND when the top-level dataset is missing.
+# No client class declares them (the client leaves its DatasetApi calls undecorated), so they are named here.
+DATASET_NOT_FOUND = (110018, 110011)
 LOGIN_HINT = "check HOPSWORKS_API_KEY, HOPSWORKS_PROJECT and HOPSWORKS_HOST"
 SCOPE_HINT = "the API key lacks a scope this call needs: see guide/hopsworks.md"
+RESET_COMMAND = "python -m cryptocast hopsworks-reset --yes-delete-cryptocast-groups"
+UNWRITTEN_HINT = ("the group exists but its offline table was never written: its first materialization job failed "
+                  "or still runs (see the project's Jobs page); to start over: `" + RESET_COMMAND + "`")
+DELTA_HINT = ("this cluster takes no direct DELTA writes from outside, as no hosted Serverless project does: unset "
+              f"CRYPTOCAST_HOPSWORKS_FORMAT (HUDI), then remove the groups left behind with `{RESET_COMMAND}`")
 
 _logins: dict[tuple[str, str, str], tuple[Any, Any]] = {}  # (host, project, key) -> (hopsworks module, Project)
 
@@ -111,12 +120,32 @@ class HopsworksSession:
 def _hint(step: str, exc: BaseException) -> str:
     if step == "login" or http_status(exc) == 401:
         return f" ({LOGIN_HINT})"
+    if "load balancer has been setup" in str(exc):  # hsfs' delta-rs set-up found no external load balancer
+        return f" ({DELTA_HINT})"
+    if any(s in str(exc) for s in ("No commits found", "No delta logs found", "No hudi properties found")):
+        return f" ({UNWRITTEN_HINT})"  # the Query Service found the group's offline table never written
     return f" ({SCOPE_HINT})" if http_status(exc) == 403 else ""
 
 
 def http_status(exc: BaseException) -> int | None:
     """The HTTP status of a failed Hopsworks REST call (the client's RestAPIError keeps the response), else None."""
     return getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def is_not_found(exc: BaseException, codes: Collection[int]) -> bool:
+    """Whether a failed REST call means "not there": the client's own rule (`_catch_not_found` in
+    hopsworks_common/decorators.py), HTTP 400 or 404 with one of the not-found error `codes` in the body.
+
+    The backend answers most "not found"s with 400 (a missing dataset path is PATH_NOT_FOUND, 400), so the
+    status alone says nothing; any other failure is an error, never "absent".
+    """
+    if http_status(exc) not in (400, 404):
+        return False
+    try:
+        body = exc.response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("errorCode") in codes
 
 
 def _rest_detail(exc: BaseException) -> str | None:

@@ -10,8 +10,10 @@ import re
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 REDACTED = "***"
@@ -93,12 +95,21 @@ class RedactingHandler(logging.StreamHandler):
         pass
 
 
+def _log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: object = None, line: str | None = None) -> None:
+    """`warnings.showwarning` replaced: a warning becomes one WARNING record of `py.warnings` (the logger
+    `logging.captureWarnings` uses), so it is redacted and one line like every other."""
+    text = " ".join(str(message).split())
+    logging.getLogger("py.warnings").warning("%s: %s (%s:%d)", category.__name__, text, Path(filename).name, lineno)
+
+
 def setup_logging(secrets: Iterable[str] = (), verbose: bool = False) -> None:
     """Route `cryptocast` logs to stderr in UTC, and everything else's warnings through the same redaction.
 
     The handler on the root logger also keeps `import hopsworks` from configuring it: the client calls
     `logging.basicConfig(level=INFO)`, which does nothing once the root logger has a handler, so client
-    and library records reach the screen only as warnings or worse, scrubbed like ours. Handlers from an
+    and library records reach the screen only as warnings or worse, scrubbed like ours. `warnings.warn`
+    (the client's ProvenanceWarning, say) goes through the same handler, one line each. Handlers from an
     earlier call are replaced.
     """
     secrets = tuple(secrets)
@@ -110,6 +121,7 @@ def setup_logging(secrets: Iterable[str] = (), verbose: bool = False) -> None:
     for handler in [h for h in root.handlers if isinstance(h, RedactingHandler)]:
         root.removeHandler(handler)
     root.addHandler(RedactingHandler(secrets, logging.WARNING))
+    warnings.showwarning = _log_warning
 
 
 # A Rust panic (delta-rs) prints "thread '...' panicked at src/...rs:L:C:", its message, and a "note: run

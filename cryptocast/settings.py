@@ -23,7 +23,9 @@ from cryptocast.errors import SettingsError
 from cryptocast.logs import redact
 
 BACKENDS = ("auto", "local", "hopsworks")
-# Feature-group time-travel formats hsfs 5.2 documents for `get_or_create_feature_group`; DELTA is its default.
+# Feature-group time-travel formats hsfs 5.2 documents for `get_or_create_feature_group`. Ours is HUDI, not the client's
+# DELTA: from outside the cluster hsfs writes DELTA with delta-rs, which a hosted (Serverless) project cannot take
+# (no external load balancers); HUDI goes through Kafka and the cluster's materialization job (guide/hopsworks.md).
 HOPSWORKS_FORMATS = ("DELTA", "HUDI", "ICEBERG")
 ISO_DAY = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # ASCII digits: \d would match any script's digits
 EARLIEST_DAY = dt.date(2009, 1, 3)  # Bitcoin's first block: no crypto market has a day before it
@@ -61,7 +63,7 @@ DEFAULTS = {
     "CRYPTOCAST_DRIFT_PSI": "2.0",
     "CRYPTOCAST_FROZEN_DAYS": "5",
     "CRYPTOCAST_HOPSWORKS_TIMEOUT": "900",
-    "CRYPTOCAST_HOPSWORKS_FORMAT": "DELTA",
+    "CRYPTOCAST_HOPSWORKS_FORMAT": "HUDI",
     "CRYPTOCAST_REPOSITORY_URL": "",
     "GITHUB_SERVER_URL": "https://github.com",
 }
@@ -141,7 +143,7 @@ class Settings:
     hopsworks_project: str = ""
     hopsworks_host: str = ""
     hopsworks_timeout: float = 900.0
-    hopsworks_format: str = "DELTA"
+    hopsworks_format: str = "HUDI"
     model: dict = field(default_factory=dict)
     backtest_days: int = 365
     refit_every: int = 30

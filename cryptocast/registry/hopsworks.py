@@ -23,7 +23,9 @@ is made when a model is first registered, so `summary()` lists cryptocast's mode
 
 The log is read with `DatasetApi.list`, never `exists`: the client's `exists` answers False on any
 REST error, so a key without the dataset scopes would read as "no production version yet" (promote
-without comparing, retrain every day). Only a 404 means "not there"; any other error is a StoreError.
+without comparing, retrain every day). Only the backend's not-found answer means "not there" (HTTP 400 with
+PATH_NOT_FOUND, decided as the client decides not-found: `hopsworks_session.is_not_found`); any other error is
+a StoreError.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from filelock import FileLock
 
 from cryptocast.errors import StoreError
 from cryptocast.features import FEATURE_VIEW
-from cryptocast.hopsworks_session import HopsworksSession, http_status
+from cryptocast.hopsworks_session import DATASET_NOT_FOUND, HopsworksSession, is_not_found
 from cryptocast.registry.base import (
     DEFAULT_METRIC,
     INPUT_EXAMPLE,
@@ -90,13 +92,13 @@ def _created(model: Any) -> str:
 
 
 def _entries(datasets: Any, path: str) -> list[str] | None:
-    """Everything under `path`, page by page, or None when Hopsworks answers 404; other errors propagate."""
+    """Everything under `path`, page by page, or None when Hopsworks says it is not there; other errors propagate."""
     found: list[str] = []
     while True:
         try:
             page = datasets.list(path, offset=len(found), limit=PAGE)
         except Exception as exc:
-            if http_status(exc) == 404 and not found:
+            if is_not_found(exc, DATASET_NOT_FOUND) and not found:
                 return None
             raise
         found += page

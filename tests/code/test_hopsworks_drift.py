@@ -1,7 +1,7 @@
 """The double must not drift from the real client.
 
 A workload that takes the Hopsworks backend through every path it has (groups, upserts, filtered
-reads, the view, registering, promoting, downloads, summaries, the doctor's clean-up) runs on the
+reads, the view, registering, promoting, downloads, summaries, the doctor's clean-up, the reset) runs on the
 double, which records each call as (the real callable's dotted path, args, kwargs). Each recorded
 call must then bind to the installed hopsworks package's own signature, keywords by their declared
 names (a `**kwargs` catch-all does not count), and each recorded property must be a property there;
@@ -23,6 +23,7 @@ import pytest
 
 from cryptocast.doctor import doctor
 from cryptocast.features import BITCOIN, FEATURE_VIEW, FORECASTS, validate
+from cryptocast.hopsworks_reset import reset
 from cryptocast.registry import open_model_registry
 from cryptocast.settings import DEFAULTS, load_settings
 from cryptocast.stores import open_feature_store
@@ -43,6 +44,7 @@ def run_workload(tmp_path, monkeypatch) -> hopsworks_double.Double:
         rows = history[spec.name].assign(source="binance") if spec is not FNG else history[spec.name]
         store.get_or_create_feature_group(spec).insert(validate(spec, rows, "test"))
     group = store.get_feature_group(SOL)
+    double.groups[(SOL.name, SOL.version)].job.elsewhere()  # so the insert waits for it and runs the job again
     group.insert(candles(ALL), replace=True)
     group.read(dt.date(2024, 1, 5), None)
     group.read(None, dt.date(2024, 1, 5))
@@ -61,6 +63,7 @@ def run_workload(tmp_path, monkeypatch) -> hopsworks_double.Double:
     registry.versions("sol_lstm")
     registry.summary()
     doctor(settings, out=io.StringIO())  # scratch objects made, then deleted
+    reset(settings, True, io.StringIO())  # the real view, used by the models, and the groups
     return double
 
 
@@ -138,15 +141,18 @@ def test_nothing_cryptocast_uses_is_deprecated_in_the_installed_client(recorded)
     assert [t for t in sorted(recorded.targets()) if is_deprecated(t, resolve(t)[1])] == []
 
 
-def test_what_the_backend_and_readme_say_of_the_clients_defaults_holds(monkeypatch):
-    """DELTA is the default format, written directly (no stream) by the python engine, with statistics on unless
-    turned off, and upserts match on primary key + event time."""
+def test_what_the_backend_and_guide_say_of_the_clients_defaults_holds(monkeypatch):
+    """DELTA is the client's default format, written directly (no stream) by the python engine, which a hosted
+    project cannot take; ours, HUDI, is a stream group (Kafka and a materialization job). Statistics are on
+    unless turned off, and DELTA upserts match on primary key + event time."""
     from hopsworks_common import client, connection
 
     monkeypatch.setattr(connection, "_hsfs_engine_type", "python")
     monkeypatch.setattr(client, "_client", hopsworks_double.FakeRestClient())  # external, as a runner is
     default = hopsworks_double.group_metadata("g", 1, primary_key=["k"], event_time="day")
-    assert default.time_travel_format == DEFAULTS["CRYPTOCAST_HOPSWORKS_FORMAT"] == "DELTA"
+    assert default.time_travel_format == "DELTA" != DEFAULTS["CRYPTOCAST_HOPSWORKS_FORMAT"]
+    ours = hopsworks_double.group_metadata("g", 1, time_travel_format=DEFAULTS["CRYPTOCAST_HOPSWORKS_FORMAT"])
+    assert ours.stream is True and ours.online_enabled is False
     assert default.stream is False and default.statistics_config.enabled is True
     assert hopsworks_double.merge_key(default) == ["k", "day"]
     assert hopsworks_double.group_metadata("g", 1, statistics_config=False).statistics_config.enabled is False

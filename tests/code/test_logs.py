@@ -180,13 +180,17 @@ logging.getLogger("hopsworks_common.client.base").warning("request sent with key
 logging.getLogger("somelibrary").error("library error mentioning {secret}")
 logging.getLogger("hsfs.engine.python").info("info chatter from the client")
 logging.getLogger("urllib3.connectionpool").info("info chatter from a library")
+import warnings
+from hopsworks_common.util import ProvenanceWarning
+warnings.warn("Model will not be linked to feature view of {secret}:\\n  see the docs", ProvenanceWarning)
 print(sorted(type(h).__name__ for h in logging.getLogger().handlers))
 """
 
 
 def test_the_hopsworks_clients_logging_passes_through_our_redaction(tmp_path):
     """`import hopsworks` calls logging.basicConfig(level=INFO): without a handler of ours on the root logger first,
-    every client and library record would print unredacted, INFO chatter included."""
+    every client and library record would print unredacted, INFO chatter included. The client's warnings
+    (`warnings.warn`, two ProvenanceWarnings per registration) went straight to stderr, unredacted, on two lines."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOPSWORKS_", "CRYPTOCAST_"))}
     result = subprocess.run([sys.executable, "-c", CLIENT_PROBE.format(secret=SECRET)], cwd=tmp_path,
                             env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
@@ -195,4 +199,6 @@ def test_the_hopsworks_clients_logging_passes_through_our_redaction(tmp_path):
     assert "WARNING hopsworks_common.client.base: request sent with key ***" in result.stderr
     assert "ERROR somelibrary: library error mentioning ***" in result.stderr
     assert "chatter" not in result.stderr
+    assert ("WARNING py.warnings: ProvenanceWarning: Model will not be linked to feature view of ***: see the docs "
+            "(<string>:") in result.stderr, "a client warning is one redacted line, like our own"
     assert result.stdout.strip() == "['RedactingHandler']", "basicConfig added no handler of its own"

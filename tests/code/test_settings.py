@@ -253,9 +253,9 @@ def test_trailing_slashes_are_stripped(tmp_path):
 # --- Hopsworks feature-group format -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("given", "expected"), [(None, "DELTA"), ("", "DELTA"), ("HUDI", "HUDI"),
+@pytest.mark.parametrize(("given", "expected"), [(None, "HUDI"), ("", "HUDI"), ("HUDI", "HUDI"),
                                                   ("iceberg", "ICEBERG"), ("delta", "DELTA")])
-def test_the_hopsworks_format_defaults_to_the_clients_and_is_upper_cased(tmp_path, given, expected):
+def test_the_hopsworks_format_defaults_to_hudi_and_is_upper_cased(tmp_path, given, expected):
     environ = {} if given is None else {"CRYPTOCAST_HOPSWORKS_FORMAT": given}
     assert load(tmp_path, environ=environ).hopsworks_format == expected
 

@@ -518,13 +518,40 @@ def test_each_workflow_has_its_own_issue(reporter):
     assert create[create.index("--title") + 1] == "Scheduled retrain run failed"
 
 
-def test_a_failure_without_an_error_line_still_opens_the_issue(reporter):
-    cancelled = {"jobs": [{"id": 11, "name": "Train, backtest, register", "conclusion": "cancelled",
+def test_a_failure_without_an_error_line_says_what_failed(reporter):
+    cancelled = {"jobs": [{"id": 11, "name": "Train, backtest, register", "conclusion": "timed_out",
                            "steps": [{"name": "Train", "conclusion": "cancelled"}]}]}
     done, calls = reporter("failure", [], jobs=cancelled, job_log="2026-11-29T05:23:00Z killed\n")
     ok(done)
     text = body(writes(calls)[0])
-    assert "**Train, backtest, register / Train**" in text and "(no error: line in the log; see the run)" in text
+    assert "**Train, backtest, register / Train**" in text and "no error:" not in text
+    assert "\nTrain, backtest, register timed out at step Train before it printed an error line\n" in text
+
+
+def test_a_failed_deploy_quotes_the_actions_own_error(reporter):
+    """actions/deploy-pages prints no `error:` line of ours, only the runner's ##[error] annotation."""
+    jobs = {"jobs": [{"id": 11, "name": "Publish on GitHub Pages", "conclusion": "failure",
+                      "steps": [{"name": "Run actions/deploy-pages@cd2ce8f", "conclusion": "failure"}]}]}
+    log = ("2026-11-29T06:40:00.1Z Fetching artifact metadata\n"
+           "2026-11-29T06:40:02.2Z ##[error]Failed to create deployment (status: 404) with build version abc. "
+           "Ensure GitHub Pages has been enabled\n")
+    done, calls = reporter("failure", [], jobs=jobs, job_log=log)
+    ok(done)
+    text = body(writes(calls)[0])
+    assert "\nFailed to create deployment (status: 404) with build version abc. Ensure GitHub Pages has been " \
+           "enabled\n" in text and "##[error]" not in text
+
+
+def test_a_failed_keepalive_is_reported_with_its_error_line(reporter):
+    jobs = {"jobs": [{"id": 12, "name": "Features, forecast, site", "conclusion": "success", "steps": []},
+                     {"id": 11, "name": "Keep the schedules alive", "conclusion": "failure",
+                      "steps": [{"name": "Re-enable daily.yml and retrain.yml", "conclusion": "failure"}]}]}
+    log = ("2026-11-29T06:17:35.5Z error: keepalive.sh: cannot enable daily.yml in owner/repo (the job needs "
+           "permissions: actions: write)\n2026-11-29T06:17:35.6Z ##[error]Process completed with exit code 1.\n")
+    done, calls = reporter("failure", [], jobs=jobs, job_log=log)
+    text = body(writes(calls)[0])
+    assert "**Keep the schedules alive / Re-enable daily.yml and retrain.yml**" in text
+    assert "\nerror: keepalive.sh: cannot enable daily.yml" in text and "exit code 1" not in text
 
 
 def test_report_fails_loudly(reporter):

@@ -23,6 +23,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cryptocast import doctor
+from cryptocast.settings import DEFAULTS
+
 REPO = Path(__file__).resolve().parents[2]
 GITHUB = REPO / ".github"
 WORKFLOWS = GITHUB / "workflows"
@@ -521,11 +524,11 @@ def test_the_doctor_runs_by_hand_with_exactly_the_pipelines_backend_settings():
     doctor = workflow("doctor.yml")
     assert set(triggers(doctor)) == {"workflow_dispatch"}
     (job,) = doctor["jobs"].values()
-    (check,) = [s for s in steps(job) if "run" in s]
+    pull, check = [s for s in steps(job) if "run" in s]
     assert check["run"] == "python -m cryptocast doctor"
     assert job["permissions"] == {"contents": "read"} and doctor["permissions"] == {}
     assert install_problems(job) == []
-    backend = ("CRYPTOCAST_BACKEND", "CRYPTOCAST_HOPSWORKS_FORMAT")
+    backend = ("CRYPTOCAST_BACKEND", "CRYPTOCAST_HOPSWORKS_FORMAT", "CRYPTOCAST_HOME", "STORE_BRANCH")
     hopsworks = ("HOPSWORKS_API_KEY", "HOPSWORKS_PROJECT", "HOPSWORKS_HOST")
     for name in ("daily.yml", "retrain.yml"):
         pipeline = workflow(name)
@@ -534,6 +537,17 @@ def test_the_doctor_runs_by_hand_with_exactly_the_pipelines_backend_settings():
             for step in steps(pipeline_job):
                 if "HOPSWORKS_API_KEY" in step.get("env", {}):
                     assert {k: step["env"].get(k) for k in hopsworks} == {k: check["env"][k] for k in hopsworks}
+
+
+def test_the_doctor_reads_the_local_store_branch_and_has_time_for_its_calls():
+    """On the local backend the real groups live on the store branch: without it the doctor read an empty home
+    ("no production version"). Its timeout covers every call that waits on the cluster at its own bound."""
+    (job,) = workflow("doctor.yml")["jobs"].values()
+    pull, check = [s for s in steps(job) if "run" in s]
+    assert pull["run"] == ".github/scripts/store.sh pull" and pull["env"] == {"STORE_TOKEN": "${{ github.token }}"}
+    assert not any("store.sh push" in s.get("run", "") for s in steps(job))
+    per_call = float(DEFAULTS["CRYPTOCAST_HOPSWORKS_TIMEOUT"])
+    assert job["timeout-minutes"] * 60 > doctor.SLOW_CALLS * per_call
 
 
 def test_the_feature_groups_a_failed_update_wrote_are_still_pushed():
@@ -864,8 +878,8 @@ def test_every_scheduled_workflow_reports_its_result(path):
     assert len(reporters) == 1
     name, job = reporters[0]
     assert job["if"] == "always() && github.event_name == 'schedule'"
-    # keepalive is independent of the day's work; health reports the model, in its own issue (health.sh)
-    assert set(needs(job)) == set(jobs) - {name, "keepalive", "health"}, "it waits for every job of the day's work"
+    # health reports the model, in its own issue (health.sh)
+    assert set(needs(job)) == set(jobs) - {name, "health"}, "it waits for every other job, keepalive and deploy too"
     assert job["permissions"] == {"issues": "write", "actions": "read", "contents": "read"}
     (step,) = [s for s in steps(job) if "report.sh" in s.get("run", "")]
     result = step["env"]["RESULT"]

@@ -1,4 +1,6 @@
-"""The whole pipeline on Hopsworks (the offline double): backfill, train, forecast, plots, status.
+"""The whole pipeline on Hopsworks (the offline double set up as a fresh hosted Serverless project: no model,
+no group, no external load balancers, so the client's DELTA would be refused): backfill, update, train,
+forecast, plots, status, doctor, each exit 0, with every write through Kafka and a waited-for job.
 
 Then the same run on the local backend: with the same seed the two must register the same model,
 forecast the same numbers and publish the same page data, which is what "one switch" promises.
@@ -43,17 +45,24 @@ def published(out) -> dict:
 
 def test_the_pipeline_on_hopsworks_matches_the_local_one(on_hopsworks, small_training, monkeypatch, tmp_path,
                                                          capsys):
+    assert (on_hopsworks.load_balancers, on_hopsworks.groups, on_hopsworks.models) == (False, {}, {})
     run_everything(tmp_path / "site-hopsworks")
     hopsworks = load_settings()
     assert hopsworks.backend == "hopsworks"
+    assert run_main(cryptocast_main.main, "doctor") == 0
+    assert ("real objects: groups solana v1, bitcoin v1, fear_greed v1, solana_forecasts v2 as cryptocast creates "
+            "them; not created yet: upstream_holes v1; feature view solana_features v1 exists; model sol_lstm: 1 "
+            "version(s)") in capsys.readouterr().out
     assert run_main(cryptocast_main.main, "status", "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["backend"] == "hopsworks" and report["models"][MODEL_NAME]["production"] == 1
     assert report["groups"][FORECASTS.name]["rows"] == 10
     assert ("solana_features", 1) in on_hopsworks.views
     assert on_hopsworks.models[MODEL_NAME][1].feature_view is on_hopsworks.views[("solana_features", 1)]
-    assert {g.name: len(g.rows) for g in on_hopsworks.groups.values()} == {
-        "solana": 416, "bitcoin": 416, "fear_greed": 416, "solana_forecasts": 10, "model_health": 26}
+    assert {g.name: (len(g.rows), g.metadata.time_travel_format, g.topic) for g in on_hopsworks.groups.values()} == {
+        "solana": (416, "HUDI", []), "bitcoin": (416, "HUDI", []), "fear_greed": (416, "HUDI", []),
+        "solana_forecasts": (10, "HUDI", []), "model_health": (26, "HUDI", [])}
+    assert "no load balancers" not in [case for case, _ in on_hopsworks.answers]
     window = pd.read_csv(open_model_registry(load_settings()).production(MODEL_NAME).path / INPUT_EXAMPLE)
     example = json.loads(on_hopsworks.files.data[f"Models/{MODEL_NAME}/1/input_example.json"])
     assert np.shape(example) == (15, 7) and example == window.drop(columns="day").to_numpy().tolist()
