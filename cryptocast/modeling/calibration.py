@@ -316,11 +316,11 @@ class State:
         """A state written by `to_json`, checked: anything missing, non-finite or misshapen is corrupt."""
         try:
             doc = json.loads(path.read_text())
-            if doc.get("format") != FORMAT or doc.get("format_version") not in (1, FORMAT_VERSION):
-                raise ValueError(f"not a {FORMAT} v1 or v{FORMAT_VERSION} file")
+            if doc.get("format") != FORMAT or doc.get("format_version") not in (1, 2, FORMAT_VERSION):
+                raise ValueError(f"not a {FORMAT} v1, v2 or v{FORMAT_VERSION} file")
             if doc["levels"] != list(LEVELS):
                 raise ValueError(f"levels {doc['levels']} are not {list(LEVELS)}")
-            config = doc["config"] if doc["format_version"] == FORMAT_VERSION else _from_v1(doc["config"])
+            config = doc["config"] if doc["format_version"] > 1 else _from_v1(doc["config"])
             state = cls(_checked(CalibrationConfig(**config)), horizons)
             tau = _numbers(doc["tau"])
             if tau.shape != state.tau.shape or not np.isfinite(tau).all():
@@ -378,7 +378,12 @@ def _checked(config: CalibrationConfig) -> CalibrationConfig:
             and 1 <= config.min_returns <= config.vol_days
             and (config.long_run_days == 0 or config.long_run_days >= config.min_returns)
             and 0 <= config.weight <= 1 and 0 <= config.weight_long <= 1
-            and config.gamma >= 0 and 0 <= config.max_shift < 0.5):
+            and config.gamma >= 0 and 0 <= config.max_shift < 0.5
+            and 0 <= config.term_load <= 1 and 0 <= config.term_decay <= 1 and config.garch_days >= 1
+            and (config.scale_kind != "garch" or (config.garch_omega > 0 and config.garch_alpha >= 0
+                                                  and config.garch_beta >= 0
+                                                  and config.garch_alpha + config.garch_beta < 1
+                                                  and config.garch_nu > 2))):
         raise ValueError(f"config is out of range: {asdict(config)}")
     return config
 

@@ -206,7 +206,7 @@ def test_the_state_round_trips_through_its_file(tmp_path):
     (lambda d: d["scores"].__setitem__(4, d["scores"][4][:10]), "horizon 5 has 10 scores, fewer than the 60"),
     (lambda d: d.__setitem__("levels", [0.1, 0.9]), "levels [0.1, 0.9] are not"),
     (lambda d: d.pop("config"), "KeyError: 'config'"),
-    (lambda d: d.__setitem__("format_version", 9), "not a cryptocast-calibration v1 or v2 file"),
+    (lambda d: d.__setitem__("format_version", 9), "not a cryptocast-calibration v1, v2 or v3 file"),
     # found by the adversarial pass: each was an unexpected exit 2, a silent acceptance or three lines
     (lambda d: d.__setitem__("last_origin", "NaT"), "last_origin 'NaT' is not a day"),
     (lambda d: d.__setitem__("last_origin", 20240501), "last_origin 20240501 is not a day"),
