@@ -48,7 +48,6 @@ CANDIDATES = {
     "garch": CalibrationConfig(scale_kind="garch", gamma=0.0),
     "fixed": CalibrationConfig(scale_kind="fixed", gamma=0.0),
 }
-MARKET_AWARE = ("blend", "term", "garch")
 DEFAULT = "blend"  # what a history too short for folds gets
 
 
@@ -77,15 +76,19 @@ def fold_scores(actual: np.ndarray, quantiles: np.ndarray, groups: np.ndarray, f
             "checks": checks, **intervals}
 
 
-def choose(frame: FeatureFrame, first_scored: pd.Timestamp, refit_every: int) -> Choice:
-    """Score every candidate (and the peers, for the record) on the folds before `first_scored`; pick by the rule."""
+def choose(frame: FeatureFrame, first_scored: pd.Timestamp, refit_every: int,
+           candidates: dict[str, CalibrationConfig] | None = None) -> Choice:
+    """Score every candidate (and the peers, for the record) on the folds before `first_scored`; pick by the rule.
+
+    `candidates` defaults to CANDIDATES (bench/calibration.py adds variants to show why these)."""
+    candidates = CANDIDATES if candidates is None else candidates
     windows = make_windows(frame)
     origins = windows.origins
     actual = windows.last_close[:, None] * np.exp(windows.y)
     point = np.repeat(windows.last_close[:, None], HORIZON, axis=1)
     usable = np.flatnonzero((origins + pd.Timedelta(days=HORIZON) < first_scored)
                             & (origins >= origins[0] + pd.Timedelta(days=START_DAYS)))
-    window = max(c.window for c in CANDIDATES.values())
+    window = max(c.window for c in candidates.values())
     if len(usable) < FOLDS * 3 * BOOTSTRAP_BLOCK or usable[0] < window + HORIZON:
         return Choice(DEFAULT, CANDIDATES[DEFAULT], f"too little history before {first_scored.date()} for "
                       f"{FOLDS} folds: the default, {DEFAULT}", [], {})
@@ -96,7 +99,7 @@ def choose(frame: FeatureFrame, first_scored: pd.Timestamp, refit_every: int) ->
     sigma = tercile_volatility(frame.frame).reindex(origins).to_numpy()
     groups = np.concatenate([terciles(sigma[f])[0] for f in folds])  # the backtest's rule, within each fold
     quantiles = {}
-    for name, config in CANDIDATES.items():
+    for name, config in candidates.items():
         spread, _ = calibration.block_spreads(frame.frame, origins[run], config, starts, HORIZON)
         issued, _ = calibration.walk(calibration.scores(actual[run], point[run], spread), config, spread)
         quantiles[name] = calibration.to_prices(point[run], spread, issued)[scored]
@@ -104,18 +107,19 @@ def choose(frame: FeatureFrame, first_scored: pd.Timestamp, refit_every: int) ->
     quantiles.update({name: (point[run][..., None] * np.exp(o))[scored] for name, o in offsets.items()})
     scores = {name: fold_scores(actual[usable], q, groups, quantiles["fixed_band"], quantiles["garch_t_band"])
               for name, q in quantiles.items()}
-    name, reason = rule(scores)
+    name, reason = rule(scores, list(candidates))
     spans = [f"{origins[f[0]].date()}..{origins[f[-1]].date()} ({len(f)})" for f in folds]
-    return Choice(name, CANDIDATES[name], reason, spans, scores)
+    return Choice(name, candidates[name], reason, spans, scores)
 
 
-def rule(scores: dict[str, dict]) -> tuple[str, str]:
-    """The module's rule over the candidates' fold scores: (the winner, why, in one sentence)."""
-    fewest = min(len(scores[name]["missed"]) for name in CANDIDATES)
-    eligible = [name for name in CANDIDATES if len(scores[name]["missed"]) == fewest]
+def rule(scores: dict[str, dict], candidates: list[str]) -> tuple[str, str]:
+    """The module's rule over the candidates' fold scores: (the winner, why, in one sentence). A candidate
+    other than "fixed" is market-aware ("fixed" must be among them)."""
+    fewest = min(len(scores[name]["missed"]) for name in candidates)
+    eligible = [name for name in candidates if len(scores[name]["missed"]) == fewest]
     best = min(eligible, key=lambda name: scores[name]["pinball"])
     s = scores[best]
-    if best in MARKET_AWARE and s["pinball"] >= scores["fixed"]["pinball"]:
+    if best != "fixed" and s["pinball"] >= scores["fixed"]["pinball"]:
         return "fixed", (f"the best market-aware candidate, {best}, has a mean pinball loss of {s['pinball']:.4g} on "
                          f"the folds, not below the fixed band's {scores['fixed']['pinball']:.4g}: the fixed band is "
                          f"published")
@@ -124,7 +128,7 @@ def rule(scores: dict[str, dict]) -> tuple[str, str]:
                               f"({fewest} of {s['checks']}: {', '.join(s['missed'])})")
     others = ", ".join(f"{name} {scores[name]['pinball']:.4g}"
                        + (f" (misses {len(scores[name]['missed'])})" if len(scores[name]["missed"]) > fewest else "")
-                       for name in CANDIDATES if name != best)
+                       for name in candidates if name != best)
     return best, f"lowest mean pinball loss on the folds, {s['pinball']:.4g} (others: {others}); {how}"
 
 
