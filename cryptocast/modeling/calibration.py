@@ -164,8 +164,7 @@ def scale(vol: pd.DataFrame, horizons: int, config: CalibrationConfig) -> np.nda
         excess = short**2 - long**2
         return np.sqrt(h * long**2 + config.term_load * term_weights(config.term_decay, horizons)[None, :] * excess)
     if config.scale_kind == "garch":
-        g = config.garch
-        return np.sqrt(g.term(vol["garch"].to_numpy(dtype=float), horizons, g.long_run(np.empty(0))))
+        return np.sqrt(config.garch.term(vol["garch"].to_numpy(dtype=float), horizons))
     if config.scale_kind == "fixed":
         return np.where(np.isfinite(short), 1.0, np.nan) * np.sqrt(h)
     w = np.linspace(config.weight, config.weight_long, horizons)[None, :]
@@ -382,7 +381,7 @@ def _checked(config: CalibrationConfig) -> CalibrationConfig:
             and 0 <= config.term_load <= 1 and 0 <= config.term_decay <= 1 and config.garch_days >= 1
             and (config.scale_kind != "garch" or (config.garch_omega > 0 and config.garch_alpha >= 0
                                                   and config.garch_beta >= 0
-                                                  and config.garch_alpha + config.garch_beta < 1
+                                                  and config.garch_alpha + config.garch_beta <= 1
                                                   and config.garch_nu > 2))):
         raise ValueError(f"config is out of range: {asdict(config)}")
     return config

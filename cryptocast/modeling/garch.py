@@ -30,35 +30,43 @@ class Garch:
     def persistence(self) -> float:
         return self.alpha + self.beta
 
-    def long_run(self, returns: np.ndarray) -> float:
-        """The unconditional variance; for a non-stationary fit (alpha + beta >= 1), the sample's."""
-        if self.persistence < 1:
-            return self.omega / (1 - self.persistence)
-        known = returns[np.isfinite(returns)]
-        return float(np.mean(known**2)) if len(known) else math.nan
+    def long_run(self) -> float:
+        """The unconditional variance omega / (1 - alpha - beta); NaN for an integrated fit (alpha + beta = 1)."""
+        return self.omega / (1 - self.persistence) if self.persistence < 1 else math.nan
 
     def next_variance(self, returns: np.ndarray, days: int) -> np.ndarray:
         """(n,) the variance forecast for the day after each day of `returns` (daily log returns).
 
-        The recursion runs over the last `days` returns only, started at the long-run variance, so
-        inference, which reads only the last months, gets exactly the number the backtest got. A
-        missing return counts as the long-run variance (its expectation).
+        The recursion runs over the last `days` returns only, started at the long-run variance (for an
+        integrated fit, which has none, at the mean squared return of those days), so inference, which
+        reads only the last months, gets exactly the number the backtest got. A missing return counts
+        as that starting variance (its expectation).
         """
         returns = np.asarray(returns, dtype=float)
         n = len(returns)
-        long_run = self.long_run(returns)
-        squared = np.where(np.isfinite(returns), returns**2, long_run)
+        known = np.isfinite(returns)
+        window = np.ones(days)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_square = (np.convolve(np.where(known, returns**2, 0.0), window)[:n]
+                           / np.convolve(known.astype(float), window)[:n])
+        start = np.full(n, self.long_run()) if self.persistence < 1 else mean_square
+        squared = np.where(known, returns**2, start)
         weights = self.beta ** np.arange(days)
         shocks = np.convolve(squared, weights)[:n]
-        # only `days` returns are in each window; the first days have fewer, and the rest start at long-run
+        # only `days` returns are in each window; the first days have fewer, and the rest start at `start`
         count = np.minimum(np.arange(1, n + 1), days)
         geometric = (1 - self.beta**count) / (1 - self.beta) if self.beta < 1 else count.astype(float)
-        return self.omega * geometric + self.alpha * shocks + self.beta**count * long_run
+        return self.omega * geometric + self.alpha * shocks + self.beta**count * start
 
-    def term(self, next_variance: np.ndarray, horizons: int, long_run: float) -> np.ndarray:
-        """(n, H) variance of the h-day log return: the sum of the daily forecasts reverting to `long_run`."""
-        decay = self.persistence ** np.arange(horizons)
-        daily = long_run + decay[None, :] * (np.asarray(next_variance, dtype=float)[:, None] - long_run)
+    def term(self, next_variance: np.ndarray, horizons: int) -> np.ndarray:
+        """(n, H) variance of the h-day log return: the sum of the daily forecasts, which revert to the long-run
+        variance at the rate alpha + beta per day (an integrated fit's grow by omega a day instead)."""
+        step = np.arange(horizons)[None, :]
+        next_variance = np.asarray(next_variance, dtype=float)[:, None]
+        if self.persistence < 1:
+            daily = self.long_run() + self.persistence**step * (next_variance - self.long_run())
+        else:
+            daily = next_variance + step * self.omega
         return np.cumsum(daily, axis=1)
 
 

@@ -201,12 +201,13 @@ def test_report_distribution_scores_every_method_by_horizon_and_tercile(doc):
 
 def test_every_score_carries_its_block_bootstrap_interval(doc):
     methods = doc["distribution"]["methods"]
-    for name, method in methods.items():
+    for method in methods.values():
         intervals = method["intervals"]
         for pct in ("80", "95"):
             cov = intervals[f"coverage_{pct}"]
             assert cov["mean"][0] == pytest.approx(method[f"coverage_{pct}_mean"])
-            assert [c[0] for c in cov["by_horizon"]] == pytest.approx([r[f"coverage_{pct}"] for r in method["per_horizon"]])
+            assert [c[0] for c in cov["by_horizon"]] == pytest.approx([r[f"coverage_{pct}"]
+                                                                      for r in method["per_horizon"]])
             for t in ("calm", "middle", "wild"):
                 assert cov[t][0] == pytest.approx(method[f"coverage_{pct}_{t}_mean"])
             for value, low, high in [cov["mean"], *cov["by_horizon"], *(cov[t] for t in ("calm", "middle", "wild"))]:
