@@ -47,6 +47,7 @@ bench: $(BIN)/.dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/store_growth.py
 	$(BIN)/python bench/calibration.py
+	$(BIN)/python bench/calibration.py --stage choice
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/envs.py
 

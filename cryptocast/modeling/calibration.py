@@ -2,16 +2,22 @@
 
 A forecast's log error `log(actual / point)` is divided by a volatility forecast for its horizon,
 known at its origin: in a calm week and in a crash these normalised scores look alike, so their
-quantiles, times today's scale, give ranges that widen and narrow with the market. The scale is
+quantiles, times today's scale, give ranges that widen and narrow with the market. Four scales
+(`scale`, `SCALE_KINDS`): "blend",
 
     scale(t, h) = short(t) ** w(h) * long(t) ** (1 - w(h)) * sqrt(h)
 
 with `short` an exponentially weighted (RiskMetrics' daily 0.94) volatility of SOL's daily high/low
 ranges (Parkinson's estimator: ranges see the whole day's swings, so they are steadier than one
 close-to-close return), `long` the same over the last year without weights, and `w` running from
-0.75 (1 day) to 0.25 (10 days). Volatility mean-reverts: a storm says a lot about tomorrow and less
-about day ten, when it has probably passed; a calm week likewise. Ranges are read from |score| and
-mirrored: reading each tail on its own doubles the tail noise (bench/results/calibration.md).
+0.75 (1 day) to 0.25 (10 days); "term", the root of an h-day variance forecast that reverts from
+short^2 to long^2 at a rate fitted on known outcomes (`fit_scale`); "garch", GARCH(1,1)'s h-day
+variance (fitted by `arch`, run in NumPy: modeling/garch.py); and "fixed", no market term (the fixed
+band). Volatility mean-reverts: a storm says a lot about tomorrow and less about day ten, when it
+has probably passed; a calm week likewise. Which scale is published is chosen on folds before the
+scored year (cryptocast/ranges.py). Ranges are read from |score| and mirrored: reading each tail on
+its own doubles the tail noise (bench/results/calibration.md); `fan` keeps each edge from stepping
+back as the horizon grows.
 
 Two things keep long-run coverage at the nominal level under shift, per horizon and level:
 the quantiles come from a window of the most recent scores only, and adaptive conformal
@@ -20,7 +26,7 @@ inference (Gibbs & Candes 2021) nudges the level it reads from that window after
 often is read higher next time (each level on its own, so the ranges may turn asymmetric). Only
 outcomes known at an origin (target_day <= origin) ever enter: the state is built by `ingest` as
 outcomes mature and read by `issue`. Every setting was chosen on three folds of the history
-before the scored backtest year (bench/calibration.py).
+before the scored backtest year (bench/calibration.py); the published candidates have no ACI step.
 
 Everything here is NumPy and deterministic: daily inference replays the published forecasts that
 matured since training onto the stored state, without TensorFlow and without retraining.
