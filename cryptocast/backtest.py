@@ -183,7 +183,7 @@ def score_intervals(actual: np.ndarray, quantiles: np.ndarray, groups: np.ndarra
                                    [cov95.mean() / len(i)], cov95 / len(i), terc95 / count,
                                    ratio, [ratio[:3].mean(), ratio.mean()], p_ours / p_fixed, p_ours / p_garch])
 
-    low, high = evaluation.block_bootstrap(stat, n, BOOTSTRAP_BLOCK, BOOTSTRAP_REPS)
+    low, high = evaluation.block_bootstrap(stat, n, min(BOOTSTRAP_BLOCK, n), BOOTSTRAP_REPS)
     triples = [[float(v), float(a), float(b)] for v, a, b in zip(stat(np.arange(n)), low, high, strict=True)]
     out = {}
     for level in INTERVAL_LEVELS:
