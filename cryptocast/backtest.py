@@ -156,11 +156,12 @@ def distributions(bt: Backtest, frame: pd.DataFrame, config: calibration.Calibra
 
 
 def score_intervals(actual: np.ndarray, quantiles: np.ndarray, groups: np.ndarray, fixed: np.ndarray,
-                    garch: np.ndarray) -> dict:
+                    garch: np.ndarray | None) -> dict:
     """Coverage of the 80% and 95% ranges (mean over horizons, per horizon, per volatility tercile), the
     80% interval score over the fixed band's (per horizon, h = 1-3, mean) and the pinball loss over the
     fixed and the GARCH-t bands', each as [estimate, lower, upper] with the 90% block-bootstrap interval
-    (`evaluation.block_bootstrap`, blocks of BOOTSTRAP_BLOCK origins) over these consecutive origins."""
+    (`evaluation.block_bootstrap`, blocks of BOOTSTRAP_BLOCK origins) over these consecutive origins.
+    Without a GARCH band (a report built from other methods only) its ratio is None."""
     n, horizons = actual.shape
     onehot = (np.asarray(groups)[:, None] == np.arange(len(TERCILES))[None, :]).astype(float)
     columns = []
@@ -169,7 +170,7 @@ def score_intervals(actual: np.ndarray, quantiles: np.ndarray, groups: np.ndarra
         inside = ((actual >= quantiles[..., lo]) & (actual <= quantiles[..., hi])).astype(float)
         columns += [inside, onehot * inside.mean(axis=1, keepdims=True)]
     columns += [onehot, _winkler(actual, quantiles), _winkler(actual, fixed),
-                *(_pinball_rows(actual, q)[:, None] for q in (quantiles, fixed, garch))]
+                *(_pinball_rows(actual, q)[:, None] for q in (quantiles, fixed, quantiles if garch is None else garch))]
     rows = np.concatenate(columns, axis=1)
     h, t = horizons, len(TERCILES)
     cut = np.cumsum([h, t, h, t, t, h, h, 1, 1])
@@ -193,6 +194,8 @@ def score_intervals(actual: np.ndarray, quantiles: np.ndarray, groups: np.ndarra
     out["winkler_80_vs_fixed_band"] = {"by_horizon": [triples.pop(0) for _ in range(h)], "h1_3": triples.pop(0),
                                        "mean": triples.pop(0)}
     out["pinball_vs_fixed_band"], out["pinball_vs_garch_t_band"] = triples
+    if garch is None:
+        out["pinball_vs_garch_t_band"] = None
     return out
 
 
@@ -231,7 +234,7 @@ def _distribution_report(bt: Backtest, dist: Distributions) -> dict:
         doc["winkler_80_vs_fixed_band_h1_3"] = float(np.mean(ratios[:3]))
         doc["winkler_80_vs_fixed_band_mean"] = float(np.mean(ratios))
         doc["intervals"] = score_intervals(bt.actual, dist.quantiles[name], groups, dist.quantiles["fixed_band"],
-                                           dist.quantiles["garch_t_band"])
+                                           dist.quantiles.get("garch_t_band"))
     return {"levels": list(calibration.LEVELS), "quantile_columns": _COLUMNS,
             "ranges": {f"{level:g}": list(pair) for level, pair in FORECAST_RANGES.items()},
             "warmup_origins": dist.warmup_origins, "volatility_tercile_edges": edges,
