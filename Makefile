@@ -48,6 +48,7 @@ bench: $(BIN)/.dev
 	$(BIN)/python bench/store_growth.py
 	$(BIN)/python bench/store_decade.py
 	$(BIN)/python bench/calibration.py
+	$(BIN)/python bench/calibration.py --stage choice
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/envs.py
 	$(BIN)/python bench/health.py

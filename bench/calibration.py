@@ -6,11 +6,17 @@ origin (after a 400-day start, so every volatility has history) are cut into con
 candidate calibration is run on each fold as training runs it on the scored year: a fresh state
 warmed up on the `window + 10` origins before the fold, then scored on the fold's origins only.
 Every fold is judged by the issue's targets; the rule that picks the defaults is `choose`. Writes
-bench/results/calibration.md. The scored backtest year is never looked at here.
+bench/results/calibration.md (issue 9: the blend scale's settings). The scored backtest year is never
+looked at here.
+
+`--stage choice` (issue 19) runs instead what training runs before its backtest, `ranges.choose`, on
+the same history, with each candidate also with issue 9's ACI step (0.005) to show why the
+candidates have none, and writes bench/results/range_choice.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import itertools
 import os
@@ -27,7 +33,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from train import AS_OF, DATA, RESULTS, run  # noqa: E402
 
-from cryptocast import backtest, evaluation  # noqa: E402
+from cryptocast import backtest, evaluation, ranges  # noqa: E402
 from cryptocast.dataset import HORIZON, make_windows, read_feature_frame  # noqa: E402
 from cryptocast.modeling import calibration  # noqa: E402
 from cryptocast.modeling.calibration import CalibrationConfig  # noqa: E402
@@ -171,7 +177,71 @@ def grid(base: CalibrationConfig, axes: dict) -> list[CalibrationConfig]:
     return [c for c in configs if not (c.long_run_days == 0 and c.estimator == "range")]
 
 
+def _ci(triple: list[float]) -> str:
+    return f"{triple[0]:.3f} [{triple[1]:.3f}, {triple[2]:.3f}]"
+
+
+def range_choice() -> None:
+    """Issue 19: the fold choice training makes, with the ACI step as a variant of every candidate."""
+    frame = frame_of_history()
+    first_scored = make_windows(frame).origins[-BACKTEST_DAYS]
+    candidates = {**ranges.CANDIDATES, **{f"{name}, ACI 0.005": replace(config, gamma=0.005)
+                                          for name, config in ranges.CANDIDATES.items() if name != "fixed"}}
+    with_aci = ranges.choose(frame, first_scored, 30, candidates)
+    name, reason = ranges.rule(with_aci.scores, list(ranges.CANDIDATES))  # what training's candidates choose
+    terciles = backtest.TERCILES
+    scores = with_aci.scores
+    aci = [n for n in ranges.CANDIDATES if n != "fixed"]
+    aci_cost = ", ".join(f"{n} {scores[n + ', ACI 0.005']['pinball'] / scores[n]['pinball']:.3f}x" for n in aci)
+    aci_missed = ", ".join(f"{n} {len(scores[n + ', ACI 0.005']['missed'])} / {len(scores[n]['missed'])}" for n in aci)
+    rows = ["| candidate | mean pinball (USD) | coverage checks missed (of 28) | cov80 mean | cov80 calm / middle / "
+            "wild | cov95 mean | cov95 calm / middle / wild | IS80 ÷ fixed band, h = 1-3 | mean |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for label, s in with_aci.scores.items():
+        mark = " **(chosen)**" if label == name else ""
+        ratio = s["winkler_80_vs_fixed_band"]
+        rows.append(f"| {label}{mark} | {s['pinball']:.4f} | {len(s['missed'])}"
+                    + (f": {', '.join(s['missed'])}" if s["missed"] else "") + " | "
+                    + " | ".join(f"{_ci(s[f'coverage_{p}']['mean'])} | "
+                                 + " / ".join(f"{s[f'coverage_{p}'][t][0]:.3f}" for t in terciles) for p in NOMINAL)
+                    + f" | {_ci(ratio['h1_3'])} | {_ci(ratio['mean'])} |")
+    text = f"""# Which ranges to publish: the fold choice (issue 19)
+
+What `training_pipeline.py` runs before its backtest (`cryptocast/ranges.py`), on the history before
+the scored backtest year (first scored origin {first_scored.date()}), naive persistence as the point
+forecast. Folds: {', '.join(with_aci.folds)}. Each candidate walks the folds as training walks the
+scored year: its scale refitted every 30 origins on what is known then, quantiles from outcomes known
+at each origin, a warm-up of 375 origins that is not scored. Coverage with its 90% block-bootstrap
+interval (circular blocks of {backtest.BOOTSTRAP_BLOCK} origins), over the three folds' origins pooled;
+volatility terciles within each fold.
+
+Candidates (`calibration.scale`): `blend` (issue 9's scale), `term` (the root of an h-day variance that
+reverts to the long run; its load and daily decay fitted by QLIKE on known h-day changes at every
+refit), `garch` (GARCH(1,1)'s h-day variance sum, `arch` refitted at every refit), `fixed` (no market
+term: the fixed band read by the same rule). The peers below them (fixed, EWMA and GARCH(1,1)-t
+bands) are scored for the record and are not candidates.
+
+Rule: {ranges.__doc__.split("The rule (issue 19): ", 1)[1].split(chr(10) + chr(10))[0].replace(chr(10), " ")}
+
+Chosen by training's candidates (no ACI step): **{name}**: {reason}.
+
+The ACI step: with issue 9's step (0.005 / h) the mean pinball loss on these folds is {aci_cost} the
+same scale's without it, and coverage checks missed {aci_missed} (with / without); so the candidates have
+none (`gamma 0`). With the variants among the candidates the rule would pick: {with_aci.name}.
+
+{chr(10).join(rows)}
+"""
+    (RESULTS / "range_choice.md").write_text(text)
+    print(text)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", choices=("grid", "choice"), default="grid",
+                        help="grid: issue 9's blend settings (calibration.md); choice: issue 19's (range_choice.md)")
+    if parser.parse_args().stage == "choice":
+        range_choice()
+        return
     folds = Folds(frame_of_history())
     start = replace(CalibrationConfig(), gamma=0.002, window=365)
     scales = {label(c): (c, summary(folds.judge(c))) for c in grid(start, SCALES)}

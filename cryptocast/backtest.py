@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 MODEL = "lstm"
 INTERVAL_LEVELS = (0.8, 0.95)
 TERCILES = ("calm", "middle", "wild")
+BOOTSTRAP_BLOCK = 20  # origins per bootstrap block: twice the 10 days over which two outcomes overlap
+BOOTSTRAP_REPS = 1000
+GARCH = calibration.CalibrationConfig(scale_kind="garch")  # the textbook peer's fit
 _COLUMNS = list(FORECAST_QUANTILES)
 RANGE_INDEX = {level: (_COLUMNS.index(lo), _COLUMNS.index(hi)) for level, (lo, hi) in FORECAST_RANGES.items()}
 
@@ -115,24 +118,107 @@ def tercile_volatility(frame: pd.DataFrame) -> pd.Series:
     return calibration.ewma_rms(frame["sol_log_return"] ** 2, 0.97, 120, 30)
 
 
-def distributions(bt: Backtest, frame: pd.DataFrame, config: calibration.CalibrationConfig) -> Distributions:
+def blocks(n: int, first: int, every: int) -> list[int]:
+    """Refit starts over n consecutive origins, every `every`, aligned so that one starts at index `first`
+    (the first scored origin): the scale is refitted on the same walk-forward blocks as the models."""
+    return sorted({0, *range(first % every, n, every)})
+
+
+def peer_offsets(frame: pd.DataFrame, origins: pd.DatetimeIndex, actual: np.ndarray, point: np.ndarray,
+                 starts: list[int]) -> dict[str, np.ndarray]:
+    """The reference bands around `point` at consecutive `origins`, as log offsets (n, H, L), each from what is
+    known at its origin: the fixed band, the EWMA band, and GARCH(1,1)-t refitted at every block start."""
+    sigma = tercile_volatility(frame).reindex(origins).to_numpy()
+    spread, fits = calibration.block_spreads(frame, origins, GARCH, starts, HORIZON)
+    nu = np.concatenate([np.full(stop - start, fit.garch_nu)
+                         for fit, start, stop in zip(fits, starts, [*starts[1:], len(origins)], strict=True)])
+    return {"fixed_band": calibration.fixed_band(np.log(actual / point), calibration.CalibrationConfig()),
+            "ewma_band": calibration.ewma_band(sigma, HORIZON),
+            "garch_t_band": calibration.garch_band(spread, nu)}
+
+
+def distributions(bt: Backtest, frame: pd.DataFrame, config: calibration.CalibrationConfig,
+                  refit_every: int = 30) -> Distributions:
     """Ours and the interval peers around our point forecast, each from outcomes known at its origin only.
 
-    `frame` is the feature frame's daily table, from which each origin's volatilities are estimated.
+    `frame` is the feature frame's daily table, from which each origin's volatilities are estimated;
+    the scale's parameters (and GARCH's) are refitted at the start of every block of `refit_every`
+    origins, as the models are. The state production starts from carries the scale fitted on all of
+    `frame`.
     """
     parts = [bt.warmup, bt] if bt.warmup is not None else [bt]
     origins = pd.DatetimeIndex(np.concatenate([p.origins for p in parts]))
     point = np.concatenate([p.forecasts[MODEL] for p in parts])
     actual = np.concatenate([p.actual for p in parts])
-    spread = calibration.scale(calibration.volatilities(frame, config).reindex(origins), HORIZON, config)
+    warmup = len(origins) - len(bt.origins)
+    starts = blocks(len(origins), warmup, refit_every)
+    spread, _ = calibration.block_spreads(frame, origins, config, starts, HORIZON)
     sigma = tercile_volatility(frame).reindex(origins).to_numpy()
-    scored = slice(len(origins) - len(bt.origins), None)
-    ours, state = calibration.walk(calibration.scores(actual, point, spread), config)
-    offsets = {"fixed_band": calibration.fixed_band(np.log(actual / point), calibration.CalibrationConfig()),
-               "ewma_band": calibration.ewma_band(sigma, HORIZON)}
+    scored = slice(warmup, None)
+    ours, state = calibration.walk(calibration.scores(actual, point, spread), config, spread)
+    state.config = calibration.fit_scale(config, frame, frame.index[-1], HORIZON)
+    offsets = peer_offsets(frame, origins, actual, point, starts)
     quantiles = {"calibrated": calibration.to_prices(point, spread, ours)[scored],
                  **{name: (point[..., None] * np.exp(o))[scored] for name, o in offsets.items()}}
-    return Distributions(quantiles, sigma[scored], state, len(origins) - len(bt.origins))
+    return Distributions(quantiles, sigma[scored], state, warmup)
+
+
+def score_intervals(actual: np.ndarray, quantiles: np.ndarray, groups: np.ndarray, fixed: np.ndarray,
+                    garch: np.ndarray | None) -> dict:
+    """Coverage of the 80% and 95% ranges (mean over horizons, per horizon, per volatility tercile), the
+    80% interval score over the fixed band's (per horizon, h = 1-3, mean) and the pinball loss over the
+    fixed and the GARCH-t bands', each as [estimate, lower, upper] with the 90% block-bootstrap interval
+    (`evaluation.block_bootstrap`, blocks of BOOTSTRAP_BLOCK origins) over these consecutive origins.
+    Without a GARCH band (a report built from other methods only) its ratio is None."""
+    n, horizons = actual.shape
+    onehot = (np.asarray(groups)[:, None] == np.arange(len(TERCILES))[None, :]).astype(float)
+    columns = []
+    for level in INTERVAL_LEVELS:
+        lo, hi = RANGE_INDEX[level]
+        inside = ((actual >= quantiles[..., lo]) & (actual <= quantiles[..., hi])).astype(float)
+        columns += [inside, onehot * inside.mean(axis=1, keepdims=True)]
+    columns += [onehot, _winkler(actual, quantiles), _winkler(actual, fixed),
+                *(_pinball_rows(actual, q)[:, None] for q in (quantiles, fixed, quantiles if garch is None else garch))]
+    rows = np.concatenate(columns, axis=1)
+    h, t = horizons, len(TERCILES)
+    cut = np.cumsum([h, t, h, t, t, h, h, 1, 1])
+
+    def stat(i: np.ndarray) -> np.ndarray:
+        s = rows[i].sum(axis=0)
+        cov80, terc80, cov95, terc95, count, w_ours, w_fixed, p_ours, p_fixed, p_garch = np.split(s, cut)
+        ratio = w_ours / w_fixed
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.concatenate([[cov80.mean() / len(i)], cov80 / len(i), terc80 / count,
+                                   [cov95.mean() / len(i)], cov95 / len(i), terc95 / count,
+                                   ratio, [ratio[:3].mean(), ratio.mean()], p_ours / p_fixed, p_ours / p_garch])
+
+    low, high = evaluation.block_bootstrap(stat, n, min(BOOTSTRAP_BLOCK, n), BOOTSTRAP_REPS)
+    triples = [[float(v), float(a), float(b)] for v, a, b in zip(stat(np.arange(n)), low, high, strict=True)]
+    out = {}
+    for level in INTERVAL_LEVELS:
+        pct = f"{level * 100:g}"
+        out[f"coverage_{pct}"] = {"mean": triples.pop(0), "by_horizon": [triples.pop(0) for _ in range(h)],
+                                  **{name: triples.pop(0) for name in TERCILES}}
+    out["winkler_80_vs_fixed_band"] = {"by_horizon": [triples.pop(0) for _ in range(h)], "h1_3": triples.pop(0),
+                                       "mean": triples.pop(0)}
+    out["pinball_vs_fixed_band"], out["pinball_vs_garch_t_band"] = triples
+    if garch is None:
+        out["pinball_vs_garch_t_band"] = None
+    return out
+
+
+def _winkler(actual: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """(n, H) the interval score of the 80% range at each origin and horizon."""
+    lo, hi = RANGE_INDEX[0.8]
+    lower, upper = quantiles[..., lo], quantiles[..., hi]
+    return upper - lower + 10 * (np.clip(lower - actual, 0, None) + np.clip(actual - upper, 0, None))
+
+
+def _pinball_rows(actual: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """(n,) each origin's pinball loss, averaged over horizons and levels."""
+    diff = actual[..., None] - quantiles
+    tau = np.asarray(calibration.LEVELS)
+    return np.maximum(tau * diff, (tau - 1) * diff).mean(axis=(1, 2))
 
 
 def terciles(sigma: np.ndarray) -> tuple[np.ndarray, list[float]]:
@@ -149,15 +235,18 @@ def _distribution_report(bt: Backtest, dist: Distributions) -> dict:
             raise ValueError(f"{name}: no quantiles at some scored origins: the calibration warm-up is too short")
         methods[name] = evaluation.distribution_scores(bt.actual, q, calibration.LEVELS, RANGE_INDEX, groups, TERCILES)
     fixed = methods["fixed_band"]["per_horizon"]
-    for doc in methods.values():
+    for name, doc in methods.items():
         for row, base in zip(doc["per_horizon"], fixed, strict=True):
             row["winkler_80_vs_fixed_band"] = row["winkler_80"] / base["winkler_80"]
         ratios = [r["winkler_80_vs_fixed_band"] for r in doc["per_horizon"]]
         doc["winkler_80_vs_fixed_band_h1_3"] = float(np.mean(ratios[:3]))
         doc["winkler_80_vs_fixed_band_mean"] = float(np.mean(ratios))
+        doc["intervals"] = score_intervals(bt.actual, dist.quantiles[name], groups, dist.quantiles["fixed_band"],
+                                           dist.quantiles.get("garch_t_band"))
     return {"levels": list(calibration.LEVELS), "quantile_columns": _COLUMNS,
             "ranges": {f"{level:g}": list(pair) for level, pair in FORECAST_RANGES.items()},
             "warmup_origins": dist.warmup_origins, "volatility_tercile_edges": edges,
+            "bootstrap": {"block": BOOTSTRAP_BLOCK, "reps": BOOTSTRAP_REPS, "level": 0.9},
             "config": asdict(dist.state.config), "methods": methods}
 
 
@@ -177,8 +266,9 @@ def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def report(bt: Backtest, insample: np.ndarray, dist: Distributions) -> dict:
-    """The evaluation report: a JSON-ready document, every model on the same origins."""
+def report(bt: Backtest, insample: np.ndarray, dist: Distributions, choice: dict | None = None) -> dict:
+    """The evaluation report: a JSON-ready document, every model on the same origins; `choice` is how the
+    published ranges were chosen (`ranges.summary`), kept with it."""
     models = {}
     for name, forecast in bt.forecasts.items():
         rows = evaluation.horizon_metrics(bt.actual, forecast, bt.last_close, insample)
@@ -191,7 +281,7 @@ def report(bt: Backtest, insample: np.ndarray, dist: Distributions) -> dict:
         "models": models,
         "mae_reduction_vs_original": 1 - ours / models["original"]["mae_mean"] if "original" in models else None,
         "intervals": _interval_report(bt, dist),
-        "distribution": _distribution_report(bt, dist),
+        "distribution": {**_distribution_report(bt, dist), "choice": choice},
         "trading": evaluation.trading_check(bt.actual, bt.forecasts[MODEL], bt.last_close),
         "fit_seconds": {k: round(v, 1) for k, v in bt.seconds.items()},
     }

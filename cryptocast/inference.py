@@ -110,7 +110,7 @@ def forecast_rows(version: ModelVersion, store: FeatureStore, last_complete: dt.
     close = windows.last_close[-1]
     point = close * np.exp(log_returns)
     spread = calibration.scale(vol.iloc[-1:], HORIZON, state.config)
-    quantiles = calibration.to_prices(point[None, :], spread, state.issue()[None])[0]
+    quantiles = calibration.to_prices(point[None, :], spread, calibration.fan(spread, state.issue()[None]))[0]
     horizons = np.arange(1, HORIZON + 1)
     origin = pd.Timestamp(last_complete)
     rows = pd.DataFrame({"forecast_day": origin, "target_day": origin + pd.to_timedelta(horizons, unit="D"),

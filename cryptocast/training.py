@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryptocast import backtest, health
+from cryptocast import backtest, health, ranges
 from cryptocast.dataset import FEATURES, HORIZON, LOOKBACK, Windows, make_windows, read_feature_frame
 from cryptocast.features import FORECAST_QUANTILES
 from cryptocast.modeling import calibration
@@ -48,6 +48,42 @@ def _metrics(doc: dict) -> dict:
         "interval_score_80_vs_fixed_band_h1_3": ours["winkler_80_vs_fixed_band_h1_3"],
         "interval_score_80_vs_fixed_band_mean": ours["winkler_80_vs_fixed_band_mean"],
         "backtest_origins": doc["origins"],
+        **_range_metrics(doc["distribution"]),
+    }
+
+
+def _range_metrics(dist: dict) -> dict:
+    """Which ranges are published and why, and how they stand against the peers with 90% intervals (issue 19).
+
+    `range_method` is the fold winner (`ranges.rule`), `range_method_reason` one sentence on why; the
+    `*_interval` pairs are the block-bootstrap 90% intervals of the scored year; `ranges_beat_fixed_band_h1_3`
+    is true only when the interval of the 80% interval-score ratio at h = 1-3 lies wholly below 1.
+    """
+    methods = dist["methods"]
+    ours = methods["calibrated"]["intervals"]
+    choice = dist.get("choice") or {}
+    ratio = ours["winkler_80_vs_fixed_band"]
+    return {
+        "range_method": choice.get("method"),
+        "range_method_reason": choice.get("reason"),
+        "range_method_folds": choice.get("folds"),
+        "range_method_fold_pinball": choice.get("fold_pinball"),
+        "range_method_fold_coverage_missed": {k: len(v) for k, v in (choice.get("fold_coverage_missed") or {}).items()},
+        "peer_pinball_mean": {name: m["pinball_mean"] for name, m in methods.items() if name != "calibrated"},
+        "peer_interval_score_80_vs_fixed_band_mean": {name: m["winkler_80_vs_fixed_band_mean"]
+                                                      for name, m in methods.items() if name != "calibrated"},
+        "peer_coverage_80_mean": {name: m["coverage_80_mean"] for name, m in methods.items() if name != "calibrated"},
+        "peer_coverage_95_mean": {name: m["coverage_95_mean"] for name, m in methods.items() if name != "calibrated"},
+        "pinball_vs_garch_t_band": (ours["pinball_vs_garch_t_band"] or [None])[0],
+        "pinball_vs_garch_t_band_interval": (ours["pinball_vs_garch_t_band"] or [None])[1:],
+        "pinball_vs_fixed_band": ours["pinball_vs_fixed_band"][0],
+        "pinball_vs_fixed_band_interval": ours["pinball_vs_fixed_band"][1:],
+        "interval_score_80_vs_fixed_band_h1_3_interval": ratio["h1_3"][1:],
+        "interval_score_80_vs_fixed_band_mean_interval": ratio["mean"][1:],
+        "ranges_beat_fixed_band_h1_3": ratio["h1_3"][2] < 1,
+        **{f"coverage_{pct}_mean_interval": ours[f"coverage_{pct}"]["mean"][1:] for pct in ("80", "95")},
+        **{f"coverage_{pct}_{t}_interval": ours[f"coverage_{pct}"][t][1:] for pct in ("80", "95")
+           for t in backtest.TERCILES},
     }
 
 
@@ -98,15 +134,17 @@ def _write_artifacts(directory: Path, model: LstmForecaster, dist: backtest.Dist
 def train(settings: Settings) -> tuple[ModelVersion, bool]:
     """Backtest, fit on everything, register; returns the new version and whether it is production."""
     config = TrainConfig(**settings.model)
-    calibration_config = calibration.CalibrationConfig()
     frame = read_feature_frame(open_feature_store(settings), None, settings.last_complete_day)
     started = time.monotonic()
+    choice = ranges.choose(frame, backtest.backtest_origins(frame, settings.backtest_days)[0], settings.refit_every)
+    log.info("ranges: %s, chosen on folds before the backtest (%s): %s", choice.name, ", ".join(choice.folds),
+             choice.reason)
     models = [Naive(), Drift(), Ets(), LstmForecaster(config), OriginalForecaster(config)]
     bt = backtest.walk_forward(frame, models, settings.backtest_days, settings.refit_every,
-                               warmup_days=calibration_config.window + HORIZON)
-    dist = backtest.distributions(bt, frame.frame, calibration_config)
+                               warmup_days=choice.config.window + HORIZON)
+    dist = backtest.distributions(bt, frame.frame, choice.config, settings.refit_every)
     training_close = frame.frame["sol_close"].loc[: bt.origins[0]].dropna().to_numpy()
-    doc = backtest.report(bt, training_close, dist)
+    doc = backtest.report(bt, training_close, dist, ranges.summary(choice))
     for line in backtest.summary_lines(doc):
         log.info("%s", line)
     log.info("backtest: %.0fs", time.monotonic() - started)

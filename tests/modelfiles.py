@@ -95,11 +95,13 @@ def write_serving_model(directory: pathlib.Path, seed: int = 0, calibrated_throu
     return directory
 
 
-def write_calibration(directory: pathlib.Path, last_origin: str = "2024-01-01", seed: int = 0, n: int = 365) -> None:
-    """A calibration state like training writes: `n` normalised scores per horizon, levels not yet adapted."""
+def write_calibration(directory: pathlib.Path, last_origin: str = "2024-01-01", seed: int = 0, n: int = 365,
+                      config=None) -> None:
+    """A calibration state like training writes: `n` normalised scores per horizon, levels not yet adapted;
+    `config` a CalibrationConfig (the default one unless given)."""
     from cryptocast.modeling import calibration
 
-    state = calibration.State(calibration.CalibrationConfig(), 10)
+    state = calibration.State(config or calibration.CalibrationConfig(), 10)
     rng = np.random.default_rng(seed)
     for h in range(10):
         for score in rng.normal(0.0, 0.2, n):

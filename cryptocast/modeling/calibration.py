@@ -2,16 +2,22 @@
 
 A forecast's log error `log(actual / point)` is divided by a volatility forecast for its horizon,
 known at its origin: in a calm week and in a crash these normalised scores look alike, so their
-quantiles, times today's scale, give ranges that widen and narrow with the market. The scale is
+quantiles, times today's scale, give ranges that widen and narrow with the market. Four scales
+(`scale`, `SCALE_KINDS`): "blend",
 
     scale(t, h) = short(t) ** w(h) * long(t) ** (1 - w(h)) * sqrt(h)
 
 with `short` an exponentially weighted (RiskMetrics' daily 0.94) volatility of SOL's daily high/low
 ranges (Parkinson's estimator: ranges see the whole day's swings, so they are steadier than one
 close-to-close return), `long` the same over the last year without weights, and `w` running from
-0.75 (1 day) to 0.25 (10 days). Volatility mean-reverts: a storm says a lot about tomorrow and less
-about day ten, when it has probably passed; a calm week likewise. Ranges are read from |score| and
-mirrored: reading each tail on its own doubles the tail noise (bench/results/calibration.md).
+0.75 (1 day) to 0.25 (10 days); "term", the root of an h-day variance forecast that reverts from
+short^2 to long^2 at a rate fitted on known outcomes (`fit_scale`); "garch", GARCH(1,1)'s h-day
+variance (fitted by `arch`, run in NumPy: modeling/garch.py); and "fixed", no market term (the fixed
+band). Volatility mean-reverts: a storm says a lot about tomorrow and less about day ten, when it
+has probably passed; a calm week likewise. Which scale is published is chosen on folds before the
+scored year (cryptocast/ranges.py). Ranges are read from |score| and mirrored: reading each tail on
+its own doubles the tail noise (bench/results/calibration.md); `fan` keeps each edge from stepping
+back as the horizon grows.
 
 Two things keep long-run coverage at the nominal level under shift, per horizon and level:
 the quantiles come from a window of the most recent scores only, and adaptive conformal
@@ -20,7 +26,7 @@ inference (Gibbs & Candes 2021) nudges the level it reads from that window after
 often is read higher next time (each level on its own, so the ranges may turn asymmetric). Only
 outcomes known at an origin (target_day <= origin) ever enter: the state is built by `ingest` as
 outcomes mature and read by `issue`. Every setting was chosen on three folds of the history
-before the scored backtest year (bench/calibration.py).
+before the scored backtest year (bench/calibration.py); the published candidates have no ACI step.
 
 Everything here is NumPy and deterministic: daily inference replays the published forecasts that
 matured since training onto the stored state, without TensorFlow and without retraining.
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +45,7 @@ import pandas as pd
 
 from cryptocast import evaluation
 from cryptocast.features import FORECAST_QUANTILES
+from cryptocast.modeling import garch
 from cryptocast.modeling.portable import CorruptModelError
 from cryptocast.settings import parse_day
 
@@ -46,8 +53,11 @@ LEVELS = tuple(FORECAST_QUANTILES.values())
 CALIBRATION_FILE = "calibration.json"
 FORMAT = "cryptocast-calibration"
 MAX_SCORE = 1e3  # larger is a damaged file: a 90% one-day fall in a calm week (2%/day) scores ~115
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 ESTIMATORS = ("range", "returns")
+# How the scale varies with the market and the horizon (see `scale`); "fixed" ignores the market.
+SCALE_KINDS = ("blend", "term", "garch", "fixed")
+TERM_GRID = np.linspace(0.0, 1.0, 11)  # candidate loads and daily decays of the "term" scale
 
 
 @dataclass(frozen=True)
@@ -65,15 +75,32 @@ class CalibrationConfig:
     weight: float = 0.75  # the short-run volatility's share (a power) of the 1-day scale; the rest is long-run's
     weight_long: float = 0.25  # ... of the last horizon's scale (linear in between)
     max_shift: float = 0.2  # |tau_eff - tau| is kept below this, so a long storm cannot wind the state up
+    scale_kind: str = "blend"  # one of SCALE_KINDS (see `scale`)
+    # "term": the share of today's excess variance over the long run that tomorrow keeps, and its daily decay;
+    # fitted on the data known at each refit (`fit_scale`), stored with the version
+    term_load: float = 0.0
+    term_decay: float = 0.0
+    # "garch": GARCH(1,1)-t parameters (daily log-return variance), fitted by `arch` at each refit
+    garch_omega: float = 0.0
+    garch_alpha: float = 0.0
+    garch_beta: float = 0.0
+    garch_nu: float = 0.0
+    garch_days: int = 365  # days of returns the GARCH variance recursion runs over before each origin
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        if self.scale_kind not in SCALE_KINDS:
+            raise ValueError(f"scale_kind must be one of {SCALE_KINDS}, got {self.scale_kind!r}")
 
     @property
     def history_days(self) -> int:
         """Days of data before an origin that its scale reads."""
-        return max(self.vol_days, self.long_run_days)
+        return max(self.vol_days, self.long_run_days, self.garch_days if self.scale_kind == "garch" else 0)
+
+    @property
+    def garch(self) -> garch.Garch:
+        return garch.Garch(self.garch_omega, self.garch_alpha, self.garch_beta, self.garch_nu)
 
 
 def ewma_rms(values: pd.Series, decay: float, days: int, min_count: int) -> pd.Series:
@@ -106,6 +133,7 @@ def volatilities(frame: pd.DataFrame, config: CalibrationConfig) -> pd.DataFrame
     """Short- and long-run daily volatility known at the end of each day of `frame` (the feature frame).
 
     `long` is 1 when the config has no long-run term (format 1 files: scale = short ** power * sqrt(h)).
+    For the "garch" scale, `garch` is the GARCH variance forecast for the next day.
     """
     variance = daily_variance(frame, config.estimator)
     short = ewma_rms(variance, config.ewma_lambda, config.vol_days, config.min_returns)
@@ -113,19 +141,100 @@ def volatilities(frame: pd.DataFrame, config: CalibrationConfig) -> pd.DataFrame
         long = ewma_rms(variance, 1.0, config.long_run_days, config.min_returns)
     else:
         long = pd.Series(1.0, index=frame.index)
-    return pd.DataFrame({"short": short, "long": long})
+    vol = pd.DataFrame({"short": short, "long": long})
+    if config.scale_kind == "garch":
+        vol["garch"] = config.garch.next_variance(frame["sol_log_return"].to_numpy(dtype=float), config.garch_days)
+    return vol
+
+
+def term_weights(decay: float, horizons: int) -> np.ndarray:
+    """(H,) sum over the first h days of decay ** (day - 1): how much of today's excess variance an h-day sum keeps."""
+    return np.cumsum(decay ** np.arange(horizons))
 
 
 def scale(vol: pd.DataFrame, horizons: int, config: CalibrationConfig) -> np.ndarray:
     """(n, H) scale of a log error at these origins' volatilities: a volatility forecast for each horizon.
 
-    short ** w * long ** (1 - w) * sqrt(h), w running linearly from `weight` at one day to `weight_long`
-    at the last horizon: volatility mean-reverts, so today's says less about the tenth day than tomorrow.
+    - "blend": short ** w * long ** (1 - w) * sqrt(h), w running linearly from `weight` at one day to
+      `weight_long` at the last horizon: volatility mean-reverts, so today's says less about the tenth day.
+    - "term": the root of an h-day variance forecast, h * long^2 + load * sum_{k<h} decay^k * (short^2 - long^2):
+      tomorrow keeps `load` of today's excess over the long-run variance, each later day `decay` times
+      the day before's; both fitted on outcomes known at the refit (`fit_scale`).
+    - "garch": the root of GARCH(1,1)'s h-day variance, reverting at its persistence alpha + beta.
+    - "fixed": sqrt(h) whatever the market (the quantiles per horizon then make it the fixed band).
     """
-    w = np.linspace(config.weight, config.weight_long, horizons)[None, :]
+    h = np.arange(1, horizons + 1)[None, :]
     short = vol["short"].to_numpy(dtype=float)[:, None]
     long = vol["long"].to_numpy(dtype=float)[:, None]
-    return short**w * long ** (1 - w) * np.sqrt(np.arange(1, horizons + 1))[None, :]
+    if config.scale_kind == "term":
+        excess = short**2 - long**2
+        return np.sqrt(h * long**2 + config.term_load * term_weights(config.term_decay, horizons)[None, :] * excess)
+    if config.scale_kind == "garch":
+        return np.sqrt(config.garch.term(vol["garch"].to_numpy(dtype=float), horizons))
+    if config.scale_kind == "fixed":
+        return np.where(np.isfinite(short), 1.0, np.nan) * np.sqrt(h)
+    w = np.linspace(config.weight, config.weight_long, horizons)[None, :]
+    return short**w * long ** (1 - w) * np.sqrt(h)
+
+
+def realised(frame: pd.DataFrame, horizons: int) -> np.ndarray:
+    """(n, H) the log change of SOL's close from each day of `frame` to h days later (NaN past the end)."""
+    log_close = np.log(frame["sol_close"].to_numpy(dtype=float))
+    out = np.full((len(log_close), horizons), np.nan)
+    for h in range(1, horizons + 1):
+        out[:-h, h - 1] = log_close[h:] - log_close[:-h]
+    return out
+
+
+def fit_scale(config: CalibrationConfig, frame: pd.DataFrame, day: pd.Timestamp, horizons: int) -> CalibrationConfig:
+    """The config with its scale's parameters fitted on what is known at the end of `day` (an origin).
+
+    "term": the load and decay minimising the QLIKE loss (Patton 2011: the loss that ranks variance
+    forecasts correctly under noisy proxies) of every known h-day log change of the close at horizons
+    1..10 (its target day <= `day`), one free level per horizon (the quantiles set the level anyway),
+    on a grid of 0, 0.1, .., 1. "garch": GARCH(1,1)-t by `arch` on the daily log returns up to `day`.
+    Others have nothing to fit.
+    """
+    known = frame.loc[:day]
+    if config.scale_kind == "garch":
+        g = garch.fit(known["sol_log_return"].to_numpy(dtype=float))
+        return replace(config, garch_omega=g.omega, garch_alpha=g.alpha, garch_beta=g.beta, garch_nu=g.nu)
+    if config.scale_kind != "term":
+        return config
+    vol = volatilities(known, config)
+    change = realised(known, horizons)
+    short, long = (vol[c].to_numpy(dtype=float) for c in ("short", "long"))
+    usable = np.isfinite(short) & np.isfinite(long)
+    change, short, long = change[usable], short[usable, None], long[usable, None]
+    h = np.arange(1, horizons + 1)[None, :]
+    squared = change**2
+    seen = np.isfinite(squared)
+    squared = np.where(seen, squared, 0.0)
+    count = seen.sum(axis=0)
+    loads = TERM_GRID[:, None, None]
+    best = (np.inf, 0.0, 0.0)
+    for decay in TERM_GRID:
+        variance = h * long**2 + loads * term_weights(decay, horizons)[None, :] * (short**2 - long**2)  # (loads, n, H)
+        ratio = np.sum(squared / variance * seen, axis=1) / count
+        loss = np.sum(np.log(ratio) + np.sum(np.log(variance) * seen, axis=1) / count, axis=1)
+        k = int(np.argmin(loss))
+        if loss[k] < best[0]:
+            best = (float(loss[k]), float(TERM_GRID[k]), float(decay))
+    return replace(config, term_load=best[1], term_decay=best[2])
+
+
+def block_spreads(frame: pd.DataFrame, origins: pd.DatetimeIndex, config: CalibrationConfig, starts: list[int],
+                  horizons: int) -> tuple[np.ndarray, list[CalibrationConfig]]:
+    """(n, H) scales at `origins`, the scale refitted (`fit_scale`) at each of `starts` (indices into origins)
+    on what is known at that origin, and used until the next: the walk-forward of the scale itself."""
+    spread = np.full((len(origins), horizons), np.nan)
+    fitted = []
+    bounds = [*starts, len(origins)]
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        block = fit_scale(config, frame, origins[start], horizons)
+        fitted.append(block)
+        spread[start:stop] = scale(volatilities(frame, block).reindex(origins[start:stop]), horizons, block)
+    return spread, fitted
 
 
 def scores(actual: np.ndarray, point: np.ndarray, spread: np.ndarray) -> np.ndarray:
@@ -133,9 +242,36 @@ def scores(actual: np.ndarray, point: np.ndarray, spread: np.ndarray) -> np.ndar
     return np.log(np.asarray(actual, float) / np.asarray(point, float)) / spread
 
 
+def fan(spread: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Score quantiles (n, H, L) whose log offsets from the point, spread * quantile, never narrow with the horizon.
+
+    Every scale here forecasts a variance summed over the days ahead, so the range it implies widens
+    with the horizon; the quantiles, read per horizon from a year of scores each, carry sampling noise
+    that can make an edge step back (a 97.5% edge lower at day 7 than at day 6). Each upper offset is
+    raised to the largest before it and each lower one lowered to the smallest (the median's stays).
+    """
+    spread = np.asarray(spread, dtype=float)[..., None]
+    offsets = spread * np.asarray(quantiles, dtype=float)
+    upper = np.asarray(LEVELS) > 0.5
+    lower = np.asarray(LEVELS) < 0.5
+    offsets[..., upper] = np.maximum.accumulate(offsets[..., upper], axis=-2)
+    offsets[..., lower] = np.minimum.accumulate(offsets[..., lower], axis=-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return offsets / spread
+
+
 def to_prices(point: np.ndarray, spread: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     """Score quantiles (n, H, L) as prices around the point forecast (n, H), for scales `spread` (n, H)."""
     return np.asarray(point, float)[..., None] * np.exp(spread[..., None] * quantiles)
+
+
+def sorted_quantile(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """np.quantile's default (linear) quantiles of already sorted `values`, without its per-call overhead:
+    the walk reads ten of them at every origin."""
+    position = np.asarray(levels, dtype=float) * (len(values) - 1)
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, len(values) - 1)
+    return values[below] + (position - below) * (values[above] - values[below])
 
 
 class State:
@@ -168,9 +304,9 @@ class State:
         out = np.full(self.tau.shape, np.nan)
         for h, window in enumerate(self.scores):
             if len(window) >= self.config.min_scores:
-                values = np.fromiter(window, float, len(window))
+                values = np.sort(np.abs(np.fromiter(window, float, len(window))))
                 tau = np.clip(self.tau[h], 0.0, 1.0)
-                out[h] = np.sort(np.sign(tau - 0.5) * np.quantile(np.abs(values), np.abs(2 * tau - 1)))
+                out[h] = np.sort(np.sign(tau - 0.5) * sorted_quantile(values, np.abs(2 * tau - 1)))
         return out
 
     def to_json(self, last_origin: str) -> str:
@@ -185,11 +321,11 @@ class State:
         """A state written by `to_json`, checked: anything missing, non-finite or misshapen is corrupt."""
         try:
             doc = json.loads(path.read_text())
-            if doc.get("format") != FORMAT or doc.get("format_version") not in (1, FORMAT_VERSION):
-                raise ValueError(f"not a {FORMAT} v1 or v{FORMAT_VERSION} file")
+            if doc.get("format") != FORMAT or doc.get("format_version") not in (1, 2, FORMAT_VERSION):
+                raise ValueError(f"not a {FORMAT} v1, v2 or v{FORMAT_VERSION} file")
             if doc["levels"] != list(LEVELS):
                 raise ValueError(f"levels {doc['levels']} are not {list(LEVELS)}")
-            config = doc["config"] if doc["format_version"] == FORMAT_VERSION else _from_v1(doc["config"])
+            config = doc["config"] if doc["format_version"] > 1 else _from_v1(doc["config"])
             state = cls(_checked(CalibrationConfig(**config)), horizons)
             tau = _numbers(doc["tau"])
             if tau.shape != state.tau.shape or not np.isfinite(tau).all():
@@ -247,17 +383,23 @@ def _checked(config: CalibrationConfig) -> CalibrationConfig:
             and 1 <= config.min_returns <= config.vol_days
             and (config.long_run_days == 0 or config.long_run_days >= config.min_returns)
             and 0 <= config.weight <= 1 and 0 <= config.weight_long <= 1
-            and config.gamma >= 0 and 0 <= config.max_shift < 0.5):
+            and config.gamma >= 0 and 0 <= config.max_shift < 0.5
+            and 0 <= config.term_load <= 1 and 0 <= config.term_decay <= 1 and config.garch_days >= 1
+            and (config.scale_kind != "garch" or (config.garch_omega > 0 and config.garch_alpha >= 0
+                                                  and config.garch_beta >= 0
+                                                  and config.garch_alpha + config.garch_beta <= 1
+                                                  and config.garch_nu > 2))):
         raise ValueError(f"config is out of range: {asdict(config)}")
     return config
 
 
-def walk(score: np.ndarray, config: CalibrationConfig) -> tuple[np.ndarray, State]:
+def walk(score: np.ndarray, config: CalibrationConfig, spread: np.ndarray | None = None) -> tuple[np.ndarray, State]:
     """Quantiles (n, H, L) issued at consecutive daily origins, each from outcomes known then.
 
     Row t's horizon-h outcome is known at origin t + h, so it is ingested just before that
     origin's quantiles are issued; after the last origin every outcome is ingested, giving the
     state as of the day the last target is known. NaN rows (no calibration yet) are skipped.
+    With the scales `spread`, the issued quantiles are those of the `fan`, as published.
     """
     n, horizons = score.shape
     state = State(config, horizons)
@@ -269,7 +411,7 @@ def walk(score: np.ndarray, config: CalibrationConfig) -> tuple[np.ndarray, Stat
                 below = np.where(np.isnan(issued[j, h]), np.nan, score[j, h] <= issued[j, h])
                 state.ingest(h, score[j, h], below)
         if t < n:
-            issued[t] = state.issue()
+            issued[t] = state.issue() if spread is None else fan(spread[t : t + 1], state.issue()[None])[0]
     return issued, state
 
 
@@ -301,3 +443,13 @@ def ewma_band(sigma: np.ndarray, horizons: int) -> np.ndarray:
 
     z = norm.ppf(np.asarray(LEVELS))
     return np.asarray(sigma, dtype=float)[:, None, None] * np.sqrt(np.arange(1, horizons + 1))[None, :, None] * z
+
+
+def garch_band(spread: np.ndarray, nu: np.ndarray) -> np.ndarray:
+    """The textbook GARCH(1,1)-t band: unit-variance Student-t quantiles (`nu` per origin) times the root of
+    the h-day variance forecast, as log offsets (n, H, L) around the naive centre."""
+    from scipy.stats import t  # training only
+
+    nu = np.asarray(nu, dtype=float)[:, None]
+    z = t.ppf(np.asarray(LEVELS)[None, :], nu) * np.sqrt((nu - 2) / nu)
+    return np.asarray(spread, dtype=float)[..., None] * z[:, None, :]

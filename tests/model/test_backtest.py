@@ -184,7 +184,7 @@ def test_report_distribution_scores_every_method_by_horizon_and_tercile(doc):
     assert dist["warmup_origins"] == WARMUP
     assert dist["levels"] == [0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975]
     assert dist["ranges"] == {"0.8": ["q10", "q90"], "0.9": ["q5", "q95"], "0.95": ["q2_5", "q97_5"]}
-    assert set(dist["methods"]) == {"calibrated", "fixed_band", "ewma_band"}
+    assert set(dist["methods"]) == {"calibrated", "fixed_band", "ewma_band", "garch_t_band"}
     low, high = dist["volatility_tercile_edges"]
     assert 0 < low < high
     for method in dist["methods"].values():
@@ -197,6 +197,28 @@ def test_report_distribution_scores_every_method_by_horizon_and_tercile(doc):
                 assert all(0 <= r[f"coverage_{pct}_{t}"] <= 1 for t in ("calm", "middle", "wild"))
         assert method["coverage_80_mean"] == pytest.approx(np.mean([r["coverage_80"] for r in rows]))
     assert all(r["winkler_80_vs_fixed_band"] == 1.0 for r in dist["methods"]["fixed_band"]["per_horizon"])
+
+
+def test_every_score_carries_its_block_bootstrap_interval(doc):
+    methods = doc["distribution"]["methods"]
+    for method in methods.values():
+        intervals = method["intervals"]
+        for pct in ("80", "95"):
+            cov = intervals[f"coverage_{pct}"]
+            assert cov["mean"][0] == pytest.approx(method[f"coverage_{pct}_mean"])
+            assert [c[0] for c in cov["by_horizon"]] == pytest.approx([r[f"coverage_{pct}"]
+                                                                      for r in method["per_horizon"]])
+            for t in ("calm", "middle", "wild"):
+                assert cov[t][0] == pytest.approx(method[f"coverage_{pct}_{t}_mean"])
+            for value, low, high in [cov["mean"], *cov["by_horizon"], *(cov[t] for t in ("calm", "middle", "wild"))]:
+                assert 0 <= low <= value <= high <= 1
+        ratio = intervals["winkler_80_vs_fixed_band"]
+        assert ratio["h1_3"][0] == pytest.approx(method["winkler_80_vs_fixed_band_h1_3"])
+        assert ratio["mean"][0] == pytest.approx(method["winkler_80_vs_fixed_band_mean"])
+        assert intervals["pinball_vs_fixed_band"][0] == pytest.approx(method["pinball_mean"]
+                                                                      / methods["fixed_band"]["pinball_mean"])
+    assert methods["fixed_band"]["intervals"]["winkler_80_vs_fixed_band"]["mean"] == [1.0, 1.0, 1.0]
+    assert methods["garch_t_band"]["intervals"]["pinball_vs_garch_t_band"] == [1.0, 1.0, 1.0]
 
 
 def test_the_volatility_terciles_do_not_move_with_the_calibration(warm, frame):

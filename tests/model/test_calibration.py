@@ -206,7 +206,7 @@ def test_the_state_round_trips_through_its_file(tmp_path):
     (lambda d: d["scores"].__setitem__(4, d["scores"][4][:10]), "horizon 5 has 10 scores, fewer than the 60"),
     (lambda d: d.__setitem__("levels", [0.1, 0.9]), "levels [0.1, 0.9] are not"),
     (lambda d: d.pop("config"), "KeyError: 'config'"),
-    (lambda d: d.__setitem__("format_version", 9), "not a cryptocast-calibration v1 or v2 file"),
+    (lambda d: d.__setitem__("format_version", 9), "not a cryptocast-calibration v1, v2 or v3 file"),
     # found by the adversarial pass: each was an unexpected exit 2, a silent acceptance or three lines
     (lambda d: d.__setitem__("last_origin", "NaT"), "last_origin 'NaT' is not a day"),
     (lambda d: d.__setitem__("last_origin", 20240501), "last_origin 20240501 is not a day"),
@@ -259,6 +259,9 @@ def test_a_format_1_file_still_loads_with_the_scale_it_was_made_with(tmp_path):
     ("long_run_days", 5, "config is out of range"),
     ("max_shift", 0.5, "config is out of range"),
     ("estimator", "garch", "estimator must be one of"),
+    ("scale_kind", "vix", "scale_kind must be one of"),
+    ("term_load", 1.5, "config is out of range"),
+    ("term_decay", -0.1, "config is out of range"),
     ("beta", 0.75, "unexpected keyword argument 'beta'"),
 ])
 def test_a_config_that_cannot_make_a_finite_range_is_a_corrupt_model(tmp_path, setting, value, problem):
@@ -266,3 +269,120 @@ def test_a_config_that_cannot_make_a_finite_range_is_a_corrupt_model(tmp_path, s
     with pytest.raises(CorruptModelError, match="calibration.json: ") as caught:
         State.load(path, H)
     assert problem in str(caught.value) and "\n" not in str(caught.value)
+
+
+def regimes(days: int, seed: int, calm: float = 0.01, wild: float = 0.05) -> pd.DataFrame:
+    """Daily closes, log returns and log high/low ranges of a random walk whose volatility switches between
+    calm and wild regimes of 60-200 days (calm == wild: one constant volatility)."""
+    rng = np.random.default_rng(seed)
+    sigma = np.empty(days)
+    day = 0
+    while day < days:
+        length = int(rng.integers(60, 200))
+        sigma[day : day + length] = wild if rng.integers(0, 2) else calm
+        day += length
+    steps = 20
+    moves = rng.normal(0, 1, (days, steps)) * (sigma / np.sqrt(steps))[:, None]
+    paths = np.concatenate([np.zeros((days, 1)), np.cumsum(moves, axis=1)], axis=1)
+    paths += np.concatenate([[0.0], np.cumsum(paths[:-1, -1])])[:, None]
+    close = 20 * np.exp(paths[:, -1])
+    return pd.DataFrame({"sol_close": close, "sol_log_return": paths[:, -1] - paths[:, 0],
+                         "sol_log_range": paths.max(axis=1) - paths.min(axis=1)},
+                        index=pd.date_range("2020-01-01", periods=days, freq="D"))
+
+
+def test_the_term_scale_is_the_root_of_an_h_day_variance_reverting_to_the_long_run():
+    vol = pd.DataFrame({"short": [0.05, 0.02], "long": [0.03, 0.03]})
+    config = CalibrationConfig(scale_kind="term", term_load=0.6, term_decay=0.5)
+    spread = calibration.scale(vol, H, config)
+    excess = 0.05**2 - 0.03**2
+    assert spread[0, 0] == pytest.approx(np.sqrt(0.03**2 + 0.6 * excess))
+    assert spread[0, 2] == pytest.approx(np.sqrt(3 * 0.03**2 + 0.6 * (1 + 0.5 + 0.25) * excess))
+    assert spread[1, 9] < np.sqrt(10) * 0.03 < spread[0, 9]  # calm now: narrower than the long run, a storm: wider
+    # the storm's share of the h-day variance fades with the horizon
+    share = (spread[0] ** 2 - np.arange(1, H + 1) * 0.03**2) / spread[0] ** 2
+    assert (np.diff(share) < 0).all()
+
+
+def test_the_term_fit_learns_that_lasting_regimes_persist_and_a_constant_volatility_does_not():
+    day = pd.Timestamp("2024-01-01")
+    lasting = calibration.fit_scale(CalibrationConfig(scale_kind="term"), regimes(1600, seed=1), day, H)
+    assert lasting.term_load >= 0.7 and lasting.term_decay >= 0.8, lasting
+    constant = calibration.fit_scale(CalibrationConfig(scale_kind="term"), regimes(1600, seed=2, wild=0.01), day, H)
+    assert constant.term_load <= lasting.term_load - 0.3, constant  # today's volatility says less there
+    # only what is known at the day: later data cannot change the fit
+    later = regimes(1600, seed=1)
+    later.loc[day + pd.Timedelta(days=1):, ["sol_log_return", "sol_log_range"]] *= 5
+    assert calibration.fit_scale(CalibrationConfig(scale_kind="term"), later, day, H) == lasting
+
+
+def test_the_garch_recursion_is_arch_s_and_forgets_what_is_older_than_its_window():
+    pytest.importorskip("arch")
+    from arch import arch_model
+
+    from cryptocast.modeling import garch
+
+    returns = regimes(1200, seed=3)["sol_log_return"].to_numpy()
+    fitted = garch.fit(returns)
+    assert 0 < fitted.alpha and 0 < fitted.beta and fitted.persistence < 1 and fitted.nu > 2
+    result = arch_model(returns * 100, mean="Zero", vol="GARCH", dist="t", rescale=False).fit(disp="off")
+    # arch starts its recursion at a backcast; ours at the long-run variance 365 days back: equal once both forgot
+    ours = fitted.next_variance(returns, 365)
+    np.testing.assert_allclose(ours[600:-1], result.conditional_volatility[601:] ** 2 / 1e4, rtol=1e-6)
+    np.testing.assert_allclose(fitted.next_variance(returns[400:], 365)[-100:], ours[-100:], rtol=1e-12)
+    term = fitted.term(np.array([4e-3]), 3)[0]
+    p, v = fitted.persistence, fitted.long_run()
+    np.testing.assert_allclose(term, np.cumsum([4e-3, v + p * (4e-3 - v), v + p**2 * (4e-3 - v)]))
+    # an integrated fit (arch's boundary on returns with no volatility clustering) has no long run to revert to
+    integrated = garch.Garch(omega=1e-6, alpha=0.0, beta=1.0, nu=50.0)
+    np.testing.assert_allclose(integrated.term(np.array([4e-3]), 3)[0], np.cumsum([4e-3, 4e-3 + 1e-6, 4e-3 + 2e-6]))
+    flat = integrated.next_variance(returns, 365)
+    assert np.isfinite(flat).all() and flat[500] == pytest.approx(np.mean(returns[136:501] ** 2) + 365e-6)
+
+
+def test_the_garch_t_band_is_unit_variance_student_t_quantiles_times_the_h_day_scale():
+    from scipy.stats import norm, t
+
+    spread = np.array([[0.02, 0.03]])
+    band = calibration.garch_band(spread, np.array([5.0]))
+    expected = t.ppf(np.asarray(LEVELS), 5) * np.sqrt(3 / 5)
+    np.testing.assert_allclose(band[0, 1], 0.03 * expected)
+    np.testing.assert_allclose(calibration.garch_band(spread, np.array([1e6]))[0, 0], 0.02 * norm.ppf(LEVELS),
+                               atol=1e-6)
+
+
+def test_the_fan_never_narrows_with_the_horizon_and_leaves_a_widening_fan_alone():
+    rng = np.random.default_rng(5)
+    spread = np.sqrt(np.arange(1, H + 1))[None, :] * rng.uniform(0.02, 0.04, (30, 1))
+    widening = np.sort(rng.normal(0, 1, len(LEVELS))) + 0.1
+    widening[4] = 0.0  # a median, and quantiles of either sign beside it, as issued
+    widening = np.where(np.asarray(LEVELS) > 0.5, np.abs(widening), -np.abs(widening))
+    quantiles = np.tile(np.sort(widening), (30, H, 1))
+    np.testing.assert_allclose(calibration.fan(spread, quantiles), quantiles)
+    quantiles[:, 6] *= 0.8  # day 7's edges step back inside day 6's
+    fanned = calibration.fan(spread, quantiles)
+    offsets = spread[..., None] * fanned
+    upper, lower = np.asarray(LEVELS) > 0.5, np.asarray(LEVELS) < 0.5
+    assert (np.diff(offsets[..., upper], axis=1) >= -1e-15).all()
+    assert (np.diff(offsets[..., lower], axis=1) <= 1e-15).all()
+    np.testing.assert_allclose(offsets[:, 6], spread[:, 5, None] * quantiles[:, 5])  # held at day 6's edges
+    np.testing.assert_allclose(fanned[:, 7:], quantiles[:, 7:])
+
+
+def test_a_term_or_garch_state_round_trips_and_a_format_2_file_is_the_blend(tmp_path):
+    config = CalibrationConfig(scale_kind="garch", garch_omega=1e-4, garch_alpha=0.1, garch_beta=0.85, garch_nu=5.0)
+    state = State(config, H)
+    for h in range(H):
+        state.scores[h].extend(np.random.default_rng(h).normal(0, 1, 80))
+    path = tmp_path / calibration.CALIBRATION_FILE
+    path.write_text(state.to_json("2024-05-01"))
+    loaded, _ = State.load(path, H)
+    assert loaded.config == config and loaded.config.history_days == 365
+    doc = json.loads(path.read_text())
+    doc["config"].update(garch_alpha=0.2)  # alpha + beta > 1: an exploding variance
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CorruptModelError, match="config is out of range"):
+        State.load(path, H)
+    _, v2 = state_file(tmp_path, lambda d: d.update(format_version=2, config={
+        k: v for k, v in d["config"].items() if not k.startswith(("scale_kind", "term_", "garch_"))}))
+    assert State.load(v2, H)[0].config == CONFIG

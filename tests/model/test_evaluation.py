@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from cryptocast.evaluation import (
+    block_bootstrap,
     conformal_intervals,
     diebold_mariano,
     distribution_scores,
@@ -251,3 +252,33 @@ def test_horizon_metrics_output_is_strict_json_after_to_jsonable():
         json.dumps(rows, allow_nan=False)
     decoded = json.loads(json.dumps(to_jsonable(rows), allow_nan=False))
     assert decoded[0]["dm_stat"] is None and decoded[0]["rel_mae"] == 1.0
+
+
+def test_block_bootstrap_interval_of_a_mean_matches_the_textbook_for_independent_draws():
+    covered = (np.random.default_rng(7).uniform(size=4000) < 0.8).astype(float)
+    lo, hi = block_bootstrap(lambda i: covered[i].mean(), len(covered), block=10, reps=2000)
+    half = 1.645 * np.sqrt(0.8 * 0.2 / len(covered))
+    assert lo < covered.mean() < hi
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.15)
+
+
+def test_block_bootstrap_widens_the_interval_for_serially_dependent_outcomes():
+    """Runs of 20 identical outcomes hold 20 times less information than 20 independent ones: the interval
+    must be about sqrt(20) times wider than for independent draws, as it is for overlapping 10-day outcomes."""
+    runs = np.random.default_rng(8).uniform(size=200) < 0.8
+    covered = np.repeat(runs, 20).astype(float)
+    lo, hi = block_bootstrap(lambda i: covered[i].mean(), len(covered), block=40, reps=2000)
+    half = 1.645 * np.sqrt(0.8 * 0.2 / len(runs))
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.25)
+    one = block_bootstrap(lambda i: covered[i].mean(), len(covered), block=1, reps=2000)
+    assert (one[1] - one[0]) < 0.4 * (hi - lo)  # single-origin resampling would claim far too much
+
+
+def test_block_bootstrap_of_an_array_statistic_is_seeded_and_elementwise():
+    values = np.random.default_rng(9).normal(size=(500, 3)) + np.array([0.0, 1.0, 2.0])
+    first = block_bootstrap(lambda i: values[i].mean(axis=0), 500, block=10, reps=300, seed=1)
+    again = block_bootstrap(lambda i: values[i].mean(axis=0), 500, block=10, reps=300, seed=1)
+    np.testing.assert_array_equal(first[0], again[0])
+    assert first[0].shape == (3,) and (first[0] < values.mean(axis=0)).all() and (values.mean(axis=0) < first[1]).all()
+    with pytest.raises(ValueError, match="block"):
+        block_bootstrap(lambda i: 0.0, 5, block=9)

@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cryptocast import inference
 from cryptocast.dataset import HORIZON, LOOKBACK
 from cryptocast.features import FORECAST_QUANTILES, FORECASTS
+from cryptocast.modeling.calibration import CalibrationConfig
 from cryptocast.registry import LocalModelRegistry
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME
@@ -21,7 +23,7 @@ import feature_backfill
 import inference_pipeline
 from conftest import REPO, error_lines, run_main, snapshot
 from grouprows import forecast_rows, remove_rows
-from modelfiles import SERVING_SCALES, write_serving_model
+from modelfiles import SERVING_SCALES, write_calibration, write_serving_model
 
 AS_OF = dt.date(2024, 2, 20)
 CALIBRATED_THROUGH = "2024-02-05"  # the last backtest origin of the registered version
@@ -75,15 +77,30 @@ def test_ten_rows_with_ordered_quantiles_from_the_calibration(ready, api, capsys
     scores = json.loads((LocalModelRegistry(ready).production(MODEL_NAME).path / "calibration.json").read_text())
     assert scores["config"]["estimator"] == "range"
     spread = by_hand_scale(api.history["solana"], origin, scores["config"])
-    for h in (1, 10):
-        row = rows[rows["horizon"] == h].iloc[0]
-        magnitudes = np.abs(scores["scores"][h - 1])
-        for name, level in FORECAST_QUANTILES.items():  # read from |score|, mirrored
-            score = np.sign(level - 0.5) * np.quantile(magnitudes, abs(2 * level - 1))
-            expected = row["point"] * np.exp(spread[h - 1] * score)
-            assert row[name] == pytest.approx(expected, rel=1e-9)
+    for name, level in FORECAST_QUANTILES.items():  # read from |score|, mirrored
+        offsets = [spread[h] * np.sign(level - 0.5) * np.quantile(np.abs(scores["scores"][h]), abs(2 * level - 1))
+                   for h in range(HORIZON)]
+        # the fan: an edge never steps back toward the point as the horizon grows
+        offsets = np.maximum.accumulate(offsets) if level > 0.5 else np.minimum.accumulate(offsets)
+        np.testing.assert_allclose(rows[name], rows["point"] * np.exp(offsets), rtol=1e-9)
     assert "published forecast(s) matured since the backtest (< 10): using the backtest's calibration" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config", [
+    CalibrationConfig(scale_kind="term", gamma=0.0, term_load=0.8, term_decay=0.3),
+    CalibrationConfig(scale_kind="garch", gamma=0.0, garch_omega=2e-4, garch_alpha=0.12, garch_beta=0.84,
+                      garch_nu=5.0),
+    CalibrationConfig(scale_kind="fixed", gamma=0.0),
+], ids=["term", "garch", "fixed"])
+def test_every_published_scale_runs_from_its_stored_parameters_without_arch(ready, config):
+    version = LocalModelRegistry(ready).production(MODEL_NAME)
+    write_calibration(version.path, CALIBRATED_THROUGH, config=config)
+    rows = inference.forecast_rows(version, LocalFeatureStore(ready), AS_OF - dt.timedelta(days=1))
+    quantiles = rows[list(FORECAST_QUANTILES)].to_numpy()
+    assert (np.diff(quantiles, axis=1) > 0).all()
+    offsets = np.log(quantiles / rows["point"].to_numpy()[:, None])
+    assert (np.diff(offsets[:, -1]) >= -1e-12).all() and (np.diff(offsets[:, 0]) <= 1e-12).all()  # a widening fan
 
 
 def test_matured_published_forecasts_recalibrate_the_ranges(ready, api, capsys):

@@ -41,7 +41,10 @@ def test_training_registers_a_production_version_with_its_evidence(trained):
             "history.json", "backtest_forecasts.csv", "input_example.csv"} <= files
     report = json.loads((version.path / "evaluation.json").read_text())
     assert set(report["models"]) == {"naive", "drift", "ets", "lstm", "original"}
-    assert set(report["distribution"]["methods"]) == {"calibrated", "fixed_band", "ewma_band"}
+    assert set(report["distribution"]["methods"]) == {"calibrated", "fixed_band", "ewma_band", "garch_t_band"}
+    # too short a history for folds before the backtest: the default ranges, and the metrics say so
+    assert version.metrics["range_method"] == "blend" and "too little history" in version.metrics["range_method_reason"]
+    assert len(version.metrics["coverage_80_mean_interval"]) == 2
     assert report["distribution"]["warmup_origins"] > 60
     assert version.metrics["coverage_80_mean"] == report["distribution"]["methods"]["calibrated"]["coverage_80_mean"]
     assert report["origins"]["count"] == 30 and report["refits"] == 2
