@@ -135,5 +135,5 @@ def test_a_real_group_the_daily_run_cannot_use_fails_the_doctor_with_its_fix(on_
     code, out, errors = doctor(capsys)
     assert (code, errors) == (0, [])
     assert ("real objects: groups solana v1, bitcoin v1, fear_greed v1, upstream_holes v1 as cryptocast creates them; "
-            "not created yet: solana_forecasts v2; feature view solana_features v1 not created yet (the first "
-            "training run makes it); model sol_lstm: 0 version(s)") in out
+            "not created yet: solana_forecasts v2, model_health v1; feature view solana_features v1 not created yet "
+            "(the first training run makes it); model sol_lstm: 0 version(s)") in out

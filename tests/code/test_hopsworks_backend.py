@@ -223,7 +223,7 @@ def test_a_delta_group_left_by_a_refused_first_run_is_named_with_its_fix_and_the
     assert only_error(output(capsys)[1]) == (
         "error: hopsworks-reset: this deletes feature view solana_features v1, feature group solana v1, feature "
         "group bitcoin v1, feature group fear_greed v1, feature group upstream_holes v1, feature group "
-        "solana_forecasts v2 on Hopsworks, with their rows; nothing was deleted: run it again with "
+        "solana_forecasts v2, feature group model_health v1 on Hopsworks, with their rows; nothing was deleted: run it again with "
         "--yes-delete-cryptocast-groups to do it")
     assert ("solana", 1) in on_hopsworks.groups
     on_hopsworks.groups[("someone_elses", 1)] = other = on_hopsworks.groups[("solana", 1)].__class__(
@@ -233,7 +233,8 @@ def test_a_delta_group_left_by_a_refused_first_run_is_named_with_its_fix_and_the
     assert output(capsys)[0].splitlines() == [
         "not there: feature view solana_features v1", "deleted: feature group solana v1",
         "not there: feature group bitcoin v1", "not there: feature group fear_greed v1",
-        "not there: feature group upstream_holes v1", "not there: feature group solana_forecasts v2"]
+        "not there: feature group upstream_holes v1", "not there: feature group solana_forecasts v2",
+        "not there: feature group model_health v1"]
     assert list(on_hopsworks.groups) == [("someone_elses", 1)]
     assert run_main(feature_backfill.main) == 0
     assert run_main(cryptocast_main.main, "status") == 0

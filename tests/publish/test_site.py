@@ -17,6 +17,7 @@ from PIL import Image
 from cryptocast.features import FORECAST_QUANTILES, FORECASTS, SOLANA
 from cryptocast.publish import document, output
 from cryptocast.registry import LocalModelRegistry
+from cryptocast.stores.ledger import Ledger
 from cryptocast.stores.local import LocalFeatureStore
 from cryptocast.training import MODEL_NAME
 
@@ -255,7 +256,9 @@ def test_an_empty_store_renders_a_page_that_says_so(isolated, tmp_path):
 
 
 def test_a_model_without_forecasts_yet(site_home):
-    shutil.rmtree(site_home / "feature_store" / f"solana_forecasts_v{FORECASTS.version}")
+    group = site_home / "feature_store" / f"solana_forecasts_v{FORECASTS.version}"
+    shutil.rmtree(group)
+    Ledger(group.parent).put(group.name, None)  # never written, as opposed to lost (which is refused)
     doc, index = render_without_charts()
     assert doc["forecast"] is None and doc["model"]["version"] == 1
     assert "No forecast yet" in index
