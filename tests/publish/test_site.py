@@ -192,12 +192,12 @@ def test_the_range_verdict_is_generated_from_the_scores_in_both_directions():
 
 
 def test_the_range_verdict_names_every_band_peer_and_mixed_results():
-    peers = scores(1.0, fixed_band=1.0, garch_t_band=1.2)  # a peer the page has never heard of
+    peers = scores(1.0, fixed_band=1.0, har_band=1.2)  # a peer the page has never heard of
     peers["fixed_band"]["pinball"] = 0.2  # ours are lower on pinball only
     text = document.range_verdict(peers)
     assert ("against a fixed-width band they are mixed (better by the pinball loss, worse by the interval score of "
             "the 80% range and the interval score of the 95% range)") in text
-    assert "they beat a garch t band" in text
+    assert "they beat a har band" in text
     assert document.range_verdict({"calibrated": scores(1.0)["calibrated"]}).startswith("The backtest scored no other")
 
 
@@ -211,7 +211,8 @@ def set_range_scores(home: Path, ours: float) -> None:
         for mine, theirs in zip(methods["calibrated"]["per_horizon"], methods["fixed_band"]["per_horizon"],
                                 strict=True):
             mine[key] = theirs[key] * ours
-    methods.pop("ewma_band")
+    for peer in ("ewma_band", "garch_t_band"):
+        methods.pop(peer)
     path.write_text(json.dumps(evaluation))
     as_registered(LocalModelRegistry(home), MODEL_NAME, 1)
 
