@@ -277,22 +277,33 @@ def _interval_clause(intervals: dict, name: str, label: str) -> tuple[str, bool]
 
     Ours beat the peer only when every interval lies wholly below 1, do worse only when every one lies
     wholly above; when any interval holds 1, one year of forecasts cannot tell the two apart. None
-    when the evaluation has no interval against this peer.
+    when the evaluation has no interval against this peer. Only the fixed band's clause carries
+    figures (its first judged score and interval, as changes at the page's 0.1%): the main page shows
+    every number once, and several peers' ratios and bounds coincide at that precision.
     """
-    found = [(label_, bounds) for key, label_ in RANGE_INTERVALS_JUDGED_BY
+    found = [(what, bounds) for key, what in RANGE_INTERVALS_JUDGED_BY
              if (bounds := _bounds(intervals.get(f"{key}_vs_{name}"))) is not None]
     if not found:
         return None
-    evidence = "; ".join(f"{what} {e:.3f} times its, 90% interval {lo:.3f} to {hi:.3f}" for what, (e, lo, hi) in found)
     below = [hi < 1 for _, (_, _, hi) in found]
     above = [lo > 1 for _, (_, lo, _) in found]
+    scored = " and ".join(what for what, _ in found)
+    what, (estimate, low, high) = found[0]
+    figures = (f"; {what} {_change(estimate)}, 90% interval {_change(low)} to {_change(high)}"
+               if name == "fixed_band" else "")
     if all(below):
-        return f"they beat {label} ({evidence})", True
+        return f"they beat {label} (by {scored}, every 90% interval below 1{figures})", True
     if all(above):
-        return f"they do worse than {label} ({evidence})", False
+        return f"they do worse than {label} (by {scored}, every 90% interval above 1{figures})", False
     if any(below) and any(above):
-        return f"against {label} they are mixed ({evidence})", False
-    return f"they cannot be told apart from {label} on one year of forecasts ({evidence})", False
+        return f"against {label} they are mixed (by {scored}, one 90% interval below 1 and one above{figures})", False
+    return (f"they cannot be told apart from {label} on one year of forecasts (by {scored}, a 90% interval "
+            f"holds 1{figures})"), False
+
+
+def _change(ratio: float) -> str:
+    """A score ratio as the page writes changes: "0.2% lower", "0.7% higher"."""
+    return f"{abs(ratio - 1):.1%} {'lower' if ratio < 1 else 'higher'}"
 
 
 def _bounds(value: Any) -> tuple[float, float, float] | None:
@@ -308,15 +319,13 @@ def _point_clause(ours: dict, theirs: dict, label: str, qualified: bool) -> tupl
     `qualified`: the evaluation has intervals but none against this peer, so the clause claims nothing
     and says so; otherwise (older versions) the clause is the point-estimate verdict.
     """
-    judged_by = RANGE_INTERVALS_JUDGED_BY if qualified else RANGE_JUDGED_BY
-    diffs = [(label_, ours[key] / theirs[key] - 1) for key, label_ in judged_by
+    diffs = [(label_, ours[key] / theirs[key] - 1) for key, label_ in RANGE_JUDGED_BY
              if is_finite_number(ours.get(key)) and is_finite_number(theirs.get(key)) and theirs[key]]
     if not diffs:
         return None
     main = diffs[0]
-    if qualified:  # the ratio as the interval clauses write theirs, so the verdict keeps one precision
-        return (f"against {label} the backtest gives no interval, only a point estimate ({main[0]} "
-                f"{main[1] + 1:.3f} times its)", False)
+    if qualified:  # no figure: a point estimate without its interval is the claim issue 19 rules out
+        return f"against {label} the backtest gives no interval, so no claim", False
     worse = [d for d in diffs if d[1] >= 0]
     if not worse:
         return f"they beat {label} ({main[0]} {abs(main[1]):.1%} lower)", True

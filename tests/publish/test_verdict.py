@@ -17,23 +17,26 @@ def scores(ours: float, intervals: dict[str, list[float]], **peers: float) -> di
     return out
 
 
+BOTH = "the pinball loss and the interval score of the 80% range"
+
+
 def test_ours_beat_a_peer_only_when_every_interval_lies_below_one():
     text = document.range_verdict(scores(0.97, {"pinball_vs_fixed_band": [0.97, 0.95, 0.99],
                                                  "winkler_80_vs_fixed_band": [0.96, 0.93, 0.995],
                                                  "pinball_vs_garch_t_band": [0.98, 0.96, 0.999]},
                                          fixed_band=1.0, garch_t_band=1.0))
-    assert text.startswith("The ranges are the useful part: on the backtest's own scores they beat a fixed-width band "
-                           "(the pinball loss 0.970 times its, 90% interval 0.950 to 0.990; the interval score of the "
-                           "80% range 0.960 times its, 90% interval 0.930 to 0.995)")
-    assert "they beat a GARCH(1,1)-t band (the pinball loss 0.980 times its, 90% interval 0.960 to 0.999)" in text
+    assert text.startswith(f"The ranges are the useful part: on the backtest's own scores they beat a fixed-width band "
+                           f"(by {BOTH}, every 90% interval below 1; the pinball loss 3.0% lower, 90% interval 5.0% "
+                           f"lower to 1.0% lower)")
+    assert "they beat a GARCH(1,1)-t band (by the pinball loss, every 90% interval below 1)" in text
 
 
 def test_ours_do_worse_only_when_every_interval_lies_above_one():
     text = document.range_verdict(scores(1.05, {"pinball_vs_fixed_band": [1.05, 1.01, 1.09],
                                                  "winkler_80_vs_fixed_band": [1.04, 1.002, 1.08]}, fixed_band=1.0))
-    assert text.startswith("The ranges do no better than a band of fixed width: on the backtest's own scores they do "
-                           "worse than a fixed-width band (the pinball loss 1.050 times its, 90% interval 1.010 to "
-                           "1.090; the interval score of the 80% range 1.040 times its")
+    assert text.startswith(f"The ranges do no better than a band of fixed width: on the backtest's own scores they do "
+                           f"worse than a fixed-width band (by {BOTH}, every 90% interval above 1; the pinball loss "
+                           f"5.0% higher, 90% interval 1.0% higher to 9.0% higher)")
     assert "useful part" not in text and "cannot be told apart" not in text
 
 
@@ -42,12 +45,10 @@ def test_an_interval_that_holds_one_cannot_tell_the_two_apart_even_when_the_poin
     text = document.range_verdict(scores(0.99, {"pinball_vs_fixed_band": [0.998, 0.990, 1.007],
                                                  "winkler_80_vs_fixed_band": [0.9979, 0.985, 1.011]}, fixed_band=1.0))
     assert "useful part" not in text and "they beat" not in text
-    assert ("they cannot be told apart from a fixed-width band on one year of forecasts (the pinball loss 0.998 times "
-            "its, 90% interval 0.990 to 1.007; the interval score of the 80% range 0.998 times its, 90% interval "
-            "0.985 to 1.011)") in text
-    figures = re.findall(r"\d+\.\d+", text)
-    assert all(len(f.split(".")[1]) == 3 for f in figures)  # one precision
-    assert len(figures) == 6  # each ratio and bound once
+    assert (f"they cannot be told apart from a fixed-width band on one year of forecasts (by {BOTH}, a 90% interval "
+            f"holds 1; the pinball loss 0.2% lower, 90% interval 1.0% lower to 0.7% higher)") in text
+    figures = re.findall(r"\d+\.\d+%?", text)
+    assert figures == ["0.2%", "1.0%", "0.7%"]  # the ratio and its interval once, at the page's 0.1%
 
 
 def test_clear_on_one_score_and_unclear_on_the_other_is_no_win():
@@ -59,14 +60,13 @@ def test_clear_on_one_score_and_unclear_on_the_other_is_no_win():
 def test_opposite_clear_verdicts_on_two_scores_are_mixed():
     text = document.range_verdict(scores(1.0, {"pinball_vs_fixed_band": [0.97, 0.95, 0.99],
                                                 "winkler_80_vs_fixed_band": [1.03, 1.01, 1.05]}, fixed_band=1.0))
-    assert "against a fixed-width band they are mixed (the pinball loss 0.970 times its" in text
+    assert f"against a fixed-width band they are mixed (by {BOTH}, one 90% interval below 1 and one above" in text
 
 
 def test_a_peer_without_an_interval_is_reported_but_never_beaten():
     text = document.range_verdict(scores(0.9, {"pinball_vs_fixed_band": [0.97, 0.95, 0.99]},
                                          fixed_band=1.0, ewma_band=1.0))
-    assert ("against an EWMA volatility band the backtest gives no interval, only a point estimate (the pinball "
-            "loss 0.900 times its)") in text
+    assert "against an EWMA volatility band the backtest gives no interval, so no claim" in text
     assert not text.startswith("The ranges are the useful part")
 
 
