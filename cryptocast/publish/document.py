@@ -45,7 +45,7 @@ Fields (dates are UTC days, YYYY-MM-DD; prices in `unit`):
                        coverage_95
     health             the latest model_health record in words (health.page_summary), or null
     range_scores       per way of drawing ranges the backtest scored ("calibrated": ours,
-                       "fixed_band", "ewma_band"), averaged over horizons: coverage_80, coverage_95,
+                       "fixed_band", "ewma_band", "garch_t_band"), averaged over horizons: coverage_80, coverage_95,
                        coverage_{80,95}_{calm,middle,wild} (by the origin's volatility tercile),
                        pinball, winkler_80, winkler_95, winkler_{80,95}_vs_fixed_band, intervals
                        (the report's 90% block-bootstrap intervals of this method's score ratios to a
@@ -323,9 +323,9 @@ def _point_clause(ours: dict, theirs: dict, label: str, qualified: bool) -> tupl
              if is_finite_number(ours.get(key)) and is_finite_number(theirs.get(key)) and theirs[key]]
     if not diffs:
         return None
-    main = diffs[0]
     if qualified:  # no figure: a point estimate without its interval is the claim issue 19 rules out
         return f"against {label} the backtest gives no interval, so no claim", False
+    main = diffs[0]
     worse = [d for d in diffs if d[1] >= 0]
     if not worse:
         return f"they beat {label} ({main[0]} {abs(main[1]):.1%} lower)", True
