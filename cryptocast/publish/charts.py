@@ -92,8 +92,9 @@ MODEL_COLORS = {"lstm": COLORS["model"], "naive": COLORS["naive"], "drift": "#70
                 "original": "#c92a2a"}
 # The ways of drawing ranges around our point forecast that evaluation.json's `distribution` scores.
 RANGE_METHOD_LABELS = {"calibrated": "our ranges", "fixed_band": "fixed-width band",
-                       "ewma_band": "EWMA volatility band"}
-RANGE_METHOD_COLORS = {"calibrated": COLORS["model"], "fixed_band": COLORS["naive"], "ewma_band": "#7048e8"}
+                       "ewma_band": "EWMA volatility band", "garch_t_band": "GARCH(1,1)-t band"}
+RANGE_METHOD_COLORS = {"calibrated": COLORS["model"], "fixed_band": COLORS["naive"], "ewma_band": "#7048e8",
+                       "garch_t_band": "#0c8599"}
 OFF_SCALE = 1.5  # a model whose error reaches 1.5x naive's is reported in words, not drawn: it would squash the rest
 # (low, high, label, band fill, label colour): label colours keep 4.5:1 contrast on white (WCAG AA)
 FEAR_GREED_BANDS = ((0, 25, "Extreme fear", "#e03131", "#c92a2a"), (25, 46, "Fear", "#f08c00", "#a34f00"),
@@ -513,7 +514,7 @@ def _coverage(ax: Axes, intervals: dict, size: Size) -> None:
 
 
 def range_scores_chart(distribution: dict, size: Size = NARROW) -> Figure:
-    """Our ranges against the two classical ways of drawing them, on the same backtest days.
+    """Our ranges against the classical ways of drawing them the backtest scored, on the same backtest days.
 
     Top: the interval score of the 80% range (its width plus a penalty for every outcome outside)
     divided by the fixed-width band's, per horizon. Bottom: how often the 80% range held in the

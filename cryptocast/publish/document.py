@@ -45,10 +45,13 @@ Fields (dates are UTC days, YYYY-MM-DD; prices in `unit`):
                        coverage_95
     health             the latest model_health record in words (health.page_summary), or null
     range_scores       per way of drawing ranges the backtest scored ("calibrated": ours,
-                       "fixed_band", "ewma_band"), averaged over horizons: coverage_80, coverage_95,
+                       "fixed_band", "ewma_band", "garch_t_band"), averaged over horizons: coverage_80, coverage_95,
                        coverage_{80,95}_{calm,middle,wild} (by the origin's volatility tercile),
-                       pinball, winkler_80, winkler_95, winkler_{80,95}_vs_fixed_band; null for a
-                       model whose evaluation.json has no `distribution` (registered before it)
+                       pinball, winkler_80, winkler_95, winkler_{80,95}_vs_fixed_band, intervals
+                       (the report's 90% block-bootstrap intervals of this method's score ratios to a
+                       peer, averaged over horizons: "<score>_vs_<peer>" -> [estimate, low, high];
+                       {} for versions evaluated before issue 19); null for a model whose
+                       evaluation.json has no `distribution` (registered before it)
     charts             the charts, in page order: page ("index" or "details"), file (wide), narrow_file, title, alt,
                        smallest_text_px (per file: its smallest font in image pixels)
 """
@@ -225,6 +228,9 @@ def verdict(metrics: dict | None, scores: dict | None = None) -> str:
 # the scores the ranges are judged by (lower is better for each), with how the verdict names them
 RANGE_JUDGED_BY = (("winkler_80", "the interval score of the 80% range"),
                    ("winkler_95", "the interval score of the 95% range"), ("pinball", "the pinball loss"))
+# the bootstrap intervals of ours-vs-peer ratios the verdict judges by, when the evaluation has them
+# (`range_scores`' intervals: "<score>_vs_<peer>"), with how the verdict names them
+RANGE_INTERVALS_JUDGED_BY = (("pinball", "the pinball loss"), ("winkler_80", "the interval score of the 80% range"))
 OURS = "calibrated"
 
 
@@ -232,31 +238,29 @@ def range_verdict(scores: dict) -> str:
     """Whether our ranges beat each band peer in `scores` (method -> the page's range scores), in plain words.
 
     Generic over the peers: a new band in the backtest's report gets its clause without a change here.
-    A peer is beaten only when ours score lower on all of `RANGE_JUDGED_BY`; lower on none is a loss.
+    When the evaluation carries bootstrap intervals of our scores' ratios to a peer's (issue 19), the
+    peer is judged by them, so a year's noise is not read as a win: see `_interval_clause`. Without
+    them (versions evaluated before), a peer is beaten only when ours score lower on all of
+    `RANGE_JUDGED_BY`; lower on none is a loss.
     """
     ours = scores.get(OURS)
     peers = [name for name in scores if name != OURS]
     if not ours or not peers:
         return "The backtest scored no other way of drawing ranges, so how good these ranges are is not known."
+    intervals = ours.get("intervals") or {}
     clauses, beaten = [], []
     for name in peers:
-        diffs = [(label, ours[key] / scores[name][key] - 1) for key, label in RANGE_JUDGED_BY
-                 if is_finite_number(ours.get(key)) and is_finite_number(scores[name].get(key)) and scores[name][key]]
-        if not diffs:
-            continue
         label = charts.RANGE_METHOD_LABELS.get(name, name.replace("_", " "))
         label = f"{'an' if label[0] in 'aeiouAEIO' else 'a'} {label}"
-        worse = [d for d in diffs if d[1] >= 0]
-        main = diffs[0]
-        if not worse:
+        found = _interval_clause(intervals, name, label) if intervals else None
+        if found is None:
+            found = _point_clause(ours, scores[name], label, qualified=bool(intervals))
+        if found is None:
+            continue
+        clause, won = found
+        clauses.append(clause)
+        if won:
             beaten.append(name)
-            clauses.append(f"they beat {label} ({main[0]} {abs(main[1]):.1%} lower)")
-        elif len(worse) == len(diffs):
-            clauses.append(f"they do not beat {label} ({main[0]} {main[1]:.1%} higher, lower is better)")
-        else:
-            better = [d[0] for d in diffs if d[1] < 0]
-            clauses.append(f"against {label} they are mixed (better by {' and '.join(better)}, worse by "
-                           f"{' and '.join(d[0] for d in worse)})")
     if not clauses:
         return "How these ranges compare with other ways of drawing them is not recorded."
     judged = "; ".join(clauses)
@@ -266,6 +270,70 @@ def range_verdict(scores: dict) -> str:
     if len(beaten) == len(clauses):
         return f"The ranges are the useful part: on the backtest's own scores {judged}."
     return f"On the backtest's own scores {judged}."
+
+
+def _interval_clause(intervals: dict, name: str, label: str) -> tuple[str, bool] | None:
+    """The clause for one peer judged by the 90% intervals of our scores' ratios to its, and whether ours won.
+
+    Ours beat the peer only when every interval lies wholly below 1, do worse only when every one lies
+    wholly above; when any interval holds 1, one year of forecasts cannot tell the two apart. None
+    when the evaluation has no interval against this peer. Only the fixed band's clause carries
+    figures (its first judged score and interval, as changes at the page's 0.1%): the main page shows
+    every number once, and several peers' ratios and bounds coincide at that precision.
+    """
+    found = [(what, bounds) for key, what in RANGE_INTERVALS_JUDGED_BY
+             if (bounds := _bounds(intervals.get(f"{key}_vs_{name}"))) is not None]
+    if not found:
+        return None
+    below = [hi < 1 for _, (_, _, hi) in found]
+    above = [lo > 1 for _, (_, lo, _) in found]
+    scored = " and ".join(what for what, _ in found)
+    what, (estimate, low, high) = found[0]
+    figures = (f"; {what} {_change(estimate)}, 90% interval {_change(low)} to {_change(high)}"
+               if name == "fixed_band" else "")
+    if all(below):
+        return f"they beat {label} (by {scored}, every 90% interval below 1{figures})", True
+    if all(above):
+        return f"they do worse than {label} (by {scored}, every 90% interval above 1{figures})", False
+    if any(below) and any(above):
+        return f"against {label} they are mixed (by {scored}, one 90% interval below 1 and one above{figures})", False
+    return (f"they cannot be told apart from {label} on one year of forecasts (by {scored}, a 90% interval "
+            f"holds 1{figures})"), False
+
+
+def _change(ratio: float) -> str:
+    """A score ratio as the page writes changes: "0.2% lower", "0.7% higher"."""
+    return f"{abs(ratio - 1):.1%} {'lower' if ratio < 1 else 'higher'}"
+
+
+def _bounds(value: Any) -> tuple[float, float, float] | None:
+    """(estimate, low, high) from an interval as evaluation.json writes it, None when it is not one."""
+    if isinstance(value, (list, tuple)) and len(value) == 3 and all(is_finite_number(v) for v in value):
+        return float(value[0]), float(value[1]), float(value[2])
+    return None
+
+
+def _point_clause(ours: dict, theirs: dict, label: str, qualified: bool) -> tuple[str, bool] | None:
+    """The clause for one peer judged by point estimates alone, and whether ours won.
+
+    `qualified`: the evaluation has intervals but none against this peer, so the clause claims nothing
+    and says so; otherwise (older versions) the clause is the point-estimate verdict.
+    """
+    diffs = [(label_, ours[key] / theirs[key] - 1) for key, label_ in RANGE_JUDGED_BY
+             if is_finite_number(ours.get(key)) and is_finite_number(theirs.get(key)) and theirs[key]]
+    if not diffs:
+        return None
+    if qualified:  # no figure: a point estimate without its interval is the claim issue 19 rules out
+        return f"against {label} the backtest gives no interval, so no claim", False
+    main = diffs[0]
+    worse = [d for d in diffs if d[1] >= 0]
+    if not worse:
+        return f"they beat {label} ({main[0]} {abs(main[1]):.1%} lower)", True
+    if len(worse) == len(diffs):
+        return f"they do not beat {label} ({main[0]} {main[1]:.1%} higher, lower is better)", False
+    better = [d[0] for d in diffs if d[1] < 0]
+    return (f"against {label} they are mixed (better by {' and '.join(better)}, worse by "
+            f"{' and '.join(d[0] for d in worse)})"), False
 
 
 def _coverage_verdict(metrics: dict) -> str:
@@ -304,7 +372,21 @@ def range_scores(evaluation: dict | None) -> dict | None:
         for level in ("80", "95"):
             scores[f"winkler_{level}_vs_fixed_band"] = _ratio_to(method.get("per_horizon", []), fixed,
                                                                  f"winkler_{level}")
+        scores["intervals"] = _ratio_intervals(method.get("intervals") or {})
         out[name] = scores
+    return out
+
+
+def _ratio_intervals(intervals: dict) -> dict:
+    """The bootstrap intervals of score ratios to each peer that the report gives, averaged over horizons:
+    "<score>_vs_<peer>" -> [estimate, low, high] (an interval with horizons contributes its "mean")."""
+    out = {}
+    for key, value in intervals.items():
+        if "_vs_" not in key:
+            continue
+        bounds = _bounds(value.get("mean") if isinstance(value, dict) else value)
+        if bounds is not None:
+            out[key] = list(bounds)
     return out
 
 

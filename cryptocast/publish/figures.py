@@ -91,7 +91,8 @@ def _range_scores_alt(scores: dict) -> str:
              f"of the fixed band's, {pct(s['coverage_80_calm'])} / {pct(s['coverage_80_middle'])} / "
              f"{pct(s['coverage_80_wild'])} inside the 80% range on calm / middle / wild days"
              for name, s in scores.items()]
-    return ("Our ranges against a fixed-width band and an EWMA volatility band on the same backtest days: above, "
+    peers = [charts.RANGE_METHOD_LABELS.get(name, name) for name in scores if name != "calibrated"]
+    return (f"Our ranges against the other ways of drawing them ({', '.join(peers)}) on the same backtest days: above, "
             "the interval score of the 80% range divided by the fixed band's per horizon (below 1 is better); "
             "below, how often the 80% range held by how volatile the market was. " + "; ".join(parts) + ".")
 

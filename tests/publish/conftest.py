@@ -79,7 +79,7 @@ def synthetic_distributions(bt: Backtest) -> backtest.Distributions:
     point = bt.forecasts["lstm"]
     offsets = np.quantile(np.log(bt.actual / point), LEVELS, axis=0).T  # (H, L)
     quantiles = {name: point[..., None] * np.exp(k * offsets) for name, k in
-                 (("calibrated", 1.0), ("fixed_band", 1.3), ("ewma_band", 0.8))}
+                 (("calibrated", 1.0), ("fixed_band", 1.3), ("ewma_band", 0.8), ("garch_t_band", 1.1))}
     sigma = np.linspace(0.02, 0.06, len(bt.origins))
     return backtest.Distributions(quantiles, sigma, State(CalibrationConfig(), HORIZON), 0)
 

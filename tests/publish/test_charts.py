@@ -231,6 +231,15 @@ def test_range_scores_compare_our_ranges_with_the_fixed_and_ewma_bands():
     assert bottom.lines[0].get_ydata()[0] == 0.8  # the promise
 
 
+def test_the_garch_peer_has_its_own_label_and_colour():
+    dist = distribution()
+    dist["methods"]["garch_t_band"] = dist["methods"]["ewma_band"]
+    top = charts.range_scores_chart(dist).axes[0]
+    lines = {line.get_label(): line.get_color() for line in top.lines}
+    assert list(lines)[-1] == "GARCH(1,1)-t band"
+    assert len(set(lines.values())) == len(lines)  # no two methods share a colour
+
+
 def test_training_chart_marks_the_kept_epoch_and_handles_no_history():
     fig = charts.training_chart({"loss": [3, 2, 1, 0.5], "val_loss": [3, 1, 2, 2.5]})
     assert "kept: epoch 2" in [line.get_label() for line in fig.axes[0].lines]

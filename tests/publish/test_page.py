@@ -238,7 +238,7 @@ def test_the_range_scores_are_the_backtests_in_a_table(shown, shared):
     assert doc["range_scores"]["fixed_band"]["winkler_80_vs_fixed_band"] == pytest.approx(1.0)
     table = re.search(r'<table class="wrap-first" id="range-table">.*?</table>', index, flags=re.S).group(0)
     assert re.findall(r"<th scope=\"col\">([^<]*)</th>", table) == [
-        "backtest", "our ranges", "fixed-width band", "EWMA volatility band"]
+        "backtest", "our ranges", "fixed-width band", "EWMA volatility band", "GARCH(1,1)-t band"]
     wild = re.search(r"<td>… on wild days \(the most volatile third\)</td><td>([^<]*)</td>", table).group(1)
     assert wild == f"{ours['coverage_80_wild']:.1%}"
     assert "the interval score charges a range its width plus a penalty for every outcome outside it" in text.lower()
