@@ -223,8 +223,8 @@ def test_a_delta_group_left_by_a_refused_first_run_is_named_with_its_fix_and_the
     assert only_error(output(capsys)[1]) == (
         "error: hopsworks-reset: this deletes feature view solana_features v1, feature group solana v1, feature "
         "group bitcoin v1, feature group fear_greed v1, feature group upstream_holes v1, feature group "
-        "solana_forecasts v2, feature group model_health v1 on Hopsworks, with their rows; nothing was deleted: run it again with "
-        "--yes-delete-cryptocast-groups to do it")
+        "solana_forecasts v2, feature group model_health v1 on Hopsworks, with their rows; nothing was deleted: run it "
+        "again with --yes-delete-cryptocast-groups to do it")
     assert ("solana", 1) in on_hopsworks.groups
     on_hopsworks.groups[("someone_elses", 1)] = other = on_hopsworks.groups[("solana", 1)].__class__(
         on_hopsworks, hopsworks_double.group_metadata("someone_elses", 1))
