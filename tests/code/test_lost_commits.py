@@ -188,3 +188,13 @@ def test_the_daily_pipeline_refuses_a_group_that_lost_its_newest_commit(api, tmp
     lines = error_lines(capsys)
     assert any("solana" in line and "rollback solana --to 0`" in line for line in lines), lines
     assert tree(group_dir(home)) == before
+
+
+def test_a_record_whose_window_starts_where_no_checkpoint_is_refused(home, capsys):
+    """An edited `first` would silently shorten the time-travel window; one without a checkpoint is refused."""
+    ledger = home / "feature_store" / LEDGER
+    data = json.loads(ledger.read_text())
+    data["groups"]["solana_v1"]["first"] = 1
+    ledger.write_text(json.dumps(data))
+    assert cryptocast_main(["verify"]) == 1
+    assert f"{LEDGER} is damaged" in error_lines(capsys)[0]
