@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     rollback_cmd = commands.add_parser("rollback", parents=[cli.common_flags()],
                                        help="make a group's rows of an earlier commit live again (local backend)")
     rollback_cmd.add_argument("group", help=f"one of: {', '.join(ALL_GROUPS)}, or <group>_v<version>")
-    rollback_cmd.add_argument("--to", type=int, required=True, metavar="N", help="the commit (see history)")
+    rollback_cmd.add_argument("--to", type=int, required=True, metavar="N",
+                              help="the commit (see history); -1 starts a group with no intact version empty")
     commands.add_parser("verify", parents=[cli.common_flags()],
                         help="check every stored file against its recorded checksums (local backend)")
     commands.add_parser("doctor", parents=[cli.common_flags()],

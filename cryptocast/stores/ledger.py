@@ -82,4 +82,6 @@ def _sound(entry: object) -> bool:
     pending = entry.get("pending")
     announced = pending is None or (isinstance(pending, dict) and isinstance(pending.get("version"), int)
                                     and isinstance(pending.get("sha256"), str))
-    return ints and tables and announced
+    # the oldest restorable version is the first commit, or one a checkpoint lets delta-rs open alone
+    starts = ints and tables and (entry["first"] == 0 or str(entry["first"]) in entry["checkpoints"])
+    return starts and announced

@@ -165,3 +165,36 @@ def test_a_model_version_without_its_checksums_is_refused(home, capsys):
         LocalModelRegistry(home).production("sol_lstm")
     assert cryptocast_main(["verify"]) == 1
     assert "checksums.json is missing" in error_lines(capsys)[0]
+
+
+def test_the_daily_pipeline_refuses_a_group_that_lost_its_newest_commit(api, tmp_path, capsys, monkeypatch):
+    """Before: the lost commit's days were silently fetched again on top of the version before (exit 0)."""
+    import datetime as dt
+
+    from cryptocast import ingest
+    from cryptocast.settings import load_settings
+
+    import feature_pipeline
+
+    home = tmp_path / "home"
+    ingest.backfill(load_settings({"CRYPTOCAST_HOME": str(home), "CRYPTOCAST_AS_OF": "2024-02-20",
+                                   "CRYPTOCAST_BACKEND": "local"}))
+    ingest.update(load_settings({"CRYPTOCAST_HOME": str(home), "CRYPTOCAST_AS_OF": "2024-02-25",
+                                 "CRYPTOCAST_BACKEND": "local"}))
+    faults.damage_log(group_dir(home), "newest commit deleted")
+    before = tree(group_dir(home))
+    monkeypatch.setenv("CRYPTOCAST_AS_OF", str(dt.date(2024, 2, 26)))
+    assert feature_pipeline.main([]) == 1
+    lines = error_lines(capsys)
+    assert any("solana" in line and "rollback solana --to 0`" in line for line in lines), lines
+    assert tree(group_dir(home)) == before
+
+
+def test_a_record_whose_window_starts_where_no_checkpoint_is_refused(home, capsys):
+    """An edited `first` would silently shorten the time-travel window; one without a checkpoint is refused."""
+    ledger = home / "feature_store" / LEDGER
+    data = json.loads(ledger.read_text())
+    data["groups"]["solana_v1"]["first"] = 1
+    ledger.write_text(json.dumps(data))
+    assert cryptocast_main(["verify"]) == 1
+    assert f"{LEDGER} is damaged" in error_lines(capsys)[0]
