@@ -51,8 +51,8 @@ def test_the_pipeline_on_hopsworks_matches_the_local_one(on_hopsworks, small_tra
     assert hopsworks.backend == "hopsworks"
     assert run_main(cryptocast_main.main, "doctor") == 0
     assert ("real objects: groups solana v1, bitcoin v1, fear_greed v1, solana_forecasts v2, model_health v1 as "
-            "cryptocast creates them; not created yet: upstream_holes v1; feature view solana_features v1 exists; model sol_lstm: 1 "
-            "version(s)") in capsys.readouterr().out
+            "cryptocast creates them; not created yet: upstream_holes v1; feature view solana_features v1 exists; "
+            "model sol_lstm: 1 version(s)") in capsys.readouterr().out
     assert run_main(cryptocast_main.main, "status", "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["backend"] == "hopsworks" and report["models"][MODEL_NAME]["production"] == 1
