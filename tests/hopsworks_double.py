@@ -192,7 +192,8 @@ class Double:
 
     def check_direct_write(self, metadata: Any) -> None:
         """hsfs' own delta-rs set-up for an external client: it refuses when the cluster publishes no external
-        datanode load balancer (`loadbalancer_external_domain_datanode` unset), with the client's own message."""
+        datanode load balancer (`loadbalancer_external_domain_datanode` unset), with the client's own message
+        (hsfs 5.2.1 `hsfs/core/delta_engine.py:179-182` and `:745-764`)."""
         from hsfs.core.delta_engine import DeltaEngine
 
         def domain(kind: str) -> str:
@@ -607,7 +608,8 @@ class FakeFeatureGroup:
 class FakeJob:
     """A stream group's materialization job, one execution at a time. As hsfs' `Job.run` does, starting it while
     an execution still runs starts nothing and waits for nothing (`Job._is_materialization_running`: a warning,
-    and None); that running execution writes only the rows that were in the topic when it started."""
+    and None; hopsworks_common 5.2.1 `hopsworks_common/job.py:180-293` run, `:394-416` the check); that running
+    execution writes only the rows that were in the topic when it started."""
 
     def __init__(self, group: FakeFeatureGroup) -> None:
         self.group = group
@@ -840,7 +842,8 @@ class FakeModel:
              upload_configuration: dict | None = None) -> FakeModel:
         """As hsml's `ModelEngine._save`: checks, `Models/<name>`, the version numbered by hsml's own code from
         the folders there, upload, input_example.json, the registration (PUT), then hsml's poll for it, which
-        sleeps 5 s before each look (counted in `Double.waited`, not slept) and looks await_registration/5 times."""
+        sleeps 5 s before each look (counted in `Double.waited`, not slept) and looks await_registration/5 times
+        (hsml 5.2.1 `hsml/engine/model_engine.py:408-539` save, `:315-371` numbering, `:81-102` poll)."""
         from hopsworks_common import util
         from hopsworks_common.client.exceptions import ModelRegistryException
         from hopsworks_common.core.dataset_api import DatasetApi
