@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader, or a crash, sees the old content or the new, never a torn file.
+"""Atomic file writes: a reader, or a crash, sees the old content or the new, never a torn file; and the
+checksum both the store's record and the model registry keep of what they wrote.
 
 Shared by the feature store, the model registry and the portable network export. Standard
 library only, so any module can use it without paying for pandas or TensorFlow.
@@ -6,6 +7,7 @@ library only, so any module can use it without paying for pandas or TensorFlow.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -74,3 +76,15 @@ def atomic_create_bytes(path: Path, data: bytes) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_directory(path.parent)
+
+
+def sha256_file(path: Path) -> str | None:
+    """The SHA-256 of a file, read in blocks (a model file may be large), or None if it is not there."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        return None
+    return digest.hexdigest()

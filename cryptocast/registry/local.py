@@ -20,7 +20,6 @@ recorded, deleting that file (and writing the pointer as `{"version": N}`) would
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -32,7 +31,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from cryptocast.atomic import atomic_write_bytes
+from cryptocast.atomic import atomic_write_bytes, sha256_file
 from cryptocast.errors import StoreError
 from cryptocast.registry.base import (
     DEFAULT_METRIC,
@@ -53,14 +52,6 @@ _VERSION_DIR = re.compile(r"v([0-9]+)")
 CHECKSUMS = "checksums.json"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _version_files(directory: Path) -> list[str]:
     return sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
                   if p.is_file() and p.name != CHECKSUMS)
@@ -68,7 +59,7 @@ def _version_files(directory: Path) -> list[str]:
 
 def checksums_record(directory: Path) -> bytes:
     """What `checksums.json` holds: every file of a version (but itself) by relative path, with its SHA-256."""
-    return to_json({"sha256": {name: _sha256(directory / name) for name in _version_files(directory)}},
+    return to_json({"sha256": {name: sha256_file(directory / name) for name in _version_files(directory)}},
                    "checksums")
 
 
@@ -93,7 +84,7 @@ def check_version(directory: Path, deep: bool) -> None:
             raise StoreError(f"model registry: {file} is not in {path} (added after registration?)")
         if not file.is_file():
             raise StoreError(f"model registry: {file} is missing")
-        if _sha256(file) != recorded[name]:
+        if sha256_file(file) != recorded[name]:
             raise StoreError(f"model registry: {file} is damaged: its SHA-256 does not match {path}")
 
 
@@ -159,7 +150,7 @@ class LocalModelRegistry:
 
     def _pointer_check(self, name: str, version: int) -> str:
         """The production pointer's check: the SHA-256 of the version's checksums."""
-        return _sha256(self._model_dir(name) / f"v{version}" / CHECKSUMS)
+        return sha256_file(self._model_dir(name) / f"v{version}" / CHECKSUMS)
 
     def set_production(self, name: str, version: int) -> None:
         with self._locked():

@@ -42,10 +42,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cryptocast.atomic import atomic_create_bytes, atomic_write_bytes
+from cryptocast.atomic import atomic_create_bytes, atomic_write_bytes, sha256_file
 from cryptocast.errors import StoreError
 from cryptocast.features import FORECASTS, INGESTED_GROUPS, Column, GroupSpec, empty_frame
-from cryptocast.stores.ledger import LEDGER, Ledger, sha256_file
+from cryptocast.stores.ledger import LEDGER, Ledger
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ the whole file, made by a run that holds the store lock.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -27,14 +26,6 @@ from cryptocast.errors import StoreError
 
 LEDGER = "groups.json"
 FORMAT = 1
-
-
-def sha256_file(path: Path) -> str | None:
-    """The SHA-256 of a file, or None if it is not there."""
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        return None
 
 
 class Ledger:
