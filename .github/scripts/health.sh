@@ -27,6 +27,7 @@ for name in GH_REPO RUN_URL; do
 done
 every="${RETRAIN_EVERY_DAYS:-7}"
 title="Model health"
+source "$(dirname "${BASH_SOURCE[0]}")/issues.sh"
 record="${HEALTH_JSON:-}"
 
 if [[ -z "$record" ]] || ! day="$(jq -er '.day // empty' <<<"$record")"; then
@@ -34,11 +35,6 @@ if [[ -z "$record" ]] || ! day="$(jq -er '.day // empty' <<<"$record")"; then
   exit 0
 fi
 verdict="$(jq -r '.verdict' <<<"$record")" || die "HEALTH_JSON is not a health record"
-
-open_issue() {
-  gh issue list --repo "$GH_REPO" --state open --limit 100 --json number,title \
-    --jq ".[] | select(.title == \"$title\") | .number" | head -n 1
-}
 
 # The newest dispatched retrain's creation time (ISO 8601), if any.
 last_dispatch() {
@@ -53,9 +49,7 @@ if [[ "$verdict" != fail ]]; then
     say "health $day: $verdict; no open issue"
     exit 0
   fi
-  gh issue comment "$number" --repo "$GH_REPO" \
-    --body "$day: every check that can be computed passes again ($verdict): $RUN_URL" >/dev/null
-  gh issue close "$number" --repo "$GH_REPO" >/dev/null
+  close_issue "$number" "$day: every check that can be computed passes again ($verdict): $RUN_URL"
   say "health $day: $verdict; closed issue #$number"
   exit 0
 fi
@@ -86,10 +80,5 @@ if [[ -n "$number" && "$dispatched" == false ]]; then
     exit 0
   fi
 fi
-if [[ -n "$number" ]]; then
-  gh issue comment "$number" --repo "$GH_REPO" --body "$body" >/dev/null
-  say "health $day: fail; commented on issue #$number; ${retrain%%;*}"
-else
-  gh issue create --repo "$GH_REPO" --title "$title" --body "$body" >/dev/null
-  say "health $day: fail; opened an issue; ${retrain%%;*}"
-fi
+did="$(post_issue "$number" "$body")"
+say "health $day: fail; $did; ${retrain%%;*}"

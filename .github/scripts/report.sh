@@ -25,11 +25,7 @@ for name in GH_REPO RUN_ID RUN_URL WORKFLOW; do
   [[ -n "${!name:-}" ]] || die "$name is not set"
 done
 title="Scheduled $WORKFLOW run failed"
-
-open_issue() {
-  gh issue list --repo "$GH_REPO" --state open --limit 100 --json number,title \
-    --jq ".[] | select(.title == \"$title\") | .number" | head -n 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/issues.sh"
 
 # The first failed job: its id, conclusion, name and first failed step, tab-separated, from the run's jobs
 # (in progress: this one).
@@ -56,8 +52,7 @@ if [[ "$result" == success ]]; then
     say "$WORKFLOW succeeded; no open issue"
     exit 0
   fi
-  gh issue comment "$number" --repo "$GH_REPO" --body "$today: the scheduled run succeeded again: $RUN_URL" >/dev/null
-  gh issue close "$number" --repo "$GH_REPO" >/dev/null
+  close_issue "$number" "$today: the scheduled run succeeded again: $RUN_URL"
   say "$WORKFLOW succeeded; closed issue #$number"
   exit 0
 fi
@@ -77,10 +72,5 @@ if [[ -n "$where" ]]; then
 fi
 body="$(printf '%s: the scheduled run failed at **%s**.\n\n```\n%s\n```\n\n%s\n' "$today" \
   "${step:-an unknown step}" "${error:-no failed job found in run $RUN_ID: see the run}" "$RUN_URL")"
-if [[ -n "$number" ]]; then
-  gh issue comment "$number" --repo "$GH_REPO" --body "$body" >/dev/null
-  say "$WORKFLOW failed at ${step:-an unknown step}; commented on issue #$number"
-else
-  gh issue create --repo "$GH_REPO" --title "$title" --body "$body" >/dev/null
-  say "$WORKFLOW failed at ${step:-an unknown step}; opened an issue"
-fi
+did="$(post_issue "$number" "$body")"
+say "$WORKFLOW failed at ${step:-an unknown step}; $did"
